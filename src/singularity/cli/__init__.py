@@ -1,0 +1,90 @@
+"""The ``singularity`` command. Sub-commands live in their own modules and import heavy
+libraries inside the command body, so ``singularity --help`` stays fast."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from singularity import __version__
+from singularity.cli._context import err_console, state
+from singularity.errors import SingularityError
+
+app = typer.Typer(
+    name="singularity",
+    help="Discovers, validates and trades crypto trading strategies.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"singularity {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="Settings file (default: ./singularity.toml if present)."
+    ),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Data directory (overrides settings and SINGULARITY_DATA_DIR)."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    st = state(ctx)
+    st.config_path = config
+    if data_dir is not None:
+        st.overrides["data.dir"] = str(data_dir)
+
+
+# Sub-command registration: one line per module.
+from singularity.cli import (  # noqa: E402
+    bakeoff_cmd,
+    config_cmd,
+    data_cmd,
+    demo_cmd,
+    evolve_cmd,
+    features_cmd,
+)
+
+app.command("init")(config_cmd.init)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(data_cmd.app, name="data")
+app.add_typer(features_cmd.app, name="features")
+app.command("evolve")(evolve_cmd.evolve)
+app.add_typer(evolve_cmd.bench_app, name="bench")
+app.command("bakeoff")(bakeoff_cmd.bakeoff)
+app.command("demo")(demo_cmd.demo)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit code."""
+    try:
+        app(standalone_mode=False)
+    except SingularityError as e:
+        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
+    except Exception as e:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise

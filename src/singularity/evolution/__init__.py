@@ -1,0 +1,1 @@
+"""Strategy synthesis by strongly typed genetic programming (DEAP)."""

@@ -1,0 +1,1 @@
+"""Causal features: every value at bar t uses candles up to and including bar t only."""

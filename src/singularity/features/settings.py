@@ -1,0 +1,66 @@
+"""Feature settings (section ``[features]``). Light module: no heavy imports here."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from singularity.settings_base import FrozenModel
+
+
+class IndicatorSettings(FrozenModel):
+    rsi_period: int = Field(default=14, ge=2)
+    macd_fast: int = Field(default=12, ge=2)
+    macd_slow: int = Field(default=26, ge=3)
+    macd_signal: int = Field(default=9, ge=2)
+    atr_period: int = Field(default=14, ge=2)
+    adx_period: int = Field(default=14, ge=2)
+    bbands_period: int = Field(default=20, ge=2)
+    bbands_std: float = Field(default=2.0, gt=0)
+    stoch_k: int = Field(default=14, ge=2)
+    stoch_d: int = Field(default=3, ge=1)
+    cci_period: int = Field(default=20, ge=2)
+    mfi_period: int = Field(default=14, ge=2)
+    obv_slope_period: int = Field(default=20, ge=2)
+    roc_periods: tuple[int, ...] = (1, 6, 24)
+    ma_periods: tuple[int, ...] = (20, 50, 200)
+    return_horizons: tuple[int, ...] = (1, 6, 24)
+    vol_horizons: tuple[int, ...] = (24, 168)
+    volume_z_period: int = Field(default=48, ge=2)
+
+
+class CeemdanSettings(FrozenModel):
+    enabled: bool = True
+    window: int = Field(default=256, ge=32)
+    trials: int = Field(default=50, ge=1)
+    noise_scale: float = Field(default=0.05, gt=0)
+    max_imfs: int = Field(default=4, ge=1)
+    stride: int = Field(default=24, ge=1)
+    """Decompose every ``stride`` bars and hold the last value in between (still causal)."""
+    amplitude_bars: int = Field(default=16, ge=2)
+    seed: int = 12345
+
+
+class ParticleFilterSettings(FrozenModel):
+    enabled: bool = True
+    particles: int = Field(default=512, ge=16)
+    seed: int = 7
+
+
+class GraphSettings(FrozenModel):
+    enabled: bool = True
+    corr_window: int = Field(default=168, ge=8)
+    edge_threshold: float = Field(default=0.3, ge=0, le=1)
+    gnn_enabled: bool = True
+    gnn_embedding_dim: int = Field(default=4, ge=1)
+    gnn_hidden: int = Field(default=16, ge=2)
+    gnn_retrain_every: int = Field(default=500, ge=10)
+    gnn_train_window: int = Field(default=2000, ge=50)
+    gnn_epochs: int = Field(default=30, ge=1)
+    seed: int = 11
+
+
+class FeatureSettings(FrozenModel):
+    indicators: IndicatorSettings = IndicatorSettings()
+    ceemdan: CeemdanSettings = CeemdanSettings()
+    particle_filter: ParticleFilterSettings = ParticleFilterSettings()
+    graph: GraphSettings = GraphSettings()

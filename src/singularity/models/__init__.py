@@ -1,0 +1,1 @@
+"""Models for the bake-off: LightGBM, a Transformer, a logistic baseline; purged CV."""

@@ -1,0 +1,1 @@
+"""Worker pools, thread limits, process-safe logging, status reporting."""

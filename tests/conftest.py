@@ -1,0 +1,44 @@
+"""Shared fixtures. Real-data tests read ../shared/data: they skip where it is absent,
+and fail under CI (CI=true), where its absence is a broken set-up, not a reason to skip."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("SINGULARITY_SHARED_DATA", REPO.parent / "shared" / "data"))
+BINANCE_DIR = SHARED_DATA / "binance-spot-2024-2026"
+CORE8 = ("BTC", "ETH", "SOL", "XRP", "BNB", "DOGE", "ADA", "LTC")
+
+
+def _require_shared() -> Path:
+    if BINANCE_DIR.is_dir():
+        return BINANCE_DIR
+    msg = f"real candles not found at {BINANCE_DIR} (../shared/data beside the repository)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {msg}")
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def binance_dir() -> Path:
+    """Folder of freqtrade feather files; skips (or fails under CI) where absent."""
+    return _require_shared()
+
+
+@pytest.fixture(scope="session")
+def load_feather(binance_dir: Path):
+    """``load_feather('BTC', '1h', tail=5000)`` -> canonical OHLCV frame (UTC DatetimeIndex)."""
+
+    def load(base: str, timeframe: str = "1h", tail: int | None = None) -> pd.DataFrame:
+        df = pd.read_feather(binance_dir / f"{base}_USDT-{timeframe}.feather")
+        df = df.rename(columns={"date": "timestamp"}).set_index("timestamp")
+        df.index = pd.DatetimeIndex(df.index).tz_convert("UTC")
+        df = df[["open", "high", "low", "close", "volume"]].astype("float64")
+        return df.iloc[-tail:] if tail else df
+
+    return load
