@@ -67,24 +67,14 @@ app.command("demo")(demo_cmd.demo)
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and a non-zero exit code."""
+    """Entry point: user errors become one line on stderr and a non-zero exit code.
+
+    Click handles its own usage errors (exit 2) in standalone mode; ours surface here."""
     try:
-        app(standalone_mode=False)
+        app()
     except SingularityError as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(1)
-    except Exception as e:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise

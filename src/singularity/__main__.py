@@ -1,0 +1,3 @@
+from singularity.cli import main
+
+main()
