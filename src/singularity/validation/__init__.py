@@ -1,0 +1,1 @@
+"""The validation gauntlet: each test a function returning a verdict with its figures."""
