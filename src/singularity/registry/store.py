@@ -1,0 +1,253 @@
+"""Transactional access to the registry.
+
+SQLite runs in WAL mode with a busy timeout, so the forge (writer) and the CLI or dashboard
+(readers) in other processes can use it at once. Every method is one transaction. A run
+whose process died is never left "running": ``Registry(...)`` marks such runs failed when it
+opens (crash-only recovery).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from singularity.errors import DataError
+from singularity.registry.schema import (
+    Base,
+    Dataset,
+    ForgeRun,
+    GenerationStat,
+    Model,
+    Strategy,
+    utcnow,
+)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class Registry:
+    def __init__(self, url: str, *, recover: bool = True) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if recover:
+            self.fail_interrupted_runs()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as s:
+            yield s
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- recovery ------------------------------------------------------------------------
+    def fail_interrupted_runs(self) -> list[int]:
+        """Mark failed every 'running' run of this host whose process is gone."""
+        host = socket.gethostname()
+        failed: list[int] = []
+        with self.session() as s:
+            for run in s.scalars(select(ForgeRun).where(ForgeRun.status == "running")):
+                if run.host == host and not _pid_alive(run.pid):
+                    run.status = "failed"
+                    run.error = f"interrupted: process {run.pid} ended during stage '{run.stage}'"
+                    run.finished_at = utcnow()
+                    failed.append(run.id)
+        return failed
+
+    # -- datasets --------------------------------------------------------------------------
+    def upsert_dataset(self, *, fingerprint: str, exchange: str, symbol: str, timeframe: str,
+                       first: datetime, last: datetime, rows: int) -> int:
+        with self.session() as s:
+            ds = s.scalar(select(Dataset).where(Dataset.fingerprint == fingerprint))
+            if ds is None:
+                ds = Dataset(fingerprint=fingerprint, exchange=exchange, symbol=symbol,
+                             timeframe=timeframe, first=first, last=last, rows=rows)
+                s.add(ds)
+                s.flush()
+            return ds.id
+
+    # -- runs ------------------------------------------------------------------------------
+    def start_run(self, *, symbol: str, timeframe: str, seed: int, settings: dict[str, Any],
+                  dataset_id: int | None = None, agent_id: str = "",
+                  parent_champion_id: int | None = None) -> int:
+        with self.session() as s:
+            prev = s.scalar(select(ForgeRun.generation).where(ForgeRun.symbol == symbol)
+                            .order_by(ForgeRun.generation.desc()).limit(1))
+            run = ForgeRun(symbol=symbol, timeframe=timeframe, seed=seed, settings=settings,
+                           dataset_id=dataset_id, agent_id=agent_id or f"{socket.gethostname()}:{os.getpid()}",
+                           parent_champion_id=parent_champion_id, generation=(prev or 0) + 1,
+                           host=socket.gethostname(), pid=os.getpid(), status="running")
+            s.add(run)
+            s.flush()
+            return run.id
+
+    def set_stage(self, run_id: int, stage: str, detail: str = "", *,
+                  stage_seconds: dict[str, float] | None = None) -> None:
+        values: dict[str, Any] = {"stage": stage, "stage_detail": detail, "updated_at": utcnow()}
+        if stage_seconds is not None:
+            values["stage_seconds"] = dict(stage_seconds)
+        with self.session() as s:
+            s.execute(update(ForgeRun).where(ForgeRun.id == run_id).values(**values))
+
+    def finish_run(self, run_id: int, *, status: str, seconds: float, error: str = "",
+                   champion_id: int | None = None, report_path: str = "") -> None:
+        if status not in ("succeeded", "failed"):
+            raise ValueError(f"bad final status {status!r}")
+        with self.session() as s:
+            s.execute(update(ForgeRun).where(ForgeRun.id == run_id).values(
+                status=status, seconds=seconds, error=error, champion_id=champion_id,
+                report_path=report_path, finished_at=utcnow(), updated_at=utcnow(),
+                stage="done" if status == "succeeded" else "failed"))
+
+    def run(self, run_id: int) -> ForgeRun:
+        with self.session() as s:
+            run = s.get(ForgeRun, run_id)
+            if run is None:
+                raise DataError(f"no forge run with id {run_id}")
+            return run
+
+    def runs(self, *, symbol: str | None = None, limit: int = 50) -> list[ForgeRun]:
+        q = select(ForgeRun).order_by(ForgeRun.id.desc()).limit(limit)
+        if symbol:
+            q = q.where(ForgeRun.symbol == symbol)
+        with self.session() as s:
+            return list(s.scalars(q))
+
+    # -- strategies --------------------------------------------------------------------------
+    def add_strategy(self, *, run_id: int, symbol: str, timeframe: str, expression: str,
+                     readable: str, size: int, fitness: float, in_sample: dict[str, Any],
+                     holdout: dict[str, Any] | None = None, gauntlet: list[Any] | None = None,
+                     explanation: str = "", parents: Iterable[int] = (),
+                     status: str = "candidate") -> int:
+        with self.session() as s:
+            st = Strategy(run_id=run_id, symbol=symbol, timeframe=timeframe, expression=expression,
+                          readable=readable, size=size, fitness=fitness, in_sample=in_sample,
+                          holdout=holdout or {}, gauntlet=gauntlet or [], explanation=explanation,
+                          parents=list(parents), status=status)
+            s.add(st)
+            s.flush()
+            return st.id
+
+    def promote(self, strategy_id: int) -> None:
+        """Make a strategy its symbol's champion; the previous champion is retired."""
+        with self.session() as s:
+            st = s.get(Strategy, strategy_id)
+            if st is None:
+                raise DataError(f"no strategy with id {strategy_id}")
+            s.execute(update(Strategy).where(Strategy.symbol == st.symbol, Strategy.timeframe == st.timeframe,
+                                             Strategy.status == "champion").values(status="retired"))
+            st.status = "champion"
+
+    def strategy(self, strategy_id: int) -> Strategy:
+        with self.session() as s:
+            st = s.get(Strategy, strategy_id)
+            if st is None:
+                raise DataError(f"no strategy with id {strategy_id}: see 'singularity registry list'")
+            return st
+
+    def strategies(self, *, symbol: str | None = None, status: str | None = None,
+                   limit: int = 100) -> list[Strategy]:
+        q = select(Strategy).order_by(Strategy.id.desc()).limit(limit)
+        if symbol:
+            q = q.where(Strategy.symbol == symbol)
+        if status:
+            q = q.where(Strategy.status == status)
+        with self.session() as s:
+            return list(s.scalars(q))
+
+    def reborn_seeds(self, symbol: str, timeframe: str, *, limit: int = 10) -> list[Strategy]:
+        """Champions first, then the best candidates by fitness: the next cycle's seeds."""
+        with self.session() as s:
+            champs = list(s.scalars(select(Strategy).where(
+                Strategy.symbol == symbol, Strategy.timeframe == timeframe,
+                Strategy.status == "champion").order_by(Strategy.id.desc())))
+            rest = list(s.scalars(select(Strategy).where(
+                Strategy.symbol == symbol, Strategy.timeframe == timeframe,
+                Strategy.status != "champion").order_by(Strategy.fitness.desc()).limit(limit)))
+        seen: set[str] = set()
+        out: list[Strategy] = []
+        for st in champs + rest:
+            if st.expression not in seen:
+                seen.add(st.expression)
+                out.append(st)
+        return out[:limit]
+
+    def lineage(self, strategy_id: int) -> list[Strategy]:
+        """The strategy and its ancestors, breadth first, each once."""
+        out: list[Strategy] = []
+        seen: set[int] = set()
+        frontier = [strategy_id]
+        with self.session() as s:
+            while frontier:
+                sid = frontier.pop(0)
+                if sid in seen:
+                    continue
+                seen.add(sid)
+                st = s.get(Strategy, sid)
+                if st is None:
+                    continue
+                out.append(st)
+                frontier.extend(int(p) for p in st.parents)
+        return out
+
+    # -- models and GP statistics ---------------------------------------------------------------
+    def add_model(self, *, run_id: int, name: str, artifact_path: str, metrics: dict[str, Any],
+                  winner: bool) -> int:
+        with self.session() as s:
+            m = Model(run_id=run_id, name=name, artifact_path=artifact_path, metrics=metrics, winner=winner)
+            s.add(m)
+            s.flush()
+            return m.id
+
+    def models(self, run_id: int) -> list[Model]:
+        with self.session() as s:
+            return list(s.scalars(select(Model).where(Model.run_id == run_id)))
+
+    def add_generation_stats(self, run_id: int, rows: Iterable[dict[str, Any]]) -> None:
+        with self.session() as s:
+            s.add_all(GenerationStat(run_id=run_id, generation=int(r.get("generation", i)), stats=dict(r))
+                      for i, r in enumerate(rows))
+
+    def generation_stats(self, run_id: int) -> list[dict[str, Any]]:
+        with self.session() as s:
+            return [g.stats for g in s.scalars(select(GenerationStat).where(GenerationStat.run_id == run_id)
+                                                .order_by(GenerationStat.generation))]
