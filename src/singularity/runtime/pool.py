@@ -1,0 +1,343 @@
+"""One pool of compute workers per machine, owned explicitly and passed in.
+
+``WorkerPool`` owns ONE long-lived loky process executor (spawn semantics: workers never
+inherit the parent's threads, locks or event loop). Workers are single-threaded: the thread
+environment is set before their interpreter imports anything, and the initializer pins
+threadpoolctl/numba/torch explicitly. Work goes out in batches (a few per worker), results come
+back in order; a batch whose worker died (or that ran past its timeout) is retried once on fresh
+workers, then the map fails with a one-line error. Ctrl-C kills the workers: nothing is left.
+
+Large read-only arrays reach each worker once: ``pool.share({...})`` writes them as ``.npy``
+files in the pool's temporary directory and returns a small picklable ``SharedArrays`` handle;
+``handle.load()`` memory-maps them in the worker (cached per process), so every worker reads
+the same pages of the page cache instead of unpickling a copy with every task.
+
+Only module-level functions and plain data cross the process boundary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+from singularity.errors import SingularityError
+from singularity.runtime.threads import limit_threads, thread_env
+
+T = TypeVar("T")
+R = TypeVar("R")
+log = logging.getLogger(__name__)
+
+BATCHES_PER_WORKER = 4
+"""Default batching: a few batches per worker balances load without per-item dispatch."""
+
+
+class WorkerError(SingularityError):
+    """A batch could not be computed: its worker died or hung twice."""
+
+
+def cpu_count() -> int:
+    """Cores this process may use (affinity-aware where the platform tells)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_workers(workers: int) -> int:
+    """0 (or less) means every core."""
+    return workers if workers > 0 else cpu_count()
+
+
+# --------------------------------------------------------------------------- shared arrays
+
+_SHARED_CACHE: dict[str, dict[str, np.ndarray]] = {}
+_SHARED_CACHE_MAX = 8
+
+
+@dataclass(frozen=True)
+class SharedArrays:
+    """Picklable handle to named read-only arrays: a directory of ``.npy`` files, or the arrays
+    themselves when no process boundary is crossed (``inline``)."""
+
+    key: str
+    directory: str | None = None
+    names: tuple[str, ...] = ()
+    inline: Mapping[str, np.ndarray] | None = field(default=None, compare=False, repr=False)
+
+    def load(self) -> dict[str, np.ndarray]:
+        """The arrays, memory-mapped read-only (once per process)."""
+        if self.inline is not None:
+            return dict(self.inline)
+        hit = _SHARED_CACHE.get(self.key)
+        if hit is not None:
+            return hit
+        if self.directory is None:
+            raise WorkerError(f"shared arrays {self.key!r} are not available in this process")
+        arrays = {n: np.load(Path(self.directory) / f"{n}.npy", mmap_mode="r") for n in self.names}
+        _remember(self.key, arrays)
+        return arrays
+
+
+def _remember(key: str, arrays: dict[str, np.ndarray]) -> None:
+    if len(_SHARED_CACHE) >= _SHARED_CACHE_MAX:
+        _SHARED_CACHE.pop(next(iter(_SHARED_CACHE)))
+    _SHARED_CACHE[key] = arrays
+
+
+def share_inline(arrays: Mapping[str, np.ndarray]) -> SharedArrays:
+    """A handle for serial, in-process use (``pool=None``)."""
+    return SharedArrays(key=uuid.uuid4().hex, inline=dict(arrays))
+
+
+def share_arrays(arrays: Mapping[str, np.ndarray], pool: Pool | None = None) -> SharedArrays:
+    """Hand ``arrays`` to ``pool``'s workers once; in-process when ``pool`` is None."""
+    return share_inline(arrays) if pool is None else pool.share(arrays)
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def _init_worker(log_queue: Any, log_level: int) -> None:
+    limit_threads(1)
+    if log_queue is not None:
+        from singularity.runtime.logging import install_queue_handler
+
+        install_queue_handler(log_queue, log_level)
+
+
+def _run_batch(fn: Callable[[Any], Any], batch: Sequence[Any]) -> list[Any]:
+    return [fn(item) for item in batch]
+
+
+def _worker_pid() -> int:
+    return os.getpid()
+
+
+# --------------------------------------------------------------------------- pools
+
+
+class Pool(Protocol):
+    """What evaluation code needs from a pool (local loky or Dask)."""
+
+    @property
+    def workers(self) -> int: ...
+
+    def map(
+        self,
+        fn: Callable[[T], R],
+        items: Iterable[T],
+        *,
+        timeout: float | None = None,
+        chunksize: int | None = None,
+    ) -> list[R]: ...
+
+    def share(self, arrays: Mapping[str, np.ndarray]) -> SharedArrays: ...
+
+
+def split_batches(items: Sequence[T], workers: int, chunksize: int | None) -> list[Sequence[T]]:
+    """Consecutive batches: ``chunksize`` items each, or about BATCHES_PER_WORKER per worker."""
+    n = len(items)
+    if n == 0:
+        return []
+    size = chunksize or max(1, math.ceil(n / (workers * BATCHES_PER_WORKER)))
+    return [items[i : i + size] for i in range(0, n, size)]
+
+
+class WorkerPool:
+    """Local pool of single-threaded loky worker processes; a context manager.
+
+    ``workers=0`` uses every core. ``log_queue`` (from ``LogHub``) routes the workers' logging
+    to the parent's single log file.
+    """
+
+    def __init__(
+        self,
+        workers: int = 0,
+        *,
+        log_queue: Any = None,
+        log_level: int = logging.INFO,
+    ) -> None:
+        self._workers = resolve_workers(workers)
+        self._log_queue = log_queue
+        self._log_level = log_level
+        self._executor: Any = None
+        self._tmpdir: str | None = None
+        self._closed = False
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> WorkerPool:
+        if self._closed:
+            raise WorkerError("this worker pool was shut down; create a new one")
+        if self._executor is None:
+            from loky import ProcessPoolExecutor
+            from loky.backend import get_context
+
+            self._executor = ProcessPoolExecutor(
+                max_workers=self._workers,
+                context=get_context("loky"),
+                initializer=_init_worker,
+                initargs=(self._log_queue, self._log_level),
+                env=thread_env(1),
+            )
+        return self
+
+    def __enter__(self) -> WorkerPool:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # After an error or Ctrl-C do not wait for queued work: kill the workers.
+        self.shutdown(kill=et is not None)
+
+    def shutdown(self, *, kill: bool = False) -> None:
+        self._closed = True
+        self._kill_executor(kill=kill)
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def _kill_executor(self, *, kill: bool = True) -> None:
+        ex, self._executor = self._executor, None
+        if ex is not None:
+            with contextlib.suppress(Exception):
+                ex.shutdown(wait=True, kill_workers=kill)
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers (for tests and status reports)."""
+        self.start()
+        procs = getattr(self._executor, "_processes", None) or {}
+        return sorted(p.pid for p in list(procs.values()) if p.is_alive())
+
+    # -- data ------------------------------------------------------------------------------
+
+    def share(self, arrays: Mapping[str, np.ndarray]) -> SharedArrays:
+        """Write ``arrays`` once to memory-mappable files that every worker reads."""
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="singularity-pool-")
+        key = uuid.uuid4().hex
+        directory = Path(self._tmpdir) / key
+        directory.mkdir()
+        for name, arr in arrays.items():
+            # Private scratch files in the pool's own temp dir, removed at shutdown; readers
+            # only see them after share() returns, so no atomic rename is needed.
+            np.save(directory / f"{name}.npy", np.ascontiguousarray(arr))
+        handle = SharedArrays(key=key, directory=str(directory), names=tuple(arrays))
+        _remember(key, handle.load())  # the parent (serial fallbacks) reads the same files
+        return handle
+
+    # -- work ------------------------------------------------------------------------------
+
+    def map(
+        self,
+        fn: Callable[[T], R],
+        items: Iterable[T],
+        *,
+        timeout: float | None = None,
+        chunksize: int | None = None,
+    ) -> list[R]:
+        """``[fn(x) for x in items]`` over the workers, in order.
+
+        ``fn`` must be a module-level function and ``items`` plain picklable data. ``timeout``
+        bounds each batch (seconds, measured as the batch's share of the wall time the whole
+        map may take); a batch lost to a dead or hung worker is retried once on fresh workers.
+        An exception raised by ``fn`` itself propagates unchanged.
+        """
+        items = list(items)
+        batches = split_batches(items, self._workers, chunksize)
+        results: list[list[R] | None] = [None] * len(batches)
+        pending = list(range(len(batches)))
+        attempt = 0
+        try:
+            while pending:
+                attempt += 1
+                failed, reason = self._run_round(fn, batches, pending, results, timeout)
+                if not failed:
+                    break
+                if attempt >= 2:
+                    raise WorkerError(
+                        f"{len(failed)} batch(es) of {getattr(fn, '__name__', fn)} failed twice "
+                        f"({reason}); giving up"
+                    )
+                log.warning("%s; retrying %d batch(es) on fresh workers", reason, len(failed))
+                self._kill_executor()
+                pending = failed
+        except BaseException:
+            # Ctrl-C or an error mid-map: never leave workers computing orphaned batches.
+            self._kill_executor()
+            raise
+        out: list[R] = []
+        for r in results:
+            assert r is not None
+            out.extend(r)
+        return out
+
+    def _run_round(
+        self,
+        fn: Callable[[T], R],
+        batches: list[Sequence[T]],
+        pending: list[int],
+        results: list[list[R] | None],
+        timeout: float | None,
+    ) -> tuple[list[int], str]:
+        from concurrent.futures import TimeoutError as FuturesTimeout
+        from concurrent.futures.process import BrokenProcessPool
+
+        self.start()
+        futures: dict[int, Future[list[R]]] = {
+            i: self._executor.submit(_run_batch, fn, batches[i]) for i in pending
+        }
+        # Batches queue behind each other: the map may take `timeout` per round of workers.
+        rounds = math.ceil(len(pending) / self._workers)
+        deadline = None if timeout is None else time.monotonic() + timeout * rounds
+        failed: list[int] = []
+        reason = ""
+        for i, fut in futures.items():
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                results[i] = fut.result(timeout=left)
+            except FuturesTimeout:
+                failed.append(i)
+                reason = f"a batch ran past its {timeout:g}s timeout"
+            except BrokenProcessPool as e:  # loky's TerminatedWorkerError is one
+                failed.append(i)
+                reason = f"a worker died ({type(e).__name__})"
+        return failed, reason
+
+    def worker_call(self, fn: Callable[[], R]) -> R:
+        """Run a no-argument module-level function in one worker (diagnostics)."""
+        self.start()
+        return self._executor.submit(fn).result()
+
+
+def run_map(
+    pool: Pool | None,
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    timeout: float | None = None,
+    chunksize: int | None = None,
+) -> list[R]:
+    """``pool.map`` or, with no pool, the same calls serially in this process."""
+    if pool is None:
+        return [fn(x) for x in items]
+    return pool.map(fn, items, timeout=timeout, chunksize=chunksize)

@@ -1,0 +1,65 @@
+"""Module-level task functions for the runtime tests (they must be importable by workers)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import numpy as np
+
+from singularity.runtime.pool import SharedArrays
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def boom(x: int) -> int:
+    if x == 3:
+        raise ValueError("bad item 3")
+    return x
+
+
+def die_once(arg: tuple[str, int]) -> int:
+    """Kill this worker the first time item 0 is seen (a marker file remembers it)."""
+    marker, x = arg
+    if x == 0 and not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)
+    return x + 1
+
+
+def always_die(x: int) -> int:
+    os._exit(1)
+
+
+def sleepy(x: float) -> float:
+    time.sleep(x)
+    return x
+
+
+def shared_sum(arg: tuple[SharedArrays, int]) -> float:
+    handle, i = arg
+    a = handle.load()["a"]
+    return float(a[i].sum())
+
+
+def shared_is_memmap(handle: SharedArrays) -> bool:
+    return isinstance(handle.load()["a"], np.memmap)
+
+
+def log_line(x: int) -> int:
+    logging.getLogger("singularity.test").info("hello from worker %d item %d", os.getpid(), x)
+    return x
+
+
+def thread_state(_: int) -> dict[str, int | str]:
+    import numba
+    from threadpoolctl import threadpool_info
+
+    return {
+        "numba": numba.get_num_threads(),
+        "omp_env": os.environ.get("OMP_NUM_THREADS", ""),
+        "max_pool_threads": max([i["num_threads"] for i in threadpool_info()] or [1]),
+    }
