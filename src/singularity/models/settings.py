@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from singularity.settings_base import FrozenModel
+
+MODEL_NAMES = ("logistic", "lightgbm", "transformer")
+"""Every bake-off model, simplest first (the winner rule breaks ties towards the simpler)."""
 
 
 class LabelSettings(FrozenModel):
@@ -25,3 +28,31 @@ class BakeoffSettings(FrozenModel):
     device: str = "auto"
     """'auto' = the GPU when there is one, else the CPU."""
     seed: int = 0
+    transformer_heads: int = Field(default=4, ge=1)
+    transformer_layers: int = Field(default=2, ge=1)
+    transformer_batch_size: int = Field(default=256, ge=8)
+    transformer_lr: float = Field(default=1e-3, gt=0)
+    lgbm_n_estimators: int = Field(default=200, ge=1)
+    lgbm_learning_rate: float = Field(default=0.03, gt=0)
+    lgbm_num_leaves: int = Field(default=15, ge=2)
+    logistic_c: float = Field(default=0.1, gt=0)
+    """Inverse L2 strength of the baseline."""
+    signal_threshold: float = Field(default=0.1, ge=0, lt=1)
+    """Trade sign(P(up) - P(down)) only where |P(up) - P(down)| reaches this; flat otherwise."""
+    fill_on_open: bool = True
+    """Signals decided at the close of bar t fill at the next bar's open (else its close)."""
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [m for m in v if m not in MODEL_NAMES]
+        if unknown or not v or len(set(v)) != len(v):
+            raise ValueError(f"bakeoff.models must be distinct names from {MODEL_NAMES}, got {v}")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in ("auto", "cpu", "cuda") and not v.startswith("cuda:"):
+            raise ValueError(f"bakeoff.device must be 'auto', 'cpu' or 'cuda', got {v!r}")
+        return v

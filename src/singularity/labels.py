@@ -1,0 +1,121 @@
+"""Triple-barrier labels (López de Prado, AFML ch. 3).
+
+For every event bar t with a known volatility sigma_t (sample standard deviation of the last
+``vol_window`` one-bar log returns, ending at t: causal), the path of log returns
+r_j = log(price_{t+j} / close_t), j = 1..horizon, is checked against
+
+* the upper barrier  +upper_k * sigma_t   -> label +1
+* the lower barrier  -lower_k * sigma_t   -> label -1
+* the vertical barrier at t + horizon      -> label  0
+
+whichever comes first. Without ``high``/``low`` the path is the closes; with them the upper
+barrier is tested on the highs and the lower on the lows (intrabar touches).
+
+Tie rule: when one bar touches both barriers (possible with high/low, or with sigma_t = 0) the
+order inside the bar is unknown, so the label is 0 ("ambiguous"), ended at that bar.
+
+Events whose vertical barrier lies past the last bar (the last ``horizon`` bars) and events
+without a volatility estimate (the first ``vol_window`` bars) get no label: ``complete`` is
+False, ``label`` and ``ret`` are NaN, ``end`` is -1. No label is ever completed with data that
+does not exist, and an early touch near the end does not count either (that would bias the last
+labels towards ±1).
+
+The realised return ``ret`` is the close-to-close log return from t to the end bar.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+LABEL_COLUMNS = ("label", "end", "end_time", "ret", "upper", "lower", "vol", "complete")
+
+
+@njit(cache=True)
+def _barrier_kernel(
+    close: np.ndarray,
+    up_path: np.ndarray,
+    down_path: np.ndarray,
+    sigma: np.ndarray,
+    upper_k: float,
+    lower_k: float,
+    horizon: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = close.shape[0]
+    label = np.full(n, np.nan)
+    end = np.full(n, -1, dtype=np.int64)
+    ret = np.full(n, np.nan)
+    for t in range(n - horizon):
+        s = sigma[t]
+        if not np.isfinite(s):
+            continue
+        c0 = close[t]
+        up = upper_k * s
+        lo = -lower_k * s
+        lab = 0.0
+        stop = t + horizon
+        for j in range(t + 1, t + horizon + 1):
+            hit_up = np.log(up_path[j] / c0) >= up
+            hit_lo = np.log(down_path[j] / c0) <= lo
+            if hit_up or hit_lo:
+                lab = 0.0 if (hit_up and hit_lo) else (1.0 if hit_up else -1.0)
+                stop = j
+                break
+        label[t] = lab
+        end[t] = stop
+        ret[t] = np.log(close[stop] / c0)
+    return label, end, ret
+
+
+def trailing_volatility(close: pd.Series, window: int) -> pd.Series:
+    """Sample std (ddof=1) of the last ``window`` one-bar log returns, ending at each bar."""
+    logret = np.log(close).diff()
+    return logret.rolling(window, min_periods=window).std()
+
+
+def triple_barrier(
+    close: pd.Series,
+    *,
+    vol_window: int,
+    upper_k: float,
+    lower_k: float,
+    horizon: int,
+    high: pd.Series | None = None,
+    low: pd.Series | None = None,
+) -> pd.DataFrame:
+    """Label every bar of ``close``; see the module docstring for the rules.
+
+    Returns a frame on ``close.index`` with columns ``label`` (float −1/0/+1, NaN when
+    incomplete), ``end`` (position of the bar that ended the label, −1 when incomplete),
+    ``end_time`` (its timestamp), ``ret`` (log return t -> end), ``upper``/``lower`` (barrier
+    price levels), ``vol`` (sigma_t) and ``complete`` (bool).
+    """
+    if vol_window < 2 or horizon < 1 or upper_k <= 0 or lower_k <= 0:
+        raise ValueError(
+            f"triple_barrier needs vol_window >= 2, horizon >= 1 and positive k; got "
+            f"vol_window={vol_window}, horizon={horizon}, upper_k={upper_k}, lower_k={lower_k}"
+        )
+    c = close.to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(c)) or np.any(c <= 0):
+        raise ValueError("triple_barrier needs finite, positive prices")
+    hi = c if high is None else high.reindex(close.index).to_numpy(dtype=np.float64)
+    lo = c if low is None else low.reindex(close.index).to_numpy(dtype=np.float64)
+    sigma = trailing_volatility(close.astype(np.float64), vol_window).to_numpy()
+    label, end, ret = _barrier_kernel(c, hi, lo, sigma, float(upper_k), float(lower_k), int(horizon))
+    complete = end >= 0
+    end_time = pd.Series(close.index[np.where(complete, end, 0)], index=close.index)
+    end_time = end_time.where(complete)
+    return pd.DataFrame(
+        {
+            "label": label,
+            "end": end,
+            "end_time": end_time,
+            "ret": ret,
+            "upper": c * np.exp(upper_k * sigma),
+            "lower": c * np.exp(-lower_k * sigma),
+            "vol": sigma,
+            "complete": complete,
+        },
+        index=close.index,
+    )

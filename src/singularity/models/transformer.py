@@ -1,0 +1,183 @@
+"""A small Transformer encoder classifying windows of past features (PyTorch).
+
+Sample t is the window of feature rows t-window+1 .. t (see :func:`past_windows`): it never
+sees a row after t, so its prediction is causal by construction. Attention runs freely inside
+the window (every row in it is in the past); the class is read from the token of bar t.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+from torch import nn
+
+from singularity.models.base import WarmupAwareClassifier
+
+
+def past_windows(features: ArrayLike, window: int) -> np.ndarray:
+    """(n, f) feature rows -> (n, window, f) float32 windows ending at each row; the first
+    window-1 samples lack history and are NaN (warm-up)."""
+    F = np.asarray(features, dtype=np.float32)
+    if F.ndim != 2:
+        raise ValueError(f"past_windows needs a 2-D (bars, features) array, got shape {F.shape}")
+    padded = np.concatenate([np.full((window - 1, F.shape[1]), np.nan, np.float32), F])
+    view = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)  # (n, f, window)
+    return view.transpose(0, 2, 1)
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"unknown torch device {device!r}: expected 'auto', 'cpu' or 'cuda'")
+    return device
+
+
+class _Net(nn.Module):
+    def __init__(
+        self, n_features: int, window: int, d_model: int, n_heads: int, n_layers: int,
+        dim_feedforward: int, dropout: float, n_classes: int,
+    ) -> None:
+        super().__init__()
+        self.inp = nn.Linear(n_features, d_model)
+        self.pos = nn.Parameter(torch.randn(1, window, d_model) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            d_model, n_heads, dim_feedforward, dropout, batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(self.inp(x) + self.pos)
+        return self.head(self.norm(h[:, -1]))
+
+
+class TransformerClassifier(WarmupAwareClassifier):
+    """X: (n, window, n_features) windows (from :func:`past_windows`) or the same flattened
+    to (n, window * n_features). Features are standardised with the training rows' mean and
+    std and clipped to ±10. ``n_jobs`` sets torch's CPU threads during fit/predict (1 inside
+    pool workers; None leaves torch's default). ``device='auto'`` = CUDA when available."""
+
+    def __init__(
+        self,
+        window: int = 32,
+        d_model: int = 32,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        dim_feedforward: int = 64,
+        dropout: float = 0.1,
+        epochs: int = 5,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        device: str = "auto",
+        n_jobs: int | None = None,
+        random_state: int = 0,
+    ) -> None:
+        self.window = window
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.n_layers = n_layers
+        self.dim_feedforward = dim_feedforward
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.device = device
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def _as_array(self, X: ArrayLike) -> np.ndarray:
+        Xa = np.asarray(X, dtype=np.float32)
+        if Xa.ndim == 2:
+            if Xa.shape[1] % self.window:
+                raise ValueError(f"{Xa.shape[1]} columns are not a multiple of window={self.window}")
+            Xa = Xa.reshape(Xa.shape[0], self.window, -1)
+        if Xa.ndim != 3 or Xa.shape[1] != self.window:
+            raise ValueError(f"expected windows of shape (n, {self.window}, features), got {Xa.shape}")
+        return Xa
+
+    def _scaled(self, X: np.ndarray) -> torch.Tensor:
+        Z = np.clip((X - self.mean_) / self.scale_, -10.0, 10.0).astype(np.float32)
+        return torch.from_numpy(Z)
+
+    def _threads(self) -> int:
+        prev = torch.get_num_threads()
+        if self.n_jobs is not None:
+            torch.set_num_threads(max(1, self.n_jobs))
+        return prev
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+        prev = self._threads()
+        try:
+            self._train(X, y)
+        finally:
+            torch.set_num_threads(prev)
+
+    def _train(self, X: np.ndarray, y: np.ndarray) -> None:
+        rows = X.reshape(-1, X.shape[2]).astype(np.float64)
+        self.mean_ = rows.mean(axis=0).astype(np.float32)
+        std = rows.std(axis=0)
+        self.scale_ = np.where(std > 1e-12, std, 1.0).astype(np.float32)
+        self.device_ = resolve_device(self.device)
+        torch.manual_seed(self.random_state)
+        gen = torch.Generator().manual_seed(self.random_state)
+        net = _Net(
+            X.shape[2], self.window, self.d_model, self.n_heads, self.n_layers,
+            self.dim_feedforward, self.dropout, len(self.classes_),
+        ).to(self.device_)
+        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        loss_fn = nn.CrossEntropyLoss()
+        Xt = self._scaled(X)
+        yt = torch.from_numpy(y.astype(np.int64))
+        self.epoch_seconds_: list[float] = []
+        self.train_loss_: list[float] = []
+        net.train()
+        for _ in range(self.epochs):
+            t0 = time.perf_counter()
+            order = torch.randperm(len(yt), generator=gen)
+            total = 0.0
+            for i in range(0, len(order), self.batch_size):
+                idx = order[i : i + self.batch_size]
+                xb, yb = Xt[idx].to(self.device_), yt[idx].to(self.device_)
+                opt.zero_grad()
+                loss = loss_fn(net(xb), yb)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            self.train_loss_.append(total / len(yt))
+            self.epoch_seconds_.append(time.perf_counter() - t0)
+        net.eval()
+        self.net_ = net.to("cpu")  # predictions run on the CPU wherever it trained
+
+    def _proba(self, X: np.ndarray) -> np.ndarray:
+        prev = self._threads()
+        try:
+            Xt = self._scaled(X)
+            out = []
+            with torch.no_grad():
+                for i in range(0, len(Xt), 4096):
+                    out.append(torch.softmax(self.net_(Xt[i : i + 4096]), dim=1).numpy())
+            return np.concatenate(out).astype(np.float64)
+        finally:
+            torch.set_num_threads(prev)
+
+    def state_dict_bytes(self) -> bytes:
+        """The network's state dict plus the scaler, serialised by ``torch.save``."""
+        buf = io.BytesIO()
+        torch.save(
+            {
+                "state_dict": self.net_.state_dict(),
+                "mean": torch.from_numpy(self.mean_),
+                "scale": torch.from_numpy(self.scale_),
+                "classes": torch.from_numpy(self.classes_.astype(np.float64)),
+            },
+            buf,
+        )
+        return buf.getvalue()
