@@ -14,7 +14,7 @@ import contextlib
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -195,31 +195,50 @@ class CandleStore:
         path = self.path(exchange, symbol, timeframe)
         ensure_valid(df, timeframe, symbol)
         with self._lock(path):
-            old = _table_to_frame(pq.read_table(path)) if path.is_file() else _empty_frame()
-            new = df.copy()
-            new.index = new.index.as_unit(TIME_UNIT)
-            overlap = new.index.intersection(old.index)
-            changed = 0
-            if len(overlap):
-                a = old.loc[overlap, list(OHLCV_COLUMNS)].to_numpy()
-                b = new.loc[overlap, list(OHLCV_COLUMNS)].to_numpy()
-                changed = int((a != b).any(axis=1).sum())
-            added = len(new) - len(overlap)
-            if added == 0 and changed == 0:
-                report = ensure_valid(old, timeframe, symbol)
-                return WriteReport(
-                    exchange, symbol, timeframe, path, len(old), len(old), 0, len(overlap), 0,
-                    False, report,
-                )
-            merged = pd.concat([old, new]) if len(old) else new
-            merged = merged[~merged.index.duplicated(keep="last")].sort_index()
-            report = ensure_valid(merged, timeframe, symbol)
-            table = _frame_to_table(merged, exchange, symbol, timeframe, report)
-            atomic_write_with(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
-        return WriteReport(
+            report, merged = self._merge(path, exchange, symbol, timeframe, df)
+            if merged is not None:
+                table = _frame_to_table(merged, exchange, symbol, timeframe, report.validation)
+                atomic_write_with(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+        return report
+
+    def check_write(
+        self, exchange: str, symbol: str, timeframe: str, df: pd.DataFrame
+    ) -> WriteReport:
+        """What ``write`` would do (raising what it would raise), without touching the file."""
+        path = self.path(exchange, symbol, timeframe)
+        ensure_valid(df, timeframe, symbol)
+        report, _ = self._merge(path, exchange, symbol, timeframe, df)
+        return replace(report, written=False)
+
+    def _merge(
+        self, path: Path, exchange: str, symbol: str, timeframe: str, df: pd.DataFrame
+    ) -> tuple[WriteReport, pd.DataFrame | None]:
+        """Merged frame (None when nothing changes) and its report; raises on corrupt results."""
+        old = _table_to_frame(pq.read_table(path)) if path.is_file() else _empty_frame()
+        new = df.copy()
+        new.index = new.index.as_unit(TIME_UNIT)
+        overlap = new.index.intersection(old.index)
+        changed = 0
+        if len(overlap):
+            a = old.loc[overlap, list(OHLCV_COLUMNS)].to_numpy()
+            b = new.loc[overlap, list(OHLCV_COLUMNS)].to_numpy()
+            changed = int((a != b).any(axis=1).sum())
+        added = len(new) - len(overlap)
+        if added == 0 and changed == 0:
+            validation = ensure_valid(old, timeframe, symbol)
+            report = WriteReport(
+                exchange, symbol, timeframe, path, len(old), len(old), 0, len(overlap), 0,
+                False, validation,
+            )
+            return report, None
+        merged = pd.concat([old, new]) if len(old) else new
+        merged = merged[~merged.index.duplicated(keep="last")].sort_index()
+        validation = ensure_valid(merged, timeframe, symbol)
+        report = WriteReport(
             exchange, symbol, timeframe, path, len(old), len(merged), added, len(overlap),
-            changed, True, report,
+            changed, True, validation,
         )
+        return report, merged
 
     @contextlib.contextmanager
     def _lock(self, path: Path) -> Iterator[None]:
@@ -249,7 +268,9 @@ def load_universe(
     symbols = list(symbols)
     absent = [s for s in symbols if not store.exists(exchange, s, timeframe)]
     if absent:
-        stored = sorted({e.symbol for e in store.entries() if e.exchange == exchange and e.timeframe == timeframe})
+        stored = sorted(
+            {e.symbol for e in store.entries() if e.exchange == exchange and e.timeframe == timeframe}
+        )
         have = ", ".join(stored) if stored else "none"
         raise DataError(
             f"no {timeframe} candles on {exchange} for {', '.join(absent)}; stored {timeframe}: {have}"
