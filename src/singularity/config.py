@@ -25,6 +25,7 @@ from singularity.features.settings import FeatureSettings
 from singularity.models.settings import BakeoffSettings, LabelSettings
 from singularity.settings_base import FrozenModel
 from singularity.timeframes import is_timeframe
+from singularity.validation.settings import GauntletSettings
 
 CONFIG_FILENAME = "singularity.toml"
 ENV_PREFIX = "SINGULARITY_"
@@ -119,6 +120,7 @@ class Settings(FrozenModel):
     labels: LabelSettings = LabelSettings()
     bakeoff: BakeoffSettings = BakeoffSettings()
     evolution: EvolutionSettings = EvolutionSettings()
+    gauntlet: GauntletSettings = GauntletSettings()
 
 
     @property

@@ -1,0 +1,102 @@
+"""The gauntlet on a toy rule family (position = sign of one input column) whose search
+simply picks the best column: noise must be rejected, a planted edge must pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from singularity.validation.gauntlet import (
+    GauntletContext,
+    permute_bars,
+    run_gauntlet,
+    trade,
+)
+from singularity.validation.settings import GauntletSettings
+from singularity.validation.stats import per_period_sharpe
+
+COST = 0.0005  # 5 bps total per side: fee 3 + slippage 2
+
+
+def positions(expr: str, inputs: pd.DataFrame) -> np.ndarray:
+    return np.sign(inputs[expr].to_numpy())
+
+
+def search(candles: pd.DataFrame, inputs: pd.DataFrame, seed: int) -> tuple[str, float]:
+    scores = {c: per_period_sharpe(trade(candles, positions(c, inputs), COST)) for c in inputs.columns}
+    best = max(sorted(scores), key=scores.__getitem__)
+    return best, scores[best]
+
+
+def market(n: int, seed: int, edge: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Random-walk candles and 12 random inputs; with ``edge`` > 0 input ``x0`` at bar t
+    predicts the sign of bar t+1's return (bars move from open to close; open = prev close)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 12))
+    r = rng.normal(0.0, 0.01, n)
+    r[1:] += edge * 0.01 * np.sign(x[:-1, 0])
+    close = 100 * np.exp(np.cumsum(r))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    idx = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC", name="timestamp")
+    candles = pd.DataFrame({"open": open_, "high": np.maximum(open_, close) * 1.001,
+                            "low": np.minimum(open_, close) * 0.999, "close": close,
+                            "volume": 1.0}, index=idx)
+    return candles, pd.DataFrame(x, index=idx, columns=[f"x{i}" for i in range(12)])
+
+
+def context(candles: pd.DataFrame, inputs: pd.DataFrame, **over) -> GauntletContext:
+    split = int(len(candles) * 0.75)
+    tc, tx = candles.iloc[:split], inputs.iloc[:split]
+    trials = np.array([per_period_sharpe(trade(tc, positions(c, tx), COST)) for c in inputs.columns])
+    top = np.column_stack([trade(tc, positions(c, tx), COST) for c in inputs.columns])
+    settings = GauntletSettings(permutation_runs=100, noise_runs=5, search_null_runs=3, **over)
+    return GauntletContext(
+        train_candles=tc, train_inputs=tx, holdout_candles=candles.iloc[split:],
+        holdout_inputs=inputs.iloc[split:], timeframe="1h", fee_bps=3.0, slippage_bps=2.0,
+        settings=settings, positions=positions, n_trials=len(inputs.columns),
+        trial_sharpes=trials, top_returns=top, search=search, seed=1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_noise_is_rejected(seed: int) -> None:
+    candles, inputs = market(4000, seed, edge=0.0)
+    ctx = context(candles, inputs)
+    best, _ = search(ctx.train_candles, ctx.train_inputs, 0)
+    report = run_gauntlet(ctx, best)
+    assert not report.passed
+    assert {v.test for v in report.verdicts} == set(GauntletSettings().tests)
+
+
+def test_planted_edge_passes_every_test() -> None:
+    candles, inputs = market(4000, 7, edge=0.3)
+    ctx = context(candles, inputs)
+    best, _ = search(ctx.train_candles, ctx.train_inputs, 0)
+    assert best == "x0"
+    report = run_gauntlet(ctx, best)
+    assert report.passed, [v.detail for v in report.failures]
+    by = {v.test: v for v in report.verdicts}
+    assert by["holdout"].figures["sharpe"] > 5
+    assert by["deflated_sharpe"].figures["trials"] == 12
+    assert by["permutation"].figures["p_positions"] == pytest.approx(1 / 101, abs=1e-4)
+
+
+def test_cost_stress_fails_when_costs_eat_the_edge() -> None:
+    candles, inputs = market(4000, 7, edge=0.3)
+    ctx = context(candles, inputs, cost_multipliers=(200.0,))
+    v = run_gauntlet(ctx, "x0", tests=("cost_stress",)).verdicts[0]
+    assert not v.passed and v.figures["sharpe_x200"] < 0
+
+
+def test_unknown_test_name() -> None:
+    candles, inputs = market(500, 0, edge=0.0)
+    with pytest.raises(ValueError, match="unknown gauntlet tests"):
+        run_gauntlet(context(candles, inputs), "x0", tests=("astrology",))
+
+
+def test_permute_bars_keeps_bar_shapes() -> None:
+    candles, _ = market(300, 3, edge=0.0)
+    p = permute_bars(candles, np.random.default_rng(0))
+    assert (p["high"] >= p[["open", "close"]].max(axis=1) - 1e-9).all()
+    assert (p["low"] <= p[["open", "close"]].min(axis=1) + 1e-9).all()
+    np.testing.assert_allclose(np.sort(p["close"] / p["open"]), np.sort(candles["close"] / candles["open"]))
