@@ -1,0 +1,289 @@
+"""Download closed OHLCV candles through ccxt into the candle store.
+
+``download_ohlcv`` pages through ``fetch_ohlcv`` from ``since`` (or just after the newest
+stored candle) to now, with the exchange's rate limit on, retries with exponential backoff
+on transient network errors, and writes to the store every few pages so an interrupted
+download keeps what it already wrote. The still-open current candle is never stored, and a
+malformed page stops the download with an ``ExchangeError`` before it reaches the store.
+
+Errors: ``DataError`` for an unknown symbol, ``ExchangeError`` for an unknown exchange, a
+timeframe the exchange lacks, a malformed answer or an exchange that stays unreachable.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import ccxt
+import pandas as pd
+
+from singularity.data.schema import OHLCV_COLUMNS, ensure_valid, to_canonical
+from singularity.data.store import CandleStore
+from singularity.errors import CandleValidationError, DataError, ExchangeError
+from singularity.timeframes import timeframe_seconds
+
+TimeLike = pd.Timestamp | datetime | str | int
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT_MS = 15_000
+# Exchanges whose kline endpoint answers a bare JSON array: ccxt silently turns any other
+# shape into "no candles", which would end a download early instead of failing it.
+_ARRAY_KLINES = ("binance", "binanceus", "binanceusdm", "binancecoinm")
+
+
+@dataclass(frozen=True)
+class DownloadReport:
+    exchange: str
+    symbol: str
+    timeframe: str
+    candles_added: int
+    """Candles that were not in the store before this download."""
+    first: pd.Timestamp | None
+    """Open time of the first candle written by this download (None when nothing new)."""
+    last: pd.Timestamp | None
+    pages: int
+    """``fetch_ohlcv`` calls that returned an answer."""
+    retries: int
+    """Failed attempts that were retried (timeouts, 429s, connection errors)."""
+
+
+def build_exchange(
+    exchange_id: str, *, timeout_ms: int = DEFAULT_TIMEOUT_MS, exchange_config: dict[str, Any] | None = None
+) -> ccxt.Exchange:
+    """A ccxt exchange by id, with its rate limiter on."""
+    cls = getattr(ccxt, exchange_id, None) if exchange_id in ccxt.exchanges else None
+    if cls is None:
+        near = difflib.get_close_matches(exchange_id, ccxt.exchanges, n=3)
+        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        raise ExchangeError(f"unknown exchange {exchange_id!r}: not a ccxt exchange id{hint}")
+    return cls({"enableRateLimit": True, "timeout": timeout_ms, **(exchange_config or {})})
+
+
+def download_ohlcv(
+    store: CandleStore,
+    exchange: str | ccxt.Exchange,
+    symbol: str,
+    timeframe: str,
+    since: TimeLike,
+    *,
+    until: TimeLike | None = None,
+    limit: int = 1000,
+    max_retries: int = 5,
+    backoff_s: float = 1.0,
+    progress: Callable[[int], None] | None = None,
+    exchange_config: dict[str, Any] | None = None,
+    now: TimeLike | None = None,
+    flush_pages: int = 10,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DownloadReport:
+    """Download closed ``symbol`` candles with open time in ``[since, until)`` into ``store``.
+
+    ``exchange``: a ccxt id (built with the rate limiter on) or a ready ccxt instance (its
+    rate limiter is switched on). Where the store already holds this series from ``since``
+    on, the download resumes one timeframe after its newest candle. ``now`` (default: the
+    exchange's clock, ``milliseconds()``) decides which candle is still open. ``progress``
+    gets the number of new candles of every page. Candles are written every ``flush_pages``
+    pages and at the end; on an error the unwritten pages are dropped, the written ones stay.
+    Naive times are read as UTC.
+    """
+    if limit < 1 or max_retries < 0 or backoff_s < 0 or flush_pages < 1:
+        raise ValueError("limit and flush_pages must be >= 1, max_retries and backoff_s >= 0")
+    step = timeframe_seconds(timeframe) * 1000
+    owned = isinstance(exchange, str)
+    ex = build_exchange(exchange, exchange_config=exchange_config) if owned else exchange
+    ex.enableRateLimit = True  # never hammer the exchange, whoever built the client
+    ex.enableLastHttpResponse = True  # the raw body is checked for malformed answers
+    retry = _Retrier(ex.id, max_retries, backoff_s, sleep)
+    try:
+        _check_market(ex, retry, symbol, timeframe)
+        now_ms = _to_ms(now) if now is not None else int(ex.milliseconds())
+        until_ms = _to_ms(until) if until is not None else None
+        cursor = _resume_point(store, ex.id, symbol, timeframe, _to_ms(since), step)
+        what = f"{ex.id} {symbol} {timeframe}"
+
+        pending: list[pd.DataFrame] = []
+        added, pages = 0, 0
+        first: pd.Timestamp | None = None
+        last: pd.Timestamp | None = None
+
+        def flush() -> None:
+            nonlocal added, first, last
+            if not pending:
+                return
+            frame = pd.concat(pending) if len(pending) > 1 else pending[0]
+            pending.clear()
+            report = store.write(ex.id, symbol, timeframe, frame)
+            added += report.added
+            first = frame.index[0] if first is None else first
+            last = frame.index[-1]
+
+        while cursor + step <= now_ms and (until_ms is None or cursor < until_ms):
+            rows = retry.call(
+                f"fetch_ohlcv {symbol} {timeframe} since {_iso(cursor)}",
+                lambda c=cursor: ex.fetch_ohlcv(symbol, timeframe, since=c, limit=limit),
+            )
+            pages += 1
+            rows = _checked_rows(ex, rows, what)
+            if not rows:
+                break  # nothing after the cursor: the series ends here
+            keep = [
+                r for r in rows
+                if r[0] >= cursor and r[0] + step <= now_ms and (until_ms is None or r[0] < until_ms)
+            ]
+            if keep:
+                pending.append(_page_frame(keep, timeframe, what))
+            if progress is not None:
+                progress(len(keep))
+            next_cursor = rows[-1][0] + step
+            if next_cursor <= cursor:
+                raise ExchangeError(f"{what}: the exchange answered candles before {_iso(cursor)}")
+            cursor = next_cursor
+            if len(pending) >= flush_pages:
+                flush()
+        flush()
+        return DownloadReport(ex.id, symbol, timeframe, added, first, last, pages, retry.retries)
+    finally:
+        if owned and getattr(ex, "session", None) is not None:
+            ex.session.close()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _Retrier:
+    """Calls ccxt, retrying transient errors with exponential backoff; maps ccxt errors."""
+
+    def __init__(self, exchange_id: str, max_retries: int, backoff_s: float,
+                 sleep: Callable[[float], None]) -> None:
+        self.exchange_id = exchange_id
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.sleep = sleep
+        self.retries = 0
+
+    def call(self, what: str, fn: Callable[[], T]) -> T:
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except ccxt.BadSymbol as e:
+                raise DataError(f"{self.exchange_id} {what}: unknown symbol ({_one_line(e)})") from e
+            except ccxt.NetworkError as e:  # timeouts, 429/418, connection errors, maintenance
+                if attempt >= self.max_retries:
+                    raise ExchangeError(
+                        f"{self.exchange_id} unreachable: {what} failed after {self.max_retries} "
+                        f"retries ({type(e).__name__}: {_one_line(e)})"
+                    ) from e
+                self.sleep(self.backoff_s * 2**attempt)
+                attempt += 1
+                self.retries += 1
+            except ccxt.BaseError as e:
+                raise ExchangeError(f"{self.exchange_id} {what}: {type(e).__name__}: {_one_line(e)}") from e
+
+
+def _check_market(ex: ccxt.Exchange, retry: _Retrier, symbol: str, timeframe: str) -> None:
+    if not ex.has.get("fetchOHLCV"):
+        raise ExchangeError(f"{ex.id} offers no OHLCV candles through ccxt (fetchOHLCV)")
+    markets = retry.call("load_markets", ex.load_markets)
+    if symbol not in markets:
+        near = difflib.get_close_matches(symbol, list(markets), n=3)
+        hint = f"; similar: {', '.join(near)}" if near else ""
+        raise DataError(f"unknown symbol {symbol!r} on {ex.id} ({len(markets)} markets){hint}")
+    offered = getattr(ex, "timeframes", None) or {}
+    if offered and timeframe not in offered:
+        raise ExchangeError(
+            f"{ex.id} does not offer timeframe {timeframe!r}; it offers {', '.join(offered)}"
+        )
+
+
+def _resume_point(store: CandleStore, exchange_id: str, symbol: str, timeframe: str,
+                  since_ms: int, step: int) -> int:
+    """``since``, or one step after the newest stored candle when the store covers ``since``."""
+    last = store.last_timestamp(exchange_id, symbol, timeframe)
+    if last is None:
+        return since_ms
+    stored_first = next(
+        (e.first for e in store.entries()
+         if (e.exchange, e.symbol, e.timeframe) == (exchange_id, symbol, timeframe)),
+        None,
+    )
+    if stored_first is not None and _to_ms(stored_first) > since_ms:
+        return since_ms  # backfill older history; the overlap merges harmlessly
+    return max(since_ms, _to_ms(last) + step)
+
+
+def _checked_rows(ex: ccxt.Exchange, rows: Any, what: str) -> list[list[Any]]:
+    """ccxt's parsed rows, after checking that the answer really was a page of candles."""
+    raw = getattr(ex, "last_http_response", None)
+    if isinstance(raw, str):
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            raise ExchangeError(f"{what}: malformed response, not JSON: {raw[:60]!r}") from None
+        if ex.id in _ARRAY_KLINES and not isinstance(payload, list):
+            raise ExchangeError(
+                f"{what}: malformed response, expected an array of klines, got {type(payload).__name__}: {raw[:60]!r}"
+            )
+        if not rows and isinstance(payload, list) and payload:
+            raise ExchangeError(
+                f"{what}: malformed response, {len(payload)} entries but no readable candle "
+                f"(first: {str(payload[0])[:60]!r})"
+            )
+    if not isinstance(rows, list):
+        raise ExchangeError(f"{what}: malformed response, expected a list of candles")
+    prev = None
+    for i, row in enumerate(rows):
+        if not isinstance(row, list | tuple) or len(row) < 6:
+            raise ExchangeError(f"{what}: malformed candle #{i}: {str(row)[:80]!r}")
+        ts = row[0]
+        if not isinstance(ts, int) or isinstance(ts, bool):
+            raise ExchangeError(f"{what}: malformed candle #{i}: timestamp {ts!r} is not an integer")
+        for name, v in zip(OHLCV_COLUMNS, row[1:6], strict=True):
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ExchangeError(f"{what}: malformed candle at {_iso(ts)}: {name} is {v!r}")
+        if prev is not None and ts <= prev:
+            raise ExchangeError(f"{what}: malformed response, candles out of order at {_iso(ts)}")
+        prev = ts
+    return rows
+
+
+def _page_frame(rows: list[list[Any]], timeframe: str, what: str) -> pd.DataFrame:
+    raw = pd.DataFrame([r[:6] for r in rows], columns=["timestamp", *OHLCV_COLUMNS])
+    frame = to_canonical(raw, source=what)
+    try:
+        ensure_valid(frame, timeframe)
+    except CandleValidationError as e:  # the exchange, not the user, sent corrupt candles
+        raise ExchangeError(f"{what}: the exchange sent corrupt candles: {e}") from e
+    return frame
+
+
+def _to_ms(t: TimeLike) -> int:
+    """Epoch milliseconds of an int (ms), a Timestamp/datetime or a date string; naive = UTC."""
+    if isinstance(t, bool):
+        raise DataError(f"not a time: {t!r}")
+    if isinstance(t, int):
+        return t
+    try:
+        ts = pd.Timestamp(t)
+    except (ValueError, TypeError) as e:
+        raise DataError(f"not a time: {t!r} (expected e.g. '2024-01-01' or '2024-01-01T12:00Z')") from e
+    if ts is pd.NaT:
+        raise DataError(f"not a time: {t!r}")
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return int(ts.value // 1_000_000)
+
+
+def _iso(ms: int) -> str:
+    return pd.Timestamp(ms, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= 200 else text[:197] + "..."
