@@ -50,12 +50,19 @@ class GraphSettings(FrozenModel):
     enabled: bool = True
     corr_window: int = Field(default=168, ge=8)
     edge_threshold: float = Field(default=0.3, ge=0, le=1)
+    corr_min_overlap: float = Field(default=0.75, gt=0, le=1)
+    """Fraction of corr_window bars where both assets have a return before a pair is an edge."""
+    lead_lag: bool = True
+    """Also weight neighbours by lagged correlation corr(r_i,t, r_j,t-1): who leads whom."""
     gnn_enabled: bool = True
     gnn_embedding_dim: int = Field(default=4, ge=1)
     gnn_hidden: int = Field(default=16, ge=2)
     gnn_retrain_every: int = Field(default=500, ge=10)
     gnn_train_window: int = Field(default=2000, ge=50)
     gnn_epochs: int = Field(default=30, ge=1)
+    gnn_learning_rate: float = Field(default=0.01, gt=0)
+    gnn_batch_bars: int = Field(default=128, ge=1)
+    """Bars per mini-batch while training (each bar is one graph)."""
     seed: int = 11
 
 
