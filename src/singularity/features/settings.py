@@ -8,6 +8,7 @@ from singularity.settings_base import FrozenModel
 
 
 class IndicatorSettings(FrozenModel):
+    enabled: bool = True
     rsi_period: int = Field(default=14, ge=2)
     macd_fast: int = Field(default=12, ge=2)
     macd_slow: int = Field(default=26, ge=3)
@@ -26,6 +27,8 @@ class IndicatorSettings(FrozenModel):
     return_horizons: tuple[int, ...] = (1, 6, 24)
     vol_horizons: tuple[int, ...] = (24, 168)
     volume_z_period: int = Field(default=48, ge=2)
+    settle_factor: int = Field(default=3, ge=1)
+    """Warm-up of recursive (seed-dependent) indicators, in multiples of their period."""
 
 
 class CeemdanSettings(FrozenModel):
@@ -44,6 +47,18 @@ class ParticleFilterSettings(FrozenModel):
     enabled: bool = True
     particles: int = Field(default=512, ge=16)
     seed: int = 7
+    vol_of_vol: float = Field(default=0.1, gt=0)
+    """Std of the per-bar random walk of the log-variance."""
+    trend_noise: float = Field(default=0.05, gt=0)
+    """Std of the per-bar trend change, in units of the current volatility."""
+    obs_noise: float = Field(default=0.5, gt=0)
+    """Std of the observation noise on log price, in units of the current volatility."""
+    init_vol: float = Field(default=0.01, gt=0)
+    """Prior centre of the per-bar volatility (log-variance prior std is 1.5)."""
+    resample_threshold: float = Field(default=0.5, gt=0, le=1)
+    """Resample (systematic) when the effective sample size falls below this fraction."""
+    warmup: int = Field(default=100, ge=1)
+    """Bars before the filter has forgotten its prior (marked as warm-up)."""
 
 
 class GraphSettings(FrozenModel):
