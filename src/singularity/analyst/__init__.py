@@ -1,0 +1,1 @@
+"""Plain-language explanations and self-contained HTML reports."""
