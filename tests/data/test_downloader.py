@@ -97,10 +97,12 @@ def test_now_defaults_to_the_exchange_clock(store, client, server) -> None:
     assert stored(store).index[-1] == pd.Timestamp("2024-01-15 13:00", tz="UTC")  # candle 349
 
 
-def test_rate_limited_429_then_success(store, client, server) -> None:
-    server.enqueue(Normal(), RateLimited())
-    report = download(store, client, server)
+def test_rate_limited_429_then_success_after_retry_after(store, client, server) -> None:
+    server.enqueue(Normal(), RateLimited(retry_after=2))
+    waits: list[float] = []
+    report = download(store, client, server, sleep=waits.append)
     assert report.retries == 1
+    assert waits == [2.0]  # Binance's Retry-After beats the 0.01 s backoff
     assert start_times(server) == [T0, T0 + 100 * H, T0 + 100 * H, T0 + 200 * H, T0 + 300 * H]
     pd.testing.assert_frame_equal(stored(store), expected_frame("BTCUSDT", T0, TF, 0, 350))
 
@@ -114,7 +116,7 @@ def test_timeout_then_success(store, client, server) -> None:
 
 
 def test_gives_up_after_max_retries_with_exponential_backoff(store, client, server) -> None:
-    server.enqueue(RateLimited(), RateLimited(), RateLimited())
+    server.enqueue(*[RateLimited(retry_after=None)] * 3)
     waits: list[float] = []
     with pytest.raises(ExchangeError, match=r"binance unreachable: .* failed after 2 retries \(DDoSProtection"):
         download(store, client, server, max_retries=2, backoff_s=0.5, sleep=waits.append)
@@ -123,9 +125,18 @@ def test_gives_up_after_max_retries_with_exponential_backoff(store, client, serv
     assert not store.exists("binance", SYMBOL, TF)
 
 
+def test_a_ban_longer_than_the_retry_budget_fails_at_once(store, client, server) -> None:
+    server.enqueue(RateLimited(retry_after=3600))
+    with pytest.raises(ExchangeError, match="rate limited, the exchange asks to wait 3600 s"):
+        download(store, client, server, sleep=pytest.fail)
+    assert len(server.kline_requests()) == 1
+
+
 MALFORMED = {
     "not json": Raw("<html>502 Bad Gateway</html>"),
     "object instead of array": Raw(json.dumps({"data": [[T0, "1", "2", "0.5", "1", "3"]]})),
+    "rows not arrays": Raw("[1, 2, 3]"),
+    "text timestamps": Raw(json.dumps([["2024-01-05 04:00", "1", "2", "0.5", "1", "3", 0, "0", 1, "0", "0", "0"]])),
     "short rows": Raw(json.dumps([[T0 + 100 * H, "1", "2"]])),
     "string prices": Raw(json.dumps([[T0 + 100 * H, "abc", "x", "y", "z", "v", 0, "0", 1, "0", "0", "0"]])),
     "missing low": Raw(json.dumps([[T0 + 100 * H, "1.0", "2.0", None, "1.5", "3.0", 0, "0", 1, "0", "0", "0"]])),
@@ -169,8 +180,11 @@ def test_resume_requests_from_the_candle_after_the_last_stored(store, client, se
 def test_since_before_the_stored_range_backfills(store, client, server) -> None:
     server.set_closed(300)
     download_ohlcv(store, client, SYMBOL, TF, T0 + 250 * H, limit=100, now=server.now_ms)
-    report = download(store, client, server)  # since T0: older history is fetched too
-    assert report.candles_added == 250
+    server.requests.clear()
+    report = download(store, client, server)  # since T0: the older history only is fetched
+    assert start_times(server) == [T0, T0 + 100 * H, T0 + 200 * H]
+    assert (report.candles_added, report.first, report.last) == (
+        250, pd.Timestamp(T0, unit="ms", tz="UTC"), pd.Timestamp(T0 + 249 * H, unit="ms", tz="UTC"))
     pd.testing.assert_frame_equal(stored(store), expected_frame("BTCUSDT", T0, TF, 0, 300))
 
 

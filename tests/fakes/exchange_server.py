@@ -54,7 +54,9 @@ class Normal:
 
 @dataclass(frozen=True)
 class RateLimited:
-    """HTTP 429 with Binance's -1003 body and a Retry-After header."""
+    """HTTP 429 with Binance's -1003 body and, like Binance, a Retry-After header (seconds)."""
+
+    retry_after: int | None = 1
 
 
 @dataclass(frozen=True)
@@ -255,7 +257,9 @@ def _handler_for(server: FakeBinance) -> type[BaseHTTPRequestHandler]:
         def _klines(self, params: dict[str, str]) -> None:
             behaviour = server._next_behaviour()
             if isinstance(behaviour, RateLimited):
-                self._send(429, json.dumps(ERRORS["rate_limited"]), headers={"Retry-After": "1"})
+                ra = behaviour.retry_after
+                self._send(429, json.dumps(ERRORS["rate_limited"]),
+                           headers={} if ra is None else {"Retry-After": str(ra)})
                 return
             if isinstance(behaviour, Raw):
                 self._send(behaviour.status, behaviour.body, behaviour.content_type)

@@ -100,54 +100,52 @@ def download_ohlcv(
     ex = build_exchange(exchange, exchange_config=exchange_config) if owned else exchange
     ex.enableRateLimit = True  # never hammer the exchange, whoever built the client
     ex.enableLastHttpResponse = True  # the raw body is checked for malformed answers
-    retry = _Retrier(ex.id, max_retries, backoff_s, sleep)
+    retry = _Retrier(ex, max_retries, backoff_s, sleep)
+    what = f"{ex.id} {symbol} {timeframe}"
     try:
         _check_market(ex, retry, symbol, timeframe)
         now_ms = _to_ms(now) if now is not None else int(ex.milliseconds())
-        until_ms = _to_ms(until) if until is not None else None
-        cursor = _resume_point(store, ex.id, symbol, timeframe, _to_ms(since), step)
-        what = f"{ex.id} {symbol} {timeframe}"
+        stop = now_ms - step + 1  # a candle is closed when open + step <= now
+        if until is not None:
+            stop = min(stop, _to_ms(until))
+        ranges = _missing_ranges(store, ex.id, symbol, timeframe, _to_ms(since), stop, step)
 
         pending: list[pd.DataFrame] = []
+        written: list[pd.DatetimeIndex] = []
         added, pages = 0, 0
-        first: pd.Timestamp | None = None
-        last: pd.Timestamp | None = None
 
         def flush() -> None:
-            nonlocal added, first, last
-            if not pending:
-                return
-            frame = pd.concat(pending) if len(pending) > 1 else pending[0]
-            pending.clear()
-            report = store.write(ex.id, symbol, timeframe, frame)
-            added += report.added
-            first = frame.index[0] if first is None else first
-            last = frame.index[-1]
+            nonlocal added
+            if pending:
+                frame = pd.concat(pending) if len(pending) > 1 else pending[0]
+                pending.clear()
+                added += store.write(ex.id, symbol, timeframe, frame).added
+                written.append(frame.index)
 
-        while cursor + step <= now_ms and (until_ms is None or cursor < until_ms):
-            rows = retry.call(
-                f"fetch_ohlcv {symbol} {timeframe} since {_iso(cursor)}",
-                lambda c=cursor: ex.fetch_ohlcv(symbol, timeframe, since=c, limit=limit),
-            )
-            pages += 1
-            rows = _checked_rows(ex, rows, what)
-            if not rows:
-                break  # nothing after the cursor: the series ends here
-            keep = [
-                r for r in rows
-                if r[0] >= cursor and r[0] + step <= now_ms and (until_ms is None or r[0] < until_ms)
-            ]
-            if keep:
-                pending.append(_page_frame(keep, timeframe, what))
-            if progress is not None:
-                progress(len(keep))
-            next_cursor = rows[-1][0] + step
-            if next_cursor <= cursor:
-                raise ExchangeError(f"{what}: the exchange answered candles before {_iso(cursor)}")
-            cursor = next_cursor
-            if len(pending) >= flush_pages:
-                flush()
+        for start, end in ranges:
+            cursor = start
+            while cursor < end:
+                rows = retry.call(
+                    f"fetch_ohlcv {symbol} {timeframe} since {_iso(cursor)}",
+                    lambda c=cursor: ex.fetch_ohlcv(symbol, timeframe, since=c, limit=limit),
+                )
+                pages += 1
+                rows = _checked_rows(ex, rows, what)
+                if not rows:
+                    break  # nothing after the cursor: the series ends here
+                keep = [r for r in rows if cursor <= r[0] < end]
+                if keep:
+                    pending.append(_page_frame(keep, timeframe, what))
+                if progress is not None:
+                    progress(len(keep))
+                if rows[-1][0] < cursor:
+                    raise ExchangeError(f"{what}: the exchange answered candles before {_iso(cursor)}")
+                cursor = rows[-1][0] + step
+                if len(pending) >= flush_pages:
+                    flush()
         flush()
+        first = min(ix[0] for ix in written) if written else None
+        last = max(ix[-1] for ix in written) if written else None
         return DownloadReport(ex.id, symbol, timeframe, added, first, last, pages, retry.retries)
     finally:
         if owned and getattr(ex, "session", None) is not None:
@@ -158,34 +156,58 @@ def download_ohlcv(
 
 
 class _Retrier:
-    """Calls ccxt, retrying transient errors with exponential backoff; maps ccxt errors."""
+    """Calls ccxt, retrying transient errors with exponential backoff; maps ccxt errors.
 
-    def __init__(self, exchange_id: str, max_retries: int, backoff_s: float,
+    A rate-limit answer's ``Retry-After`` (seconds) lengthens the wait; one asking for more
+    than ``MAX_RETRY_AFTER_S`` (an IP ban) ends the download at once."""
+
+    MAX_RETRY_AFTER_S = 120.0
+
+    def __init__(self, ex: ccxt.Exchange, max_retries: int, backoff_s: float,
                  sleep: Callable[[float], None]) -> None:
-        self.exchange_id = exchange_id
+        self.ex = ex
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.sleep = sleep
         self.retries = 0
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
+        name = self.ex.id
         attempt = 0
         while True:
             try:
                 return fn()
             except ccxt.BadSymbol as e:
-                raise DataError(f"{self.exchange_id} {what}: unknown symbol ({_one_line(e)})") from e
+                raise DataError(f"{name} {what}: unknown symbol ({_one_line(e)})") from e
             except ccxt.NetworkError as e:  # timeouts, 429/418, connection errors, maintenance
+                wait = self.backoff_s * 2**attempt
+                if isinstance(e, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
+                    asked = _retry_after_s(self.ex)
+                    if asked is not None and asked > self.MAX_RETRY_AFTER_S:
+                        raise ExchangeError(
+                            f"{name} {what}: rate limited, the exchange asks to wait {asked:.0f} s; try later"
+                        ) from e
+                    wait = max(wait, asked or 0.0)
                 if attempt >= self.max_retries:
                     raise ExchangeError(
-                        f"{self.exchange_id} unreachable: {what} failed after {self.max_retries} "
+                        f"{name} unreachable: {what} failed after {self.max_retries} "
                         f"retries ({type(e).__name__}: {_one_line(e)})"
                     ) from e
-                self.sleep(self.backoff_s * 2**attempt)
+                self.sleep(wait)
                 attempt += 1
                 self.retries += 1
             except ccxt.BaseError as e:
-                raise ExchangeError(f"{self.exchange_id} {what}: {type(e).__name__}: {_one_line(e)}") from e
+                raise ExchangeError(f"{name} {what}: {type(e).__name__}: {_one_line(e)}") from e
+
+
+def _retry_after_s(ex: ccxt.Exchange) -> float | None:
+    """The ``Retry-After`` header (seconds form) of the exchange's last answer, if any."""
+    headers = getattr(ex, "last_response_headers", None)
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None  # the HTTP-date form: fall back to the exponential backoff
 
 
 def _check_market(ex: ccxt.Exchange, retry: _Retrier, symbol: str, timeframe: str) -> None:
@@ -203,20 +225,21 @@ def _check_market(ex: ccxt.Exchange, retry: _Retrier, symbol: str, timeframe: st
         )
 
 
-def _resume_point(store: CandleStore, exchange_id: str, symbol: str, timeframe: str,
-                  since_ms: int, step: int) -> int:
-    """``since``, or one step after the newest stored candle when the store covers ``since``."""
-    last = store.last_timestamp(exchange_id, symbol, timeframe)
-    if last is None:
-        return since_ms
-    stored_first = next(
-        (e.first for e in store.entries()
+def _missing_ranges(store: CandleStore, exchange_id: str, symbol: str, timeframe: str,
+                    since_ms: int, stop_ms: int, step: int) -> list[tuple[int, int]]:
+    """Open-time ranges ``[start, end)`` to fetch: older history before the first stored
+    candle (when ``since`` is earlier), then everything after the last stored one."""
+    entry = next(
+        (e for e in store.entries()
          if (e.exchange, e.symbol, e.timeframe) == (exchange_id, symbol, timeframe)),
         None,
     )
-    if stored_first is not None and _to_ms(stored_first) > since_ms:
-        return since_ms  # backfill older history; the overlap merges harmlessly
-    return max(since_ms, _to_ms(last) + step)
+    if entry is None or entry.first is None or entry.last is None:
+        ranges = [(since_ms, stop_ms)]
+    else:
+        first, last = _to_ms(entry.first), _to_ms(entry.last)
+        ranges = [(since_ms, min(first, stop_ms)), (max(since_ms, last + step), stop_ms)]
+    return [(a, b) for a, b in ranges if a < b]
 
 
 def _checked_rows(ex: ccxt.Exchange, rows: Any, what: str) -> list[list[Any]]:
