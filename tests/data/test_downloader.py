@@ -19,6 +19,7 @@ from fakes.exchange_server import (
     Raw,
     Stall,
     binance_client,
+    binance_config,
     expected_frame,
 )
 from singularity.data.downloader import download_ohlcv
@@ -215,6 +216,13 @@ def test_exchange_side_invalid_symbol_is_a_data_error(store, client, server) -> 
     client.markets["BTC/USDT"]["id"] = "NOPEUSDT"  # listed locally, unknown to the server
     with pytest.raises(DataError, match=r"unknown symbol .*Invalid symbol"):
         download(store, client, server)
+
+
+def test_exchange_by_id_with_config(store, server) -> None:
+    config = binance_config(server.base_url, rate_limit_ms=1)
+    report = download_ohlcv(store, "binance", SYMBOL, TF, T0, now=server.now_ms, exchange_config=config)
+    assert (report.exchange, report.pages, report.candles_added) == ("binance", 1, 350)
+    assert [r.path for r in server.requests] == ["/api/v3/exchangeInfo", "/api/v3/klines"]
 
 
 def test_unknown_exchange_and_timeframe(store, client, server) -> None:

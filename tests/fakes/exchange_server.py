@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import ccxt
 import pandas as pd
+import requests
 
 RECORDED = Path(__file__).resolve().parent / "binance"
 EXCHANGE_INFO: dict[str, Any] = json.loads((RECORDED / "exchange_info.json").read_text())
@@ -275,25 +276,32 @@ def _handler_for(server: FakeBinance) -> type[BaseHTTPRequestHandler]:
 # --------------------------------------------------------------------------- client
 
 
-def binance_client(base_url: str, *, timeout_ms: int = 2_000, rate_limit_ms: int | None = None) -> ccxt.binance:
-    """A real ``ccxt.binance`` whose every API URL points at ``base_url``.
+def binance_config(base_url: str, *, timeout_ms: int = 2_000, rate_limit_ms: int | None = None) -> dict[str, Any]:
+    """ccxt constructor config that points every Binance API URL at ``base_url``.
 
     Only spot markets are loaded (one ``exchangeInfo`` call); currencies and margin pairs,
     which need keys or other hosts, are off; proxies from the environment are ignored."""
-    ex = ccxt.binance({
+    session = requests.Session()
+    session.trust_env = False  # never route 127.0.0.1 through an HTTP(S)_PROXY
+    config: dict[str, Any] = {
         "enableRateLimit": True,
         "timeout": timeout_ms,
+        "session": session,
+        "urls": {"api": _rebase(ccxt.binance().describe()["urls"]["api"], base_url)},
         "options": {
             "fetchMarkets": {"types": ["spot"]},
             "fetchCurrencies": False,
             "fetchMargins": False,
         },
-    })
+    }
     if rate_limit_ms is not None:
-        ex.rateLimit = rate_limit_ms
-    ex.urls["api"] = _rebase(ex.urls["api"], base_url)
-    ex.session.trust_env = False  # never route 127.0.0.1 through an HTTP(S)_PROXY
-    return ex
+        config["rateLimit"] = rate_limit_ms
+    return config
+
+
+def binance_client(base_url: str, *, timeout_ms: int = 2_000, rate_limit_ms: int | None = None) -> ccxt.binance:
+    """A real ``ccxt.binance`` talking to the fake server at ``base_url``."""
+    return ccxt.binance(binance_config(base_url, timeout_ms=timeout_ms, rate_limit_ms=rate_limit_ms))
 
 
 def _rebase(urls: Any, base_url: str) -> Any:

@@ -1,7 +1,8 @@
 """Download closed OHLCV candles through ccxt into the candle store.
 
-``download_ohlcv`` pages through ``fetch_ohlcv`` from ``since`` (or just after the newest
-stored candle) to now, with the exchange's rate limit on, retries with exponential backoff
+``download_ohlcv`` pages through ``fetch_ohlcv`` over the candles the store lacks between
+``since`` and now (older history before the first stored candle, then everything after the
+newest one), with the exchange's rate limit on, retries with exponential backoff
 on transient network errors, and writes to the store every few pages so an interrupted
 download keeps what it already wrote. The still-open current candle is never stored, and a
 malformed page stops the download with an ``ExchangeError`` before it reaches the store.
@@ -86,8 +87,10 @@ def download_ohlcv(
     """Download closed ``symbol`` candles with open time in ``[since, until)`` into ``store``.
 
     ``exchange``: a ccxt id (built with the rate limiter on) or a ready ccxt instance (its
-    rate limiter is switched on). Where the store already holds this series from ``since``
-    on, the download resumes one timeframe after its newest candle. ``now`` (default: the
+    rate limiter is switched on); ``exchange_config`` (only with an id) goes to the ccxt
+    constructor, e.g. ``{"timeout": 15000, "apiKey": ...}``. Where the store already holds
+    this series, only what it lacks is fetched: candles before its first one (when ``since``
+    is earlier) and from one timeframe after its newest one. ``now`` (default: the
     exchange's clock, ``milliseconds()``) decides which candle is still open. ``progress``
     gets the number of new candles of every page. Candles are written every ``flush_pages``
     pages and at the end; on an error the unwritten pages are dropped, the written ones stay.
