@@ -1,0 +1,324 @@
+"""FeatureFactory: every feature family for every asset of a universe, aligned and cached.
+
+Work is spread without nesting pools: the cheap per-asset families (indicators, particle
+filter) go to the pool one asset per task; CEEMDAN and the graph family receive the pool
+themselves (windows, not assets, are their unit of parallel work) and are called from here.
+
+A family may declare how much trailing context a new candle needs (``tail`` below); when
+candles are appended, such a family is recomputed on a tail window only and spliced onto the
+cached rows, after checking that the recomputed overlap equals the cached values (if not,
+it is recomputed fully). Families without a tail declaration are recomputed fully.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from singularity.errors import DataError
+from singularity.features.catalogue import FeatureSpec, check_catalogue
+from singularity.features.indicators import indicator_catalogue, indicator_features
+from singularity.features.particle_filter import (
+    particle_filter_catalogue,
+    particle_filter_features,
+)
+from singularity.features.settings import FeatureSettings
+
+WARMUP_COLUMN = "warmup"
+OHLCV = ["open", "high", "low", "close", "volume"]
+_VERIFY_ROWS = 8  # overlap rows compared before a tail recomputation is trusted
+
+
+class Pool(Protocol):
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Sequence[Any]: ...
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """One feature frame per asset (index = that asset's candle timestamps), the catalogue of
+    its feature columns in order, and a boolean ``warmup`` column marking rows where some
+    feature is still warming up (values there are left as computed or NaN, never filled)."""
+
+    frames: dict[str, pd.DataFrame]
+    catalogue: list[FeatureSpec]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def warmup_mask(self) -> dict[str, pd.Series]:
+        return {sym: f[WARMUP_COLUMN] for sym, f in self.frames.items()}
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [s.name for s in self.catalogue]
+
+    def ready(self, symbol: str) -> pd.DataFrame:
+        """The rows of ``symbol`` past the warm-up, feature columns only."""
+        f = self.frames[symbol]
+        return f.loc[~f[WARMUP_COLUMN], self.feature_names]
+
+
+# -- input checks ----------------------------------------------------------------------------
+
+
+def check_universe(universe: dict[str, pd.DataFrame]) -> None:
+    """One-line DataError for empty, malformed, NaN or non-overlapping candles."""
+    if not universe:
+        raise DataError("no assets given to the feature factory")
+    for sym, df in universe.items():
+        missing = [c for c in OHLCV if c not in df.columns]
+        if missing:
+            raise DataError(f"{sym}: candles lack column(s) {', '.join(missing)}")
+        if not isinstance(df.index, pd.DatetimeIndex) or df.index.tz is None:
+            raise DataError(f"{sym}: candles need a UTC DatetimeIndex (candle open time)")
+        if len(df) == 0:
+            raise DataError(f"{sym}: no candles")
+        if not df.index.is_monotonic_increasing or df.index.has_duplicates:
+            raise DataError(f"{sym}: candle timestamps are not strictly increasing")
+        values = df[OHLCV].to_numpy(dtype="float64")
+        bad = ~np.isfinite(values).all(axis=1)
+        if bad.any():
+            first = df.index[np.flatnonzero(bad)[0]]
+            raise DataError(
+                f"{sym}: {int(bad.sum())} candle(s) with NaN or infinite values "
+                f"(first at {first}); repair or drop them before building features"
+            )
+        if (values[:, :4] <= 0).any():
+            raise DataError(f"{sym}: non-positive prices; features use log prices")
+    if len(universe) > 1:
+        start = max(df.index[0] for df in universe.values())
+        end = min(df.index[-1] for df in universe.values())
+        if start > end:
+            spans = ", ".join(f"{s} {d.index[0]:%Y-%m-%d}..{d.index[-1]:%Y-%m-%d}"
+                              for s, d in universe.items())
+            raise DataError(f"the assets do not overlap in time: {spans}")
+
+
+def _check_length(universe: dict[str, pd.DataFrame], warmup: int) -> None:
+    for sym, df in universe.items():
+        if len(df) <= warmup:
+            raise DataError(
+                f"{sym}: {len(df)} candles, the features need more than {warmup} (warm-up)"
+            )
+
+
+# -- families --------------------------------------------------------------------------------
+
+
+def _asset_core(item: tuple[str, pd.DataFrame, FeatureSettings]) -> tuple[
+    str, pd.DataFrame, list[FeatureSpec]
+]:
+    """Indicators + particle filter of one asset (module level: crosses process boundaries)."""
+    sym, candles, settings = item
+    parts, specs = [], []
+    if settings.indicators.enabled:
+        frame, sp = indicator_features(candles, settings.indicators)
+        parts.append(frame)
+        specs += sp
+    if settings.particle_filter.enabled:
+        frame, sp = particle_filter_features(candles, settings.particle_filter)
+        parts.append(frame)
+        specs += sp
+    out = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=candles.index)
+    return sym, out, specs
+
+
+def _optional(module: str) -> Any | None:
+    """A family module written in parallel may not exist yet: skip it, with a note."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name == module:
+            return None
+        raise
+
+
+def _tail(mod: Any, attr: str, settings: Any) -> tuple[int, int] | None:
+    """A family's (context rows, alignment) for tail recomputation, or None (recompute all).
+    A module may declare its own. CEEMDAN's default: its strided windows are anchored to the
+    epoch, so a recomputation from row a reproduces every row from the first block start at
+    or after a + window - 1: one window plus one stride of context suffices (the overlap
+    check in ``_family_tail`` guards the assumption)."""
+    fn = getattr(mod, attr, None)
+    if fn is not None:
+        return fn(settings)
+    if attr == "ceemdan_tail":
+        return settings.window + settings.stride, 1
+    return None
+
+
+def feature_catalogue(settings: FeatureSettings) -> tuple[list[FeatureSpec], list[str]]:
+    """The catalogue of the enabled families without computing anything, and notes on the
+    families whose module or catalogue function is not available."""
+    specs: list[FeatureSpec] = []
+    notes: list[str] = []
+    if settings.indicators.enabled:
+        specs += indicator_catalogue(settings.indicators)
+    if settings.particle_filter.enabled:
+        specs += particle_filter_catalogue(settings.particle_filter)
+    for family, module, attr in (
+        ("ceemdan", "singularity.features.ceemdan", "catalogue"),
+        ("graph", "singularity.features.graph", "graph_feature_specs"),
+    ):
+        sub = getattr(settings, family)
+        if not sub.enabled:
+            continue
+        mod = _optional(module)
+        fn = getattr(mod, attr, None) if mod is not None else None
+        if fn is None:
+            notes.append(f"{family} family not listed: {module}.{attr} not available")
+        else:
+            specs += fn(sub)
+    return specs, notes
+
+
+class FeatureFactory:
+    """Builds the ``FeatureSet`` of a universe; see the module docstring."""
+
+    def __init__(
+        self, settings: FeatureSettings, *, pool: Pool | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.last_cache_relation: str | None = None
+
+    # -- public ------------------------------------------------------------------------
+
+    def known_warmup(self) -> int:
+        """Warm-up of the families whose catalogue is known without computing."""
+        w = [0]
+        if self.settings.indicators.enabled:
+            w += [s.warmup for s in indicator_catalogue(self.settings.indicators)]
+        if self.settings.particle_filter.enabled:
+            w.append(self.settings.particle_filter.warmup)
+        return max(w)
+
+    def build(self, universe: dict[str, pd.DataFrame], *, progress: bool = True) -> FeatureSet:
+        check_universe(universe)
+        universe = {s: df[OHLCV].astype("float64") for s, df in universe.items()}
+        _check_length(universe, self.known_warmup())
+        cache = None
+        if self.cache_dir is not None:
+            from singularity.features.cache import FeatureCache
+
+            cache = FeatureCache(self.cache_dir)
+            entry = cache.lookup(self.settings, universe)
+            if entry is not None and entry.relation in ("hit", "prefix"):
+                self.last_cache_relation = entry.relation
+                return FeatureSet(entry.frames, entry.catalogue)
+            if entry is not None:
+                self.last_cache_relation = "extend"
+                fs = self._compute(universe, progress, previous=entry)
+                cache.store(self.settings, universe, fs.frames, fs.catalogue)
+                return fs
+        self.last_cache_relation = "miss" if cache is not None else None
+        fs = self._compute(universe, progress)
+        if cache is not None:
+            cache.store(self.settings, universe, fs.frames, fs.catalogue)
+        return fs
+
+    # -- computation -------------------------------------------------------------------
+
+    def _compute(
+        self, universe: dict[str, pd.DataFrame], progress: bool, previous: Any = None
+    ) -> FeatureSet:
+        from rich.progress import Progress
+
+        s = self.settings
+        notes: list[str] = []
+        ceemdan = _optional("singularity.features.ceemdan") if s.ceemdan.enabled else None
+        graph = _optional("singularity.features.graph") if s.graph.enabled else None
+        if s.ceemdan.enabled and ceemdan is None:
+            notes.append("ceemdan family skipped: singularity.features.ceemdan not available")
+        if s.graph.enabled and graph is None:
+            notes.append("graph family skipped: singularity.features.graph not available")
+        if s.graph.enabled and len(universe) < 2 and graph is not None:
+            notes.append("graph family skipped: it needs two or more assets")
+            graph = None
+        n = len(universe)
+        total = n + (n if ceemdan else 0) + (1 if graph else 0)
+        parts: dict[str, list[pd.DataFrame]] = {sym: [] for sym in universe}
+        catalogue: list[FeatureSpec] = []
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task("features", total=total)
+            items = [(sym, df, s) for sym, df in universe.items()]
+            bar.update(task, description="indicators + particle filter")
+            results = (self.pool.map(_asset_core, items) if self.pool is not None and n > 1
+                       else [_asset_core(it) for it in items])
+            for sym, frame, specs in results:
+                parts[sym].append(frame)
+                if not catalogue:
+                    catalogue = list(specs)
+                bar.advance(task)
+            if ceemdan is not None:
+                bar.update(task, description="CEEMDAN")
+                ce_specs: list[FeatureSpec] = []
+                tail = _tail(ceemdan, "ceemdan_tail", s.ceemdan)
+                for sym, df in universe.items():
+                    frame, ce_specs = self._family_tail(
+                        lambda c, m=ceemdan: m.ceemdan_features(
+                            c["close"], s.ceemdan, pool=self.pool),
+                        df, sym, tail, previous, notes, "ceemdan",
+                    )
+                    parts[sym].append(frame.reindex(df.index))
+                    bar.advance(task)
+                catalogue += ce_specs
+            if graph is not None:
+                bar.update(task, description="cross-asset graph")
+                gframes, gspecs = graph.graph_features(universe, s.graph, pool=self.pool)
+                for sym, df in universe.items():
+                    parts[sym].append(gframes[sym].reindex(df.index))
+                catalogue += gspecs
+                bar.advance(task)
+        names = [sp.name for sp in catalogue]
+        if len(set(names)) != len(names):
+            dupes = sorted({x for x in names if names.count(x) > 1})
+            raise ValueError(f"feature names collide across families: {dupes[:5]}")
+        warmup = max([sp.warmup for sp in catalogue], default=0)
+        _check_length(universe, warmup)
+        frames = {}
+        for sym, df in universe.items():
+            frame = pd.concat(parts[sym], axis=1) if parts[sym] else pd.DataFrame(index=df.index)
+            check_catalogue(frame.columns, catalogue, sym)
+            frame = frame.astype("float64")
+            frame[WARMUP_COLUMN] = np.arange(len(df)) < warmup
+            frames[sym] = frame
+        return FeatureSet(frames, catalogue, tuple(notes))
+
+    def _family_tail(
+        self,
+        compute: Callable[[pd.DataFrame], tuple[pd.DataFrame, list[FeatureSpec]]],
+        candles: pd.DataFrame,
+        sym: str,
+        tail: tuple[int, int] | None,
+        previous: Any,
+        notes: list[str],
+        family: str,
+    ) -> tuple[pd.DataFrame, list[FeatureSpec]]:
+        """Compute one per-asset family, on a tail window when the cache allows it."""
+        if previous is None or tail is None:
+            return compute(candles)
+        old_n = previous.rows[sym]
+        context, align = tail
+        start = max(0, old_n - context - _VERIFY_ROWS)
+        start -= start % max(align, 1)
+        if start == 0:
+            return compute(candles)
+        frame, specs = compute(candles.iloc[start:])
+        cols = [sp.name for sp in specs]
+        cached = previous.frames[sym][cols]
+        overlap = candles.index[start + context: old_n]
+        a = frame.loc[overlap, cols].to_numpy(dtype="float64")
+        b = cached.loc[overlap].to_numpy(dtype="float64")
+        if len(overlap) == 0 or not np.allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True):
+            notes.append(f"{family} {sym}: tail recomputation disagreed with the cache; full")
+            return compute(candles)
+        spliced = pd.concat([cached.iloc[:old_n], frame.loc[candles.index[old_n:], cols]])
+        return spliced, specs

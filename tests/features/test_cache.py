@@ -1,0 +1,111 @@
+"""Feature cache: a hit equals a fresh build; appended candles equal a full recomputation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from singularity.data.synthetic import regime_switching_market
+from singularity.features.cache import FeatureCache, code_version, data_fingerprint
+from singularity.features.factory import FeatureFactory
+from singularity.features.settings import (
+    CeemdanSettings,
+    FeatureSettings,
+    GraphSettings,
+    IndicatorSettings,
+)
+
+SYMBOLS = ["AAA/USDT", "BBB/USDT", "CCC/USDT"]
+SMALL = FeatureSettings(
+    indicators=IndicatorSettings(ma_periods=(10, 30), vol_horizons=(24,)),
+    ceemdan=CeemdanSettings(window=64, trials=8, stride=8, max_imfs=3),
+    graph=GraphSettings(corr_window=32, gnn_train_window=60, gnn_retrain_every=40,
+                        gnn_epochs=2, gnn_hidden=4, gnn_embedding_dim=2),
+)
+
+
+@pytest.fixture(scope="module")
+def universe() -> dict[str, pd.DataFrame]:
+    return regime_switching_market(SYMBOLS, n_bars=330, seed=9)
+
+
+@pytest.fixture(scope="module")
+def fresh(universe: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    return FeatureFactory(SMALL).build(universe, progress=False).frames
+
+
+def _equal(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame], **tol: float) -> None:
+    assert list(a) == list(b)
+    for sym in a:
+        pd.testing.assert_frame_equal(a[sym], b[sym], check_freq=False, **tol)
+
+
+def test_hit_equals_fresh_build(universe, fresh, tmp_path: Path) -> None:
+    f = FeatureFactory(SMALL, cache_dir=tmp_path)
+    first = f.build(universe, progress=False)
+    assert f.last_cache_relation == "miss"
+    _equal(first.frames, fresh)
+    again = f.build(universe, progress=False)
+    assert f.last_cache_relation == "hit"
+    _equal(again.frames, fresh)
+    assert again.catalogue == first.catalogue
+    # other settings: another entry, not a stale hit
+    other = SMALL.model_copy(update={"indicators": IndicatorSettings(rsi_period=7,
+                                                                     ma_periods=(10, 30))})
+    g = FeatureFactory(other, cache_dir=tmp_path)
+    assert "rsi_7" in g.build(universe, progress=False).feature_names
+    assert g.last_cache_relation == "miss"
+
+
+def test_extension_equals_full_recompute(universe, fresh, tmp_path: Path) -> None:
+    f = FeatureFactory(SMALL, cache_dir=tmp_path)
+    f.build({s: d.iloc[:-7] for s, d in universe.items()}, progress=False)
+    grown = f.build({s: d.iloc[:-1] for s, d in universe.items()}, progress=False)
+    assert f.last_cache_relation == "extend"
+    assert not any("disagreed" in n for n in grown.notes), grown.notes
+    one_more = f.build(universe, progress=False)
+    assert f.last_cache_relation == "extend"
+    _equal(one_more.frames, fresh)
+    # only the newest entry's files are kept
+    folder = next(p for p in tmp_path.iterdir() if p.is_dir())
+    assert len(list(folder.glob("*.parquet"))) == 2 * len(SYMBOLS)
+
+
+def test_shorter_request_is_served_from_the_cache(universe, tmp_path: Path) -> None:
+    f = FeatureFactory(SMALL, cache_dir=tmp_path)
+    f.build(universe, progress=False)
+    short = {s: d.iloc[:-20] for s, d in universe.items()}
+    served = f.build(short, progress=False)
+    assert f.last_cache_relation == "prefix"
+    # equal to a fresh build on the shorter data because every feature is causal
+    _equal(served.frames, FeatureFactory(SMALL).build(short, progress=False).frames,
+           rtol=1e-7, atol=1e-9)
+    # a changed candle inside the range is not a prefix: rebuilt
+    changed = {s: d.copy() for s, d in short.items()}
+    changed["AAA/USDT"].iloc[5, 3] *= 1.01
+    f.build(changed, progress=False)
+    assert f.last_cache_relation == "miss"
+
+
+def test_corrupt_manifest_is_a_miss(universe, tmp_path: Path) -> None:
+    f = FeatureFactory(SMALL, cache_dir=tmp_path)
+    f.build(universe, progress=False)
+    folder = FeatureCache(tmp_path).entry_dir(SMALL, universe)
+    (folder / "manifest.json").write_text("{not json")
+    f.build(universe, progress=False)
+    assert f.last_cache_relation == "miss"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["code_version"] == code_version()
+    assert manifest["assets"]["AAA/USDT"]["fingerprint"] == data_fingerprint(universe["AAA/USDT"])
+
+
+def test_fingerprint_sees_every_value(universe) -> None:
+    a = universe["AAA/USDT"]
+    b = a.copy()
+    b.iloc[-1, 4] += 1e-9
+    assert data_fingerprint(a) == data_fingerprint(a.copy())
+    assert data_fingerprint(a) != data_fingerprint(b)
+    assert FeatureSettings() != SMALL
