@@ -168,6 +168,9 @@ def download(
     start = _parse_time(since, "--since")
     stop = _parse_time(until, "--until") if until else None
     store = CandleStore(st.data.dir)
+    exchange_config: dict[str, object] = {"timeout": st.exchange.timeout_ms}
+    if st.exchange.api_key:
+        exchange_config.update(apiKey=st.exchange.api_key, secret=st.exchange.secret)
 
     reports = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -183,7 +186,10 @@ def download(
                 progress.advance(_task, n)
 
             reports.append(
-                download_ohlcv(store, exchange, sym, tf, start, until=stop, progress=advance)
+                download_ohlcv(
+                    store, exchange, sym, tf, start, until=stop, progress=advance,
+                    exchange_config=exchange_config,
+                )
             )
             progress.update(task, completed=progress.tasks[task].total or 0)
 
