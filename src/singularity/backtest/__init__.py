@@ -1,4 +1,8 @@
-"""Backtesting: numba kernels on arrays (``kernel``), metrics, and the pandas-facing ``run``."""
+"""Backtesting: numba kernels on arrays (``kernel``), ``metrics``, and the pandas-facing ``run``.
+
+Accounting, fills, fees, slippage and funding are documented in ``singularity.backtest.kernel``;
+metric conventions in ``singularity.backtest.metrics``.
+"""
 
 from singularity.backtest.kernel import (
     bar_returns,
@@ -7,11 +11,17 @@ from singularity.backtest.kernel import (
     sharpe_from_returns,
     simulate,
 )
+from singularity.backtest.metrics import compute_metrics
+from singularity.backtest.runner import TRADE_COLUMNS, BacktestResult, run
 
 __all__ = [
+    "TRADE_COLUMNS",
+    "BacktestResult",
     "bar_returns",
+    "compute_metrics",
     "count_trades",
     "max_drawdown_from_returns",
+    "run",
     "sharpe_from_returns",
     "simulate",
 ]
