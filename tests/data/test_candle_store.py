@@ -198,3 +198,16 @@ def test_concurrent_writers_lose_nothing(store: CandleStore) -> None:
     for t in threads:
         t.join()
     pd.testing.assert_frame_equal(store.read("binance", "BTC/USDT", "1h"), full)
+
+
+def test_damaged_file_is_a_one_line_data_error(store: CandleStore) -> None:
+    path = store.write("binance", "BTC/USDT", "1h", hourly(3)).path
+    path.write_bytes(path.read_bytes()[:-40])  # truncated by something outside the store
+    for call in (
+        lambda: store.read("binance", "BTC/USDT", "1h"),
+        store.entries,
+        lambda: store.write("binance", "BTC/USDT", "1h", hourly(1, start="2024-09-14 03:00")),
+    ):
+        with pytest.raises(DataError, match=r"BTC_USDT-1h.parquet: unreadable candle file") as e:
+            call()
+        assert "\n" not in str(e.value)

@@ -140,8 +140,8 @@ class CandleStore:
             filters.append((INDEX_NAME, ">=", _utc(start)))
         if end is not None:
             filters.append((INDEX_NAME, "<", _utc(end)))
-        table = pq.read_table(path, filters=filters or None)
-        return _table_to_frame(table)
+        with _readable(path):
+            return _table_to_frame(pq.read_table(path, filters=filters or None))
 
     def last_timestamp(self, exchange: str, symbol: str, timeframe: str) -> pd.Timestamp | None:
         """Open time of the newest stored candle, or None when nothing is stored."""
@@ -162,7 +162,8 @@ class CandleStore:
 
     @staticmethod
     def _entry_from_file(path: Path) -> StoreEntry | None:
-        meta = pq.read_metadata(path).metadata or {}
+        with _readable(path):
+            meta = pq.read_metadata(path).metadata or {}
         if META_KEY not in meta:
             return None  # not written by this store
         m = json.loads(meta[META_KEY])
@@ -214,7 +215,11 @@ class CandleStore:
         self, path: Path, exchange: str, symbol: str, timeframe: str, df: pd.DataFrame
     ) -> tuple[WriteReport, pd.DataFrame | None]:
         """Merged frame (None when nothing changes) and its report; raises on corrupt results."""
-        old = _table_to_frame(pq.read_table(path)) if path.is_file() else _empty_frame()
+        if path.is_file():
+            with _readable(path):
+                old = _table_to_frame(pq.read_table(path))
+        else:
+            old = _empty_frame()
         new = df.copy()
         new.index = new.index.as_unit(TIME_UNIT)
         overlap = new.index.intersection(old.index)
@@ -276,6 +281,15 @@ def load_universe(
             f"no {timeframe} candles on {exchange} for {', '.join(absent)}; stored {timeframe}: {have}"
         )
     return {s: store.read(exchange, s, timeframe, start=start, end=end) for s in symbols}
+
+
+@contextlib.contextmanager
+def _readable(path: Path) -> Iterator[None]:
+    """A damaged file (e.g. copied in by hand) is a one-line DataError naming it."""
+    try:
+        yield
+    except (pa.ArrowException, OSError, KeyError) as e:
+        raise DataError(f"{path}: unreadable candle file ({type(e).__name__}: {e})") from e
 
 
 def _utc(ts: pd.Timestamp | str) -> pd.Timestamp:
