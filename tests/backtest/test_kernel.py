@@ -61,7 +61,7 @@ def test_close_fill_misses_the_first_move():
     # Fills at close: the target of bar 0 buys at close[1] = 110 (q = 1/(110*1.001)), so the
     # 100 -> 110 move is not earned: bar 1 return is the fee only; bar 2: 121/110 = +10 %;
     # bar 3 sells at close 121: equity 1.1*0.999/1.001.
-    ret, equity, held, _, _, ti, tf = sim(OPEN, CLOSE, LONG_THEN_FLAT, fee=0.001, on_open=False)
+    ret, equity, _held, _, _, ti, tf = sim(OPEN, CLOSE, LONG_THEN_FLAT, fee=0.001, on_open=False)
     assert equity == pytest.approx(
         [1.0, 1 / 1.001, 1.1 / 1.001, 1.1 * 0.999 / 1.001, 1.1 * 0.999 / 1.001], rel=1e-14
     )
@@ -73,7 +73,7 @@ def test_close_fill_misses_the_first_move():
 def test_slippage_moves_fill_prices():
     # slippage 1 %, no fee: buy at 100*1.01 = 101 with all cash -> q = 1/101;
     # sell at 121*0.99 = 119.79 -> equity 119.79/101.
-    ret, equity, _, _, fees, ti, tf = sim(OPEN, CLOSE, LONG_THEN_FLAT, slip=0.01)
+    _ret, equity, _, _, fees, _ti, tf = sim(OPEN, CLOSE, LONG_THEN_FLAT, slip=0.01)
     assert equity[1] == pytest.approx(110 / 101, rel=1e-14)
     assert equity[-1] == pytest.approx(119.79 / 101, rel=1e-14)
     assert fees.sum() == 0.0
@@ -103,7 +103,7 @@ def test_flip_long_to_short_splits_fee_between_trades():
     # Bar 2 flips to -1: sells 2V/100 coin, proceeds 2V, fee 0.002V -> cash 1.998V,
     # equity 1.998V - V = 0.998V. Bar 3 buys back V/100: cost 1.001V -> equity 0.997V.
     v = 1 / 1.001
-    ret, equity, _, turnover, _, ti, tf = sim([100] * 5, [100] * 5, [1, -1, 0, 0, 0], fee=0.001)
+    _ret, equity, _, turnover, _, ti, tf = sim([100] * 5, [100] * 5, [1, -1, 0, 0, 0], fee=0.001)
     assert equity == pytest.approx([1, v, 0.998 * v, 0.997 * v, 0.997 * v], rel=1e-13)
     assert turnover[2] == pytest.approx(2.0, rel=1e-12)
     assert ti.tolist() == [[1, 2, 1, 0], [2, 3, -1, 0]]
