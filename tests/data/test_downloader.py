@@ -242,3 +242,33 @@ def test_the_rate_limiter_is_switched_on_and_spaces_requests(store, server) -> N
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(gaps) == 3
     assert min(gaps) >= 0.9 * 0.250 * cost  # ccxt's throttle sleeps rateLimit * cost between calls
+
+
+@pytest.mark.realdata
+def test_replays_real_binance_candles_and_keeps_an_outage_as_a_gap(store, load_feather) -> None:
+    real = load_feather("BTC", "1h", tail=2500)
+    served = real.drop(real.index[1200:1205])  # a 5-hour outage: Binance skips those candles
+    with FakeBinance(frames={"BTCUSDT": served}) as srv:
+        ex = binance_client(srv.base_url, rate_limit_ms=1)
+        report = download_ohlcv(store, ex, SYMBOL, TF, real.index[0], now=srv.now_ms)
+    assert report.pages == 3  # 2,495 rows at Binance's 1,000 a page
+    assert report.candles_added == len(served) - 1  # the last row is the open candle
+    want = served.iloc[:-1].copy()
+    want.index = want.index.as_unit("ns")
+    pd.testing.assert_frame_equal(stored(store), want, check_exact=True, check_freq=False)
+    (entry,) = store.entries()
+    assert (entry.gaps, entry.missing) == (1, 5)  # kept as a gap, never filled
+
+
+def test_ctrl_c_keeps_the_pages_already_written(store, client, server) -> None:
+    calls: list[int] = []
+
+    def interrupt_on_second_page(n: int) -> None:
+        calls.append(n)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        download(store, client, server, flush_pages=1, progress=interrupt_on_second_page)
+    pd.testing.assert_frame_equal(stored(store), expected_frame("BTCUSDT", T0, TF, 0, 100))
+    assert download(store, client, server).candles_added == 250  # and the next run resumes

@@ -146,11 +146,16 @@ class FakeBinance:
     move ``now_ms`` forward to simulate time passing."""
 
     def __init__(self, *, start_ms: int = 1_704_067_200_000, timeframe: str = "1h",
-                 closed: int = 350) -> None:
+                 closed: int = 350, frames: dict[str, pd.DataFrame] | None = None) -> None:
         self.start_ms = start_ms
         self.timeframe = timeframe
         self.step = interval_ms(timeframe)
         self.now_ms = start_ms + closed * self.step + self.step // 2
+        # Replay mode: serve these canonical frames (gaps included) instead of the formula;
+        # the last row of each is the still-open candle, ``now_ms`` sits in its middle.
+        self.frames = frames
+        if frames:
+            self.now_ms = max(int(f.index[-1].value // 1_000_000) for f in frames.values()) + self.step // 2
         self.requests: list[Request] = []
         self._script: deque[Behaviour] = deque()
         self._lock = threading.Lock()
@@ -212,6 +217,8 @@ class FakeBinance:
         start = int(params.get("startTime", self.start_ms))
         end = int(params.get("endTime", self.now_ms))
         end = min(end, self.now_ms)
+        if self.frames is not None:
+            return 200, self._replayed_klines(symbol, start, end, limit)
         first = max(0, -(-(start - self.start_ms) // self.step))  # ceil: first open >= start
         open_index = (self.now_ms - self.start_ms) // self.step
         rows = []
@@ -220,6 +227,20 @@ class FakeBinance:
             rows.append(kline(symbol, self.start_ms, self.step, i, open_candle=i == open_index))
             i += 1
         return 200, rows
+
+    def _replayed_klines(self, symbol: str, start: int, end: int, limit: int) -> list[list[Any]]:
+        frame = (self.frames or {}).get(symbol)
+        if frame is None:
+            return []
+        ms = frame.index.as_unit("ms").asi8
+        lo = int(ms.searchsorted(start, side="left"))
+        hi = min(int(ms.searchsorted(end, side="right")), lo + limit)
+        values = frame[["open", "high", "low", "close", "volume"]].to_numpy()
+        rows = []
+        for t, (o, h, lo_, c, v) in zip(ms[lo:hi].tolist(), values[lo:hi].tolist(), strict=True):
+            rows.append([t, _fmt(o), _fmt(h), _fmt(lo_), _fmt(c), _fmt(v), t + self.step - 1,
+                         _fmt(v * c), 1000, _fmt(v / 2), _fmt(v * c / 2), "0"])
+        return rows
 
 
 def _handler_for(server: FakeBinance) -> type[BaseHTTPRequestHandler]:
