@@ -191,7 +191,7 @@ def download(
                     exchange_config=exchange_config,
                 )
             )
-            progress.update(task, completed=progress.tasks[task].total or 0)
+            progress.update(task, total=expected, completed=expected)  # the estimate was rough
 
     table = Table(title=f"downloaded from {exchange}", box=box.SIMPLE, pad_edge=False)
     for col in ("symbol", "tf", "added", "first", "last", "pages", "retries"):
