@@ -6,6 +6,7 @@ import hashlib
 import threading
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -211,3 +212,27 @@ def test_damaged_file_is_a_one_line_data_error(store: CandleStore) -> None:
         with pytest.raises(DataError, match=r"BTC_USDT-1h.parquet: unreadable candle file") as e:
             call()
         assert "\n" not in str(e.value)
+
+
+def test_random_overlapping_writes_match_a_plain_dict_merge(store: CandleStore) -> None:
+    """Twenty writes of random, overlapping, holey slices: the store equals {timestamp: last written row}."""
+    rng = np.random.default_rng(7)
+    times = pd.date_range("2024-09-14", periods=60, freq="h", tz="UTC")  # pandas' own 'us' unit
+    expected: dict[pd.Timestamp, list[float]] = {}
+    for k in range(20):
+        a = int(rng.integers(0, 55))
+        b = int(rng.integers(a + 1, 61))
+        keep = np.sort(rng.choice(np.arange(a, b), size=max(1, (b - a) // 2), replace=False))
+        px = 100.0 + k + rng.random(len(keep))
+        df = pd.DataFrame(
+            {"open": px, "high": px + 1, "low": px - 1, "close": px, "volume": np.full(len(keep), float(k))},
+            index=pd.DatetimeIndex(times[keep], name="timestamp"),
+        )
+        store.write("binance", "BTC/USDT", "1h", df)
+        for ts, row in zip(df.index, df.to_numpy().tolist(), strict=True):
+            expected[ts] = row
+    out = store.read("binance", "BTC/USDT", "1h")
+    assert list(out.index) == sorted(expected)
+    assert out.to_numpy().tolist() == [expected[t] for t in sorted(expected)]
+    entry = store.entries()[0]
+    assert (entry.rows, entry.first, entry.last) == (len(expected), min(expected), max(expected))
