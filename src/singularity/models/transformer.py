@@ -72,7 +72,7 @@ class TransformerClassifier(WarmupAwareClassifier):
         dim_feedforward: int = 64,
         dropout: float = 0.1,
         epochs: int = 5,
-        batch_size: int = 256,
+        batch_size: int = 64,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         device: str = "auto",

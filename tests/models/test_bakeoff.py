@@ -1,0 +1,173 @@
+"""The bake-off end to end on a synthetic market with a planted signal, the winner rule, the
+scoring helpers and the artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from singularity.config import CostSettings
+from singularity.errors import DataError
+from singularity.models.bakeoff import (
+    BakeoffResult,
+    ModelScore,
+    choose_winner,
+    oof_log_loss,
+    run_bakeoff,
+    signal_target,
+)
+from singularity.models.settings import BakeoffSettings, LabelSettings
+
+LABELS = LabelSettings(vol_window=24, upper_k=2.0, lower_k=2.0, horizon=12)
+BAKEOFF = BakeoffSettings(
+    folds=3, embargo_bars=12, transformer_window=8, transformer_epochs=2, transformer_d_model=16,
+    transformer_heads=2, transformer_layers=1, transformer_batch_size=32, transformer_lr=3e-3,
+    lgbm_n_estimators=40, threads=1, device="cpu",
+)
+
+
+def planted_market(n: int = 1600, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Feature x (persistent AR(1), known at bar t) drives the next bar's drift; 'noise' does
+    nothing. Features start with 5 warm-up NaN rows."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros(n)
+    e = rng.normal(size=n)
+    for t in range(1, n):
+        x[t] = 0.95 * x[t - 1] + np.sqrt(1 - 0.95**2) * e[t]
+    r = np.concatenate(([0.0], 0.003 * x[:-1] + 0.01 * rng.normal(size=n - 1)))
+    close = 100 * np.exp(np.cumsum(r))
+    open_ = np.concatenate(([100.0], close[:-1]))
+    idx = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC", name="timestamp")
+    candles = pd.DataFrame(
+        {"open": open_, "high": np.maximum(open_, close) * 1.001,
+         "low": np.minimum(open_, close) * 0.999, "close": close, "volume": 1.0},
+        index=idx,
+    )
+    feats = pd.DataFrame({"x": x, "noise": rng.normal(size=n)}, index=idx)
+    feats.iloc[:5] = np.nan
+    return candles, feats
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory: pytest.TempPathFactory) -> tuple[BakeoffResult, pd.DataFrame, pd.DataFrame, Path]:
+    candles, feats = planted_market()
+    art = tmp_path_factory.mktemp("art")
+    res = run_bakeoff(feats.iloc[:1400], candles.iloc[:1400], labels_settings=LABELS,
+                      bakeoff_settings=BAKEOFF, costs=CostSettings(), timeframe="1h", artifacts_dir=art)
+    return res, candles, feats, art
+
+
+def test_every_model_finds_the_planted_signal(outcome: tuple) -> None:
+    res, _, feats, _ = outcome
+    assert [s.name for s in res.scores] == ["logistic", "lightgbm", "transformer"]
+    for s in res.scores:
+        # three classes: chance is about 1/3 balanced accuracy and log(3) = 1.0986 log-loss
+        assert s.balanced_accuracy > 0.40, s
+        assert s.log_loss < 1.05, s
+        assert s.sharpe > 1.0, s  # after fees and slippage
+        assert s.oof_samples == res.scores[0].oof_samples
+    assert res.winner in {"logistic", "lightgbm", "transformer"}
+    assert res.winner == choose_winner(res.scores)
+    sig = res.oof_signal.dropna()
+    assert np.corrcoef(sig, feats["x"].loc[sig.index])[0, 1] > 0.5
+
+
+def test_json_shape(outcome: tuple) -> None:
+    res = outcome[0]
+    d = json.loads(json.dumps(res.to_json_dict()))
+    assert set(d) == {"models", "winner", "folds", "embargo"}
+    assert (d["folds"], d["embargo"]) == (3, 12)
+    assert {"name", "log_loss", "balanced_accuracy", "sharpe"} <= set(d["models"][0])
+
+
+def test_oof_signal_is_causal_and_only_out_of_fold(outcome: tuple) -> None:
+    res, _, feats, _ = outcome
+    sig = res.oof_signal
+    assert sig.index.equals(feats.index[:1400])
+    # 3 walk-forward folds of 1400 // 4 = 350 bars: nothing before the first test fold
+    assert sig.iloc[:350].isna().all()
+    assert sig.iloc[350:].notna().mean() > 0.95  # only incomplete labels at the end lack one
+    assert sig.dropna().between(-1, 1).all()
+
+
+def test_walk_forward_prediction_past_the_window(outcome: tuple) -> None:
+    res, _, feats, _ = outcome
+    wf = res.predict_walk_forward(feats)
+    np.testing.assert_array_equal(wf.iloc[:1400].to_numpy(), res.oof_signal.to_numpy())
+    later = wf.iloc[1400:]
+    assert later.notna().all()
+    # the refitted winner saw none of these bars and still tracks the planted feature
+    assert np.corrcoef(later, feats["x"].iloc[1400:])[0, 1] > 0.5
+    # causal: changing bars after t leaves the prediction at t alone
+    changed = feats.copy()
+    changed.iloc[1500:] = 0.0
+    np.testing.assert_array_equal(res.predict_walk_forward(changed).iloc[:1500], wf.iloc[:1500])
+
+
+def test_artifacts_on_disk(outcome: tuple) -> None:
+    res, _, _, art = outcome
+    summary = json.loads((art / "bakeoff.json").read_text())
+    assert summary["winner"] == res.winner and len(summary["fingerprint"]) == 64
+    assert (art / "lightgbm" / "model.txt").read_text().startswith("tree")
+    state = torch.load(art / "transformer" / "model.pt", weights_only=True)
+    assert "state_dict" in state and state["mean"].shape == (2,)
+    logit = json.loads((art / "logistic" / "model.json").read_text())
+    assert len(logit["coef"]) == 3
+    for name in ("logistic", "lightgbm", "transformer"):
+        s = json.loads((art / name / "settings.json").read_text())
+        assert s["fingerprint"] == res.fingerprint and s["feature_columns"] == ["x", "noise"]
+    assert not list(art.rglob("*.tmp"))
+
+
+def score(name: str, log_loss: float, sharpe: float) -> ModelScore:
+    return ModelScore(name, log_loss, 0.5, sharpe, 0.0, 0.0, 0, 0.0, 10, 0.0)
+
+
+def test_winner_rule() -> None:
+    # the transformer has the best log-loss but a worse Sharpe than the baseline: excluded
+    scores = [score("logistic", 1.00, 0.5), score("lightgbm", 0.99, 0.6), score("transformer", 0.90, 0.4)]
+    assert choose_winner(scores) == "lightgbm"
+    # a tie on log-loss goes to the simpler model
+    scores = [score("logistic", 0.95, 0.5), score("lightgbm", 0.95, 0.9)]
+    assert choose_winner(scores) == "logistic"
+    # nobody beats the baseline's Sharpe: the baseline wins
+    assert choose_winner([score("logistic", 1.0, 2.0), score("lightgbm", 0.5, 1.0)]) == "logistic"
+    # without the baseline, the best log-loss
+    assert choose_winner([score("lightgbm", 0.8, -1.0), score("transformer", 0.9, 3.0)]) == "lightgbm"
+
+
+def test_scoring_helpers() -> None:
+    y = np.array([-1.0, 0.0, 1.0])
+    p = np.array([[0.5, 0.25, 0.25], [0.25, 0.5, 0.25], [0.0, 0.0, 1.0]])
+    # -(ln .5 + ln .5 + ln 1) / 3; the zeros are floored at 1e-7 before renormalising
+    assert oof_log_loss(y, p) == pytest.approx(2 * np.log(2) / 3, abs=1e-6)
+    t = signal_target(np.array([0.3, -0.05, -0.2, np.nan, 0.1]), 0.1)
+    np.testing.assert_array_equal(t, [1.0, 0.0, -1.0, np.nan, 1.0])
+
+
+def test_bad_inputs() -> None:
+    candles, feats = planted_market(300)
+    kw = {"labels_settings": LABELS, "bakeoff_settings": BAKEOFF, "costs": CostSettings(), "timeframe": "1h"}
+    with pytest.raises(DataError, match="one index"):
+        run_bakeoff(feats.iloc[1:], candles, **kw)
+    with pytest.raises(DataError, match="too few"):
+        run_bakeoff(feats.iloc[:100], candles.iloc[:100], **kw)
+    with pytest.raises(DataError, match="numeric feature"):
+        run_bakeoff(feats * np.nan, candles, **kw)
+
+
+def test_no_edge_no_skill() -> None:
+    # features unrelated to the market: out-of-fold skill stays near chance
+    candles, feats = planted_market(seed=1)
+    noise = pd.DataFrame(np.random.default_rng(5).normal(size=(len(feats), 2)), index=feats.index,
+                         columns=["a", "b"])
+    quick = BAKEOFF.model_copy(update={"models": ("logistic", "lightgbm")})
+    res = run_bakeoff(noise, candles, labels_settings=LABELS, bakeoff_settings=quick,
+                      costs=CostSettings(), timeframe="1h")
+    for s in res.scores:
+        assert 0.28 < s.balanced_accuracy < 0.39, s
