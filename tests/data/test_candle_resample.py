@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from candle_frames import frame, hourly
@@ -70,3 +71,16 @@ def test_matches_pandas_on_real_candles(load_feather) -> None:  # type: ignore[n
     ref = ref[counts == 24]
     pd.testing.assert_frame_equal(out, ref, check_freq=False, check_index_type=False, check_names=False)
     assert len(out) >= 82
+
+
+@pytest.mark.realdata
+def test_binance_5m_resampled_to_1h_equals_binance_1h(load_feather) -> None:  # type: ignore[no-untyped-def]
+    """Our aggregation reproduces the exchange's own hourly candles from its 5-minute ones."""
+    five = load_feather("BTC", "5m", tail=12 * 24 * 20)
+    hourly_ref = load_feather("BTC", "1h")
+    out = resample(five, "5m", "1h")
+    common = out.index.intersection(hourly_ref.index)
+    assert len(common) >= 24 * 19
+    got, ref = out.loc[common], hourly_ref.loc[common]
+    assert (got[["open", "high", "low", "close"]] == ref[["open", "high", "low", "close"]]).all().all()
+    np.testing.assert_allclose(got["volume"], ref["volume"], rtol=1e-12)
