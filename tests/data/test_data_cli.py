@@ -148,7 +148,7 @@ def test_import_list_show_and_errors(tmp_path: Path) -> None:
     assert shown.exit_code == 0, shown.output
     assert "2024-09-14 00:00" in shown.stdout and "2024-09-14 09:00" in shown.stdout
     assert "2024-09-14 05:00" not in shown.stdout  # only the 2 first and 2 last rows
-    assert "1 gap (1 missing candles" in shown.stdout and "gap 2024-09-14 04:00 .. 2024-09-14 04:00" in shown.stdout
+    assert "1 gap (1 missing candle," in shown.stdout and "gap 2024-09-14 04:00 .. 2024-09-14 04:00" in shown.stdout
 
     absent = invoke(["data", "show", "ETH/USDT", "-e", "kraken"], tmp_path)
     assert isinstance(absent.exception, DataError)

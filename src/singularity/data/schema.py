@@ -99,8 +99,9 @@ class ValidationReport:
         if self.gaps:
             s = "" if len(self.gaps) == 1 else "s"
             start, end = self.gaps[0]
+            m = "" if self.missing_candles == 1 else "s"
             parts.append(
-                f"{len(self.gaps)} gap{s} ({self.missing_candles} missing candles, "
+                f"{len(self.gaps)} gap{s} ({self.missing_candles} missing candle{m}, "
                 f"first: {format_ts(start)} .. {format_ts(end)})"
             )
         return "; ".join(parts) if parts else "ok"
