@@ -25,6 +25,7 @@ Conventions (risk-free rate 0, 365-day calendar through ``periods_per_year``):
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from singularity.backtest.kernel import max_drawdown_from_returns, sharpe_from_returns
 
@@ -54,18 +55,22 @@ METRIC_NAMES = (
 _COUNTS = ("max_drawdown_duration_bars", "trade_count", "n_bars")
 
 
+@njit(cache=True, nogil=True)
 def drawdown_duration_bars(returns: np.ndarray) -> int:
     """Longest number of bars from an equity peak to the bar that regains it (or the end)."""
-    equity = np.cumprod(1.0 + returns)
     longest = 0
+    equity = 1.0
     peak = 1.0
     peak_bar = -1  # the starting equity of 1.0 is the peak "before" bar 0
-    for i, value in enumerate(equity):
-        if value >= peak:
+    n = returns.shape[0]
+    for i in range(n):
+        equity *= 1.0 + returns[i]
+        if equity >= peak:
             if peak_bar < i - 1:  # a drawdown ends at this bar: it lasted from peak to here
                 longest = max(longest, i - peak_bar)
-            peak, peak_bar = value, i
-    return max(longest, len(equity) - 1 - peak_bar)  # one still open at the end
+            peak = equity
+            peak_bar = i
+    return max(longest, n - 1 - peak_bar)  # one still open at the end
 
 
 def _moments(r: np.ndarray) -> tuple[float, float]:
@@ -114,7 +119,7 @@ def compute_metrics(
     out["sortino"] = float(r.mean() / downside * np.sqrt(ppy)) if downside > 1e-15 else 0.0
     mdd = float(max_drawdown_from_returns(r))
     out["max_drawdown"] = mdd
-    bars = drawdown_duration_bars(r)
+    bars = int(drawdown_duration_bars(r))
     out["max_drawdown_duration_bars"] = float(bars)
     out["max_drawdown_duration_days"] = bars * 365.0 / ppy
     out["calmar"] = out["cagr"] / mdd if mdd > 0.0 else 0.0
