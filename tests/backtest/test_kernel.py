@@ -212,3 +212,26 @@ def test_sharpe_and_drawdown_helpers():
     assert max_drawdown_from_returns(np.array([0.1, -0.5, 0.2, 0.5])) == pytest.approx(0.5)
     assert max_drawdown_from_returns(np.array([0.1, 0.2])) == 0.0
     assert max_drawdown_from_returns(np.array([-1.0, 0.0])) == 1.0
+
+
+@pytest.mark.parametrize("on_open", [True, False])
+def test_books_balance_on_random_paths(on_open):
+    # every unit of money is accounted for: trade pnls (fees and funding included) add up to
+    # the equity change, returns compound to the equity, fees per bar add up to trade fees
+    rng = np.random.default_rng(11)
+    n = 3000
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = np.concatenate([[100.0], close[:-1]]) * np.exp(rng.normal(0, 0.003, n))
+    target = np.repeat(rng.choice([-1.0, -0.4, 0.0, 0.5, 1.0, np.nan], n // 20), 20)
+    funding = np.where(np.arange(n) % 8 == 0, rng.normal(0.0001, 0.0003, n), 0.0)
+    ret, equity, held, _, fees, ti, tf = sim(
+        open_, close, target, 0.001, 0.0005, on_open, funding, 50.0
+    )
+    assert tf[:, 3].sum() == pytest.approx(equity[-1] - 50.0, rel=1e-9)
+    assert np.cumprod(1 + ret) * 50.0 == pytest.approx(equity, rel=1e-9)
+    assert fees.sum() == pytest.approx(tf[:, 4].sum(), rel=1e-9)
+    assert (tf[:, 5] != 0).any()
+    assert len(ti) == count_trades(target) > 20
+    # at the close of bar t the account holds what target[t-1] asked for: nothing when flat
+    flat_after = np.concatenate([[0.0], np.nan_to_num(target[:-1])]) == 0.0
+    assert np.all(held[flat_after] == 0.0) and np.all(held[~flat_after] != 0.0)

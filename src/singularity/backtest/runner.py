@@ -157,6 +157,9 @@ def run(
     """Backtest target ``positions`` (fraction of equity in [-1, 1], decided at each bar's close,
     NaN = flat) on ``candles``; fills at the next bar's ``fill`` price. Accounting: see
     ``singularity.backtest.kernel``. ``fee_bps`` and ``slippage_bps`` are per side.
+    Gaps in the candles stay gaps: a target fills at the next candle present, after the gap.
+    ``funding`` (per-bar rate, long pays when positive) may be a Series listing only the
+    funding times, or an array as long as the candles.
 
     >>> import pandas as pd
     >>> idx = pd.date_range("2024-01-01", periods=4, freq="1h", tz="UTC", name="timestamp")
