@@ -235,3 +235,10 @@ def test_books_balance_on_random_paths(on_open):
     # at the close of bar t the account holds what target[t-1] asked for: nothing when flat
     flat_after = np.concatenate([[0.0], np.nan_to_num(target[:-1])]) == 0.0
     assert np.all(held[flat_after] == 0.0) and np.all(held[~flat_after] != 0.0)
+
+
+def test_kernels_release_the_gil_and_cache():
+    # other modules call these from threads and fuse them into their own njit code
+    for fn in (bar_returns, simulate, sharpe_from_returns, max_drawdown_from_returns, count_trades):
+        assert fn.targetoptions.get("nogil") is True
+        assert fn._cache is not None and type(fn._cache).__name__ == "FunctionCache"

@@ -110,3 +110,11 @@ def test_non_canonical_candles_rejected():
         DataError, match="non-finite or non-positive open/close at 2024-01-01 02:00"
     ):
         run(bad, TARGET, timeframe="1h", fee_bps=0, slippage_bps=0)
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    from singularity.backtest import runner
+
+    assert doctest.testmod(runner).failed == 0
