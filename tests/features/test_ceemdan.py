@@ -24,6 +24,7 @@ from singularity.features.ceemdan import (
     decomposition_rows,
     end_frequency,
     feature_names,
+    window_features,
     window_noise,
 )
 from singularity.features.emd_kernels import emd
@@ -84,7 +85,7 @@ def test_emd_exact_on_a_plateau_signal() -> None:
 
 def test_ceemdan_equals_pyemd_with_the_same_noise(load_feather) -> None:
     for i, w in enumerate(_windows(load_feather, 128, 1, seed=7)):
-        noise = window_noise(99, i, trials=8, length=w.size)
+        noise = window_noise(99 + i, trials=8, length=w.size)
         ref = _pyemd_ceemdan(w, noise, 0.05, 4)
         got = decompose_window(w, noise, 0.05, 4)
         assert got.shape == ref.shape == (5, 128)
@@ -155,10 +156,13 @@ def test_stride_holds_values_and_matches_direct_decomposition(load_feather) -> N
     # a decomposition row equals the window decomposed on its own
     r = int(rows[2])
     w = np.log(close.to_numpy()[r - FAST.window + 1 : r + 1])
-    stamp = close.index[r].value // 10**9
     params = (FAST.trials, FAST.noise_scale, FAST.max_imfs, FAST.amplitude_bars, FAST.seed)
-    direct = decompose_batch((w[None, :], np.array([stamp]), params))[0]
-    np.testing.assert_array_equal(values[r], direct)
+    np.testing.assert_array_equal(values[r], decompose_batch((w[None, :], params))[0])
+    noise = window_noise(FAST.seed, FAST.trials, FAST.window)
+    comps = decompose_window(w, noise, FAST.noise_scale, FAST.max_imfs)
+    np.testing.assert_allclose(
+        values[r], window_features(w, comps, FAST.max_imfs, FAST.amplitude_bars), rtol=1e-12
+    )
 
 
 def test_a_later_start_reproduces_rows_after_one_block(load_feather) -> None:

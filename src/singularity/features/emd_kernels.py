@@ -446,11 +446,14 @@ def emd(s: np.ndarray, max_imf: int, out: np.ndarray) -> int:
         for i in range(n):
             imf[i] = s[i] - total[i]
         it = 0
+        fresh = False  # imax/imin already hold the extrema of imf (found after the last sift)
+        nmax = nmin = 0
         while True:
             it += 1
             if it >= MAX_ITERATION:
                 break
-            nmax, nmin, _ = find_extrema(imf, imax, imin)
+            if not fresh:
+                nmax, nmin, _ = find_extrema(imf, imax, imin)
             ext_no = nmax + nmin
             if ext_no > 2 and nmax > 0 and nmin > 0:
                 kmax, kmin = prepare_points(
@@ -461,8 +464,9 @@ def emd(s: np.ndarray, max_imf: int, out: np.ndarray) -> int:
                 for i in range(n):
                     imf_old[i] = imf[i]
                     imf[i] = imf[i] - 0.5 * (env_max[i] + env_min[i])
-                nmax2, nmin2, nzm = find_extrema(imf, imax, imin)
-                ext_no = nmax2 + nmin2
+                nmax, nmin, nzm = find_extrema(imf, imax, imin)
+                fresh = True
+                ext_no = nmax + nmin
                 f1 = _check_imf(imf, imf_old, tymax, kmax, tymin, kmin)
                 if f1 and abs(ext_no - nzm) < 2:
                     break
@@ -512,17 +516,13 @@ def _std(a: np.ndarray) -> float:
 
 
 @njit(**_JIT)
-def ceemdan(signal: np.ndarray, noise: np.ndarray, epsilon: float, max_imf: int,
-            out: np.ndarray) -> int:
-    """PyEMD ``CEEMDAN(trials, epsilon).ceemdan(signal, max_imf=max_imf)`` with its noise
-    realisations ``noise`` (trials x n, PyEMD draws N(0, 1)). Writes cIMFs then the residue
-    into ``out`` (max_imf + 1 rows) and returns the row count."""
-    trials = noise.shape[0]
-    n = signal.shape[0]
-    scale = _std(signal)
-    s = signal / scale
-    # noise modes: rows 0..max_imf-1 of each noise's EMD (max_imf + 1 IMFs computed so that
-    # these rows equal those of PyEMD's full decomposition), divided by the std of mode 1
+def noise_modes(noise: np.ndarray, max_imf: int) -> tuple[np.ndarray, np.ndarray]:
+    """CEEMDAN's decomposed noise: rows 0..max_imf-1 of each realisation's EMD divided by the
+    std of its first mode, and each EMD's row count (PyEMD's ``len(noise_imf)``).
+
+    max_imf + 1 IMFs are sifted so that these rows and the ``count > k`` tests equal those of
+    PyEMD's full decomposition (its last-IMF drop rule only touches the final row)."""
+    trials, n = noise.shape
     modes = np.zeros((trials, max_imf, n))
     counts = np.empty(trials, dtype=np.int64)
     buf = np.empty((max_imf + 3, n))
@@ -533,6 +533,28 @@ def ceemdan(signal: np.ndarray, noise: np.ndarray, epsilon: float, max_imf: int,
         for r in range(min(rows, max_imf)):
             for i in range(n):
                 modes[j, r, i] = buf[r, i] / sd
+    return modes, counts
+
+
+@njit(**_JIT)
+def ceemdan(signal: np.ndarray, noise: np.ndarray, epsilon: float, max_imf: int,
+            out: np.ndarray) -> int:
+    """PyEMD ``CEEMDAN(trials, epsilon).ceemdan(signal, max_imf=max_imf)`` with its noise
+    realisations ``noise`` (trials x n, PyEMD draws N(0, 1)). Writes cIMFs then the residue
+    into ``out`` (max_imf + 1 rows) and returns the row count."""
+    modes, counts = noise_modes(noise, max_imf)
+    return ceemdan_modes(signal, modes, counts, epsilon, max_imf, out)
+
+
+@njit(**_JIT)
+def ceemdan_modes(signal: np.ndarray, modes: np.ndarray, counts: np.ndarray, epsilon: float,
+                  max_imf: int, out: np.ndarray) -> int:
+    """``ceemdan`` given ``noise_modes(noise, max_imf)``: windows sharing their noise
+    realisations decompose it once."""
+    trials = modes.shape[0]
+    n = signal.shape[0]
+    scale = _std(signal)
+    s = signal / scale
 
     one = np.empty((3, n))
     work = np.empty(n)
