@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from singularity.backtest.metrics import (
+    CAGR_CAP,
     METRIC_NAMES,
     PROFIT_FACTOR_CAP,
     compute_metrics,
@@ -77,12 +78,15 @@ def test_degenerate_series_are_finite():
     assert (flat["sharpe"], flat["sortino"], flat["skew"], flat["kurtosis"]) == (0, 0, 0, 0)
     assert flat["max_drawdown"] == 0.0 and flat["calmar"] == 0.0
     empty = compute_metrics(np.array([]), periods_per_year=8760.0)
-    assert all(v == 0 for v in empty.values())
+    assert all(v == 0 for v in empty.values()) and isinstance(empty["n_bars"], int)
     ruined = compute_metrics(np.array([0.0, -1.0, 0.0]), periods_per_year=8760.0)
     assert ruined["cagr"] == -1.0 and ruined["max_drawdown"] == 1.0
     rng = np.random.default_rng(0)
     wild = compute_metrics(rng.normal(0, 0.5, 50).clip(-1, None), periods_per_year=525600.0)
     assert all(math.isfinite(v) for v in wild.values())
+    # +200 % in 3 hourly bars annualises beyond floats: capped, not an OverflowError
+    boom = compute_metrics(np.array([0.0, 1.0, 0.5]), periods_per_year=8760.0)
+    assert boom["cagr"] == pytest.approx(CAGR_CAP) and boom["total_return"] == pytest.approx(2.0)
     with_nan = compute_metrics(np.array([0.0, np.nan, 0.1]), periods_per_year=PPY)
     assert with_nan["total_return"] == pytest.approx(0.1)
 

@@ -3,7 +3,8 @@
 Conventions (risk-free rate 0, 365-day calendar through ``periods_per_year``):
 
 * ``total_return`` = prod(1 + r) - 1; ``cagr`` = (1 + total_return) ** (periods_per_year / n) - 1
-  with n = len(r) bars (-1 when equity ends at or below zero).
+  with n = len(r) bars (-1 when equity ends at or below zero; capped at ``CAGR_CAP`` = 1e6,
+  which only a short window of large gains reaches).
 * ``volatility`` = sample std (ddof=1) * sqrt(periods_per_year).
 * ``sharpe`` = mean / sample std * sqrt(periods_per_year); 0 when the std is 0.
 * ``sortino`` = mean / downside deviation * sqrt(periods_per_year), downside deviation =
@@ -24,12 +25,16 @@ Conventions (risk-free rate 0, 365-day calendar through ``periods_per_year``):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
 from singularity.backtest.kernel import max_drawdown_from_returns, sharpe_from_returns
 
 PROFIT_FACTOR_CAP = 100.0
+CAGR_CAP = 1e6
+_LOG_CAGR_CAP = math.log1p(CAGR_CAP)
 
 METRIC_NAMES = (
     "total_return",
@@ -106,13 +111,16 @@ def compute_metrics(
     n = r.shape[0]
     ppy = float(periods_per_year)
     out = dict.fromkeys(METRIC_NAMES, 0.0)
-    out["n_bars"] = float(n)
+    out["n_bars"] = n
     if n == 0:
-        return out
+        return _finite(out)
 
     growth = float(np.prod(1.0 + r))
     out["total_return"] = growth - 1.0
-    out["cagr"] = -1.0 if growth <= 0.0 else growth ** (ppy / n) - 1.0
+    # in logs: a short window's gain raised to thousands of bars a year overflows floats
+    out["cagr"] = (
+        -1.0 if growth <= 0.0 else math.expm1(min(math.log(growth) * ppy / n, _LOG_CAGR_CAP))
+    )
     out["volatility"] = float(r.std(ddof=1) * np.sqrt(ppy)) if n > 1 else 0.0
     out["sharpe"] = float(sharpe_from_returns(r, ppy))
     downside = float(np.sqrt(np.mean(np.minimum(r, 0.0) ** 2)))
@@ -136,7 +144,11 @@ def compute_metrics(
     if turnover is not None:
         out["turnover"] = float(np.nansum(turnover) / n * ppy)
     out["skew"], out["kurtosis"] = _moments(r)
-    # a last guard: overflowing CAGRs of absurd series must not leak inf/NaN downstream
+    return _finite(out)
+
+
+def _finite(out: dict[str, float]) -> dict[str, float]:
+    """A last guard (no inf/NaN downstream); counts as ints."""
     clean = {k: (float(v) if np.isfinite(v) else 0.0) for k, v in out.items()}
     for k in _COUNTS:
         clean[k] = int(clean[k])
