@@ -109,3 +109,12 @@ def test_fingerprint_sees_every_value(universe) -> None:
     assert data_fingerprint(a) == data_fingerprint(a.copy())
     assert data_fingerprint(a) != data_fingerprint(b)
     assert FeatureSettings() != SMALL
+
+
+def test_a_cached_prefix_still_needs_the_warm_up(universe, tmp_path: Path) -> None:
+    from singularity.errors import DataError
+
+    f = FeatureFactory(SMALL, cache_dir=tmp_path)
+    f.build(universe, progress=False)
+    with pytest.raises(DataError, match=r"candles, the features need more than \d+ \(warm-up\)"):
+        f.build({s: d.iloc[:90] for s, d in universe.items()}, progress=False)

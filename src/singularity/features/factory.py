@@ -211,6 +211,7 @@ class FeatureFactory:
             cache = FeatureCache(self.cache_dir)
             entry = cache.lookup(self.settings, universe)
             if entry is not None and entry.relation in ("hit", "prefix"):
+                _check_length(universe, max([sp.warmup for sp in entry.catalogue], default=0))
                 self.last_cache_relation = entry.relation
                 return FeatureSet(entry.frames, entry.catalogue)
             if entry is not None:
@@ -229,6 +230,7 @@ class FeatureFactory:
     def _compute(
         self, universe: dict[str, pd.DataFrame], progress: bool, previous: Any = None
     ) -> FeatureSet:
+        from rich.console import Console
         from rich.progress import Progress
 
         s = self.settings
@@ -246,7 +248,8 @@ class FeatureFactory:
         total = n + (n if ceemdan else 0) + (1 if graph else 0)
         parts: dict[str, list[pd.DataFrame]] = {sym: [] for sym in universe}
         catalogue: list[FeatureSpec] = []
-        with Progress(disable=not progress, transient=True) as bar:
+        # the bar goes to stderr: stdout stays for results
+        with Progress(console=Console(stderr=True), disable=not progress, transient=True) as bar:
             task = bar.add_task("features", total=total)
             items = [(sym, df, s) for sym, df in universe.items()]
             bar.update(task, description="indicators + particle filter")
