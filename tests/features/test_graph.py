@@ -284,3 +284,17 @@ def test_gnn_learns_a_lead_lag_walk_forward() -> None:
     assert ok.sum() > 500
     hit = ((pup[ok] > 0.5) == (nxt[ok] > 0)).mean()
     assert hit > 0.75, hit
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_gnn_on_worker_pool_equals_serial(real_universe) -> None:
+    """Retrainings spread over two spawned single-threaded workers give the serial result."""
+    from singularity.runtime.pool import WorkerPool
+
+    s = GraphSettings(corr_window=24, **SMALL_GNN)
+    serial, _ = graph_features(real_universe, s)
+    with WorkerPool(2) as pool:
+        spread, _ = graph_features(real_universe, s, pool=pool)
+    for sym in real_universe:
+        pd.testing.assert_frame_equal(serial[sym], spread[sym], check_exact=True)
