@@ -13,10 +13,12 @@ the std of its first mode, stage 1 averages the first IMF of ``S + eps * noise_m
 averages the local mean of ``r_{k-1} + eps * std(r_{k-1}) * noise_mode_k``, with PyEMD's end
 condition (range 0.01, power 0.05, no IMF left in the residue).
 
-Results equal PyEMD's on the same input and the same noise up to float rounding (measured
-max abs difference ~1e-13 on real windows). The sums run in a different order from NumPy's
-pairwise sums, so a sifting stop test that lands within ~1e-15 of its threshold can take the
-other branch; the tests state the tolerance they check.
+Results equal PyEMD's on the same input and the same noise up to float rounding. Measured:
+EMD on 192 raw 1h price windows of the 8 core pairs (32-128 bars, flat runs included): same
+row counts, max |difference| 2.8e-14 x the window's std; CEEMDAN (256 bars, 20 trials,
+epsilon 0.05, 4 IMFs) on 32 log-price windows: same rows, max |difference| 3.4e-13 x std.
+The sums run in a different order from NumPy's pairwise sums, so a sifting stop test landing
+within ~1e-15 of its threshold could take the other branch; the tests check 1e-9.
 
 Divergence kept on purpose: where PyEMD would raise (an extremum set with no maximum or no
 minimum, which its plateau rules can produce, or fewer than 3 spline knots) the kernel treats
