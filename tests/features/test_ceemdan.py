@@ -101,6 +101,21 @@ def test_end_frequency_of_a_sine_is_its_frequency() -> None:
     assert end_frequency(np.r_[-np.ones(10), np.ones(90)]) == pytest.approx(0.5 / 89.5)  # crossing at 9.5
 
 
+def test_known_oscillations_are_found_in_their_imfs() -> None:
+    """Log prices = 8-bar and 50-bar sines plus a trend: the IMFs report those frequencies and
+    the slow sine's amplitude (mean |sin| = 2/pi of its peak), in return-std units."""
+    t = np.arange(256.0)
+    w = 4.6 + 0.01 * np.sin(2 * np.pi * t / 8 + 0.4) + 0.04 * np.sin(2 * np.pi * t / 50 + 1)
+    w += 0.0005 * t
+    sigma = np.std(np.diff(w))
+    f = decompose_batch((w[None, :], (8, 0.05, 3, 16, 1)))[0]
+    imf1_freq, imf3_amp, imf3_freq = f[2], f[7], f[8]
+    assert imf1_freq == pytest.approx(1 / 8, rel=0.15)
+    assert imf3_freq == pytest.approx(1 / 50, rel=0.15)
+    assert imf3_amp == pytest.approx(0.04 * 2 / np.pi / sigma, rel=0.15)
+    assert f[-1] > 0  # the trend rises
+
+
 def test_decomposition_rows_follow_epoch_blocks_and_survive_gaps() -> None:
     idx = pd.date_range("2024-01-01 01:00", periods=40, freq="1h", tz="UTC")
     rows = decomposition_rows(idx, window=10, stride=6)
