@@ -91,6 +91,7 @@ def main() -> None:
         report["features"] = len(fs.catalogue)
         report["families"] = sorted({s.family for s in fs.catalogue})
         report["notes"] = list(fs.notes)
+        report["build_stages_s"] = dict(fs.timings)
         _, hit_s = _timed(lambda: factory.build(base, progress=False))
         assert factory.last_cache_relation == "hit"
         report["cache_hit_s"] = round(hit_s, 3)
@@ -98,12 +99,14 @@ def main() -> None:
         assert factory.last_cache_relation == "extend"
         report["extend_one_candle_s"] = round(ext_s, 2)
         report["extend_notes"] = list(ext.notes)
+        report["extend_stages_s"] = dict(ext.timings)
         report["cache_hit_speedup"] = round(build_s / hit_s, 1)
         report["extend_vs_full_build"] = round(ext_s / build_s, 3)
 
     if not args.no_serial:
-        _, serial_s = _timed(lambda: FeatureFactory(settings).build(base, progress=False))
+        sfs, serial_s = _timed(lambda: FeatureFactory(settings).build(base, progress=False))
         report["serial_build_s"] = round(serial_s, 2)
+        report["serial_stages_s"] = dict(sfs.timings)
         report["parallel_speedup"] = round(serial_s / build_s, 2)
     if not args.no_ceemdan:
         report["ceemdan_vs_pyemd"] = _bench_ceemdan()

@@ -85,3 +85,20 @@ def test_scale_free(candles: pd.DataFrame) -> None:
 def test_settings_drive_the_columns() -> None:
     names = [s.name for s in indicator_catalogue(IndicatorSettings(rsi_period=7, ma_periods=(5,)))]
     assert "rsi_7" in names and "ema_dist_5" in names and "ema_dist_200" not in names
+
+
+@pytest.mark.realdata
+def test_real_candles_causal_and_complete_after_warmup(load_feather) -> None:
+    from singularity.features.particle_filter import particle_filter_features
+    from singularity.features.settings import ParticleFilterSettings
+
+    btc = load_feather("BTC", "1h", tail=1500)
+    assert_causal(lambda d: indicator_features(d, SETTINGS), btc, points=4, min_rows=700,
+                  rtol=0, atol=0)
+    pf = ParticleFilterSettings()
+    assert_causal(lambda d: particle_filter_features(d, pf), btc, points=[-1, 900], rtol=0, atol=0)
+    frame, specs = indicator_features(btc, SETTINGS)
+    warm = max(s.warmup for s in specs)
+    assert not frame.iloc[warm:].isna().any().any()
+    pf_frame, _ = particle_filter_features(btc, pf)
+    assert pf_frame.iloc[pf.warmup:]["pf_logvol"].between(np.log(1e-4), np.log(0.1)).all()

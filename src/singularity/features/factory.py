@@ -13,6 +13,7 @@ it is recomputed fully). Families without a tail declaration are recomputed full
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,8 @@ class FeatureSet:
     frames: dict[str, pd.DataFrame]
     catalogue: list[FeatureSpec]
     notes: tuple[str, ...] = ()
+    timings: tuple[tuple[str, float], ...] = ()
+    """Wall seconds per stage of the build that produced it (empty for a cache hit)."""
 
     @property
     def warmup_mask(self) -> dict[str, pd.Series]:
@@ -191,19 +194,17 @@ class FeatureFactory:
 
     # -- public ------------------------------------------------------------------------
 
-    def known_warmup(self) -> int:
-        """Warm-up of the families whose catalogue is known without computing."""
-        w = [0]
-        if self.settings.indicators.enabled:
-            w += [s.warmup for s in indicator_catalogue(self.settings.indicators)]
-        if self.settings.particle_filter.enabled:
-            w.append(self.settings.particle_filter.warmup)
-        return max(w)
+    def known_warmup(self, n_assets: int) -> int:
+        """Warm-up of the enabled families, from their catalogues (nothing computed)."""
+        specs, _ = feature_catalogue(self.settings)
+        if n_assets < 2:
+            specs = [sp for sp in specs if sp.family != "graph"]
+        return max([sp.warmup for sp in specs], default=0)
 
     def build(self, universe: dict[str, pd.DataFrame], *, progress: bool = True) -> FeatureSet:
         check_universe(universe)
         universe = {s: df[OHLCV].astype("float64") for s, df in universe.items()}
-        _check_length(universe, self.known_warmup())
+        _check_length(universe, self.known_warmup(len(universe)))
         cache = None
         if self.cache_dir is not None:
             from singularity.features.cache import FeatureCache
@@ -245,6 +246,15 @@ class FeatureFactory:
             notes.append("graph family skipped: it needs two or more assets")
             graph = None
         n = len(universe)
+        clock = time.perf_counter()
+        timings: list[tuple[str, float]] = []
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings.append((stage, round(now - clock, 3)))
+            clock = now
+
         total = n + (n if ceemdan else 0) + (1 if graph else 0)
         parts: dict[str, list[pd.DataFrame]] = {sym: [] for sym in universe}
         catalogue: list[FeatureSpec] = []
@@ -260,6 +270,7 @@ class FeatureFactory:
                 if not catalogue:
                     catalogue = list(specs)
                 bar.advance(task)
+            lap("indicators+particle_filter")
             if ceemdan is not None:
                 bar.update(task, description="CEEMDAN")
                 ce_specs: list[FeatureSpec] = []
@@ -273,6 +284,7 @@ class FeatureFactory:
                     parts[sym].append(frame.reindex(df.index))
                     bar.advance(task)
                 catalogue += ce_specs
+                lap("ceemdan")
             if graph is not None:
                 bar.update(task, description="cross-asset graph")
                 gframes, gspecs = graph.graph_features(universe, s.graph, pool=self.pool)
@@ -280,6 +292,7 @@ class FeatureFactory:
                     parts[sym].append(gframes[sym].reindex(df.index))
                 catalogue += gspecs
                 bar.advance(task)
+                lap("graph")
         names = [sp.name for sp in catalogue]
         if len(set(names)) != len(names):
             dupes = sorted({x for x in names if names.count(x) > 1})
@@ -293,7 +306,7 @@ class FeatureFactory:
             frame = frame.astype("float64")
             frame[WARMUP_COLUMN] = np.arange(len(df)) < warmup
             frames[sym] = frame
-        return FeatureSet(frames, catalogue, tuple(notes))
+        return FeatureSet(frames, catalogue, tuple(notes), tuple(timings))
 
     def _family_tail(
         self,
