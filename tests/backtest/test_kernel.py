@@ -242,3 +242,15 @@ def test_kernels_release_the_gil_and_cache():
     for fn in (bar_returns, simulate, sharpe_from_returns, max_drawdown_from_returns, count_trades):
         assert fn.targetoptions.get("nogil") is True
         assert fn._cache is not None and type(fn._cache).__name__ == "FunctionCache"
+
+
+def test_a_flip_every_bar_fits_the_trade_arrays():
+    # the trade list is sized by the number of target changes: the worst case is a flip on
+    # every bar, n - 1 filled entries (the last target is never filled)
+    n = 200
+    prices = 100 + np.sin(np.arange(n))
+    target = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    _, equity, _, _, _, ti, tf = sim(prices, prices, target, fee=0.001)
+    assert len(ti) == n - 1 == count_trades(target)
+    assert ti[:-1, 3].sum() == 0 and ti[-1, 3] == 1  # all closed but the last
+    assert tf[:, 3].sum() == pytest.approx(equity[-1] - 1.0, rel=1e-9)

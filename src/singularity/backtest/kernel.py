@@ -151,8 +151,17 @@ def simulate(
     positions = np.zeros(n)
     turnover = np.zeros(n)
     fees = np.zeros(n)
-    trades_i = np.zeros((n, 4), dtype=np.int64)
-    trades_f = np.zeros((n, 6))
+    # a trade opens only on an order, an order only on a change of target: a safe capacity
+    # far below n for real strategies (the arrays of a 1M-bar run would otherwise be 80 MB)
+    capacity = 1
+    last = 0.0
+    for t in range(n - 1):
+        x = _clean_target(target[t])
+        if x != last:
+            capacity += 1
+            last = x
+    trades_i = np.zeros((capacity, 4), dtype=np.int64)
+    trades_f = np.zeros((capacity, 6))
     n_trades = 0
     if n == 0:
         return returns, equity, positions, turnover, fees, trades_i, trades_f, n_trades
