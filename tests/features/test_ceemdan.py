@@ -19,6 +19,7 @@ from singularity.features.catalogue import check_catalogue
 from singularity.features.causality import assert_causal
 from singularity.features.ceemdan import (
     ceemdan_features,
+    ceemdan_tail,
     decompose_batch,
     decompose_window,
     decomposition_rows,
@@ -187,6 +188,14 @@ def test_a_later_start_reproduces_rows_after_one_block(load_feather) -> None:
     part, _ = ceemdan_features(close.iloc[a:], FAST)
     first = decomposition_rows(close.index[a:], FAST.window, FAST.stride)[1] + a
     pd.testing.assert_frame_equal(part.loc[close.index[first] :], full.iloc[first:])
+    context, align = ceemdan_tail(FAST)
+    assert align == 1 and first <= a + context
+    # gaps only shorten blocks: the contract holds with candles missing
+    gappy = close.drop(close.index[[70, 71, 72, 90, 130]])
+    full, _ = ceemdan_features(gappy, FAST)
+    for a in (5, 17, 30):
+        part, _ = ceemdan_features(gappy.iloc[a:], FAST)
+        pd.testing.assert_frame_equal(part.iloc[context:], full.iloc[a + context :])
 
 
 def test_seeded_determinism(load_feather) -> None:

@@ -89,6 +89,15 @@ def catalogue(settings: CeemdanSettings) -> list[FeatureSpec]:
     return specs
 
 
+def ceemdan_tail(settings: CeemdanSettings) -> tuple[int, int]:
+    """Tail recomputation contract (read by the factory): (context rows, start alignment).
+
+    Recomputing on ``close.iloc[a:]`` reproduces every row from ``a + window + stride - 1``
+    on (a block holds at most ``stride`` rows, gaps only shorten it); any start row works.
+    """
+    return settings.window + settings.stride, 1
+
+
 def window_noise(seed: int, trials: int, length: int) -> np.ndarray:
     """The N(0, 1) noise realisations (trials x length) every window of these settings uses."""
     return np.random.default_rng(seed).standard_normal((trials, length))
