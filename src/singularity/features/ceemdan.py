@@ -46,6 +46,7 @@ FAMILY = "ceemdan"
 # a batch is ~this many windows at least, so pool dispatch costs little next to the work
 MIN_BATCH = 8
 BATCHES_PER_WORKER = 4
+SERIAL_BATCH = 1024
 
 
 class MapPool(Protocol):
@@ -223,8 +224,8 @@ def _validate(close: pd.Series) -> None:
 def _batches(n: int, pool: MapPool | None) -> list[slice]:
     if n == 0:
         return []
-    if pool is None:
-        return [slice(0, n)]
+    if pool is None:  # bounded batches keep the window copies small on long series
+        return [slice(i, min(i + SERIAL_BATCH, n)) for i in range(0, n, SERIAL_BATCH)]
     workers = int(getattr(pool, "workers", None) or getattr(pool, "n_workers", None) or 2)
     size = max(MIN_BATCH, math.ceil(n / (workers * BATCHES_PER_WORKER)))
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
@@ -250,9 +251,9 @@ def ceemdan_features(
         windows = np.lib.stride_tricks.sliding_window_view(logp, w)[rows - (w - 1)]
         params = (settings.trials, settings.noise_scale, settings.max_imfs,
                   settings.amplitude_bars, settings.seed)
-        tasks = [(np.ascontiguousarray(windows[s]), params)
-                 for s in _batches(rows.size, pool)]
-        results = map(decompose_batch, tasks) if pool is None else pool.map(decompose_batch, tasks)
+        tasks = ((np.ascontiguousarray(windows[s]), params) for s in _batches(rows.size, pool))
+        results = (map(decompose_batch, tasks) if pool is None
+                   else pool.map(decompose_batch, list(tasks)))
         computed = np.concatenate(list(results), axis=0)
         # hold each decomposition until the next one (rows between are causal copies)
         owner = np.searchsorted(rows, np.arange(w - 1, n), side="right") - 1
