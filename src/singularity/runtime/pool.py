@@ -93,7 +93,7 @@ class SharedArrays:
 
 
 def _remember(key: str, arrays: dict[str, np.ndarray]) -> None:
-    if len(_SHARED_CACHE) >= _SHARED_CACHE_MAX:
+    if key not in _SHARED_CACHE and len(_SHARED_CACHE) >= _SHARED_CACHE_MAX:
         _SHARED_CACHE.pop(next(iter(_SHARED_CACHE)))
     _SHARED_CACHE[key] = arrays
 
@@ -225,6 +225,8 @@ class WorkerPool:
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers (for tests and status reports)."""
         self.start()
+        if not getattr(self._executor, "_processes", None):
+            self._executor.submit(_worker_pid).result()  # loky spawns on the first task
         procs = getattr(self._executor, "_processes", None) or {}
         return sorted(p.pid for p in list(procs.values()) if p.is_alive())
 
@@ -303,9 +305,12 @@ class WorkerPool:
         from concurrent.futures.process import BrokenProcessPool
 
         self.start()
-        futures: dict[int, Future[list[R]]] = {
-            i: self._executor.submit(_run_batch, fn, batches[i]) for i in pending
-        }
+        try:
+            futures: dict[int, Future[list[R]]] = {
+                i: self._executor.submit(_run_batch, fn, batches[i]) for i in pending
+            }
+        except BrokenProcessPool as e:  # a worker died while the pool was idle
+            return list(pending), f"a worker died ({type(e).__name__})"
         # Batches queue behind each other: the map may take `timeout` per round of workers.
         rounds = math.ceil(len(pending) / self._workers)
         deadline = None if timeout is None else time.monotonic() + timeout * rounds

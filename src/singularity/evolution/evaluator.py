@@ -1,0 +1,197 @@
+"""Evaluation of token programs on shared data, in workers or in-process.
+
+The market data (inputs as a float32 matrix, open and close prices) reaches each worker once,
+as a ``SharedArrays`` handle; tasks carry only token programs, seeds and fitness arrays. A
+worker keeps a bounded cache of program -> metrics, so an expression met again in a later
+generation costs nothing; caches change speed, never results (evaluation is deterministic).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from singularity.errors import DataError
+from singularity.evolution.fitness import N_METRICS, OBJECTIVES
+from singularity.evolution.interpreter import plan, run_plan
+from singularity.evolution.program import Codec, Program, pack, program_key, unpack
+from singularity.evolution.variation import (
+    VariationParams,
+    global_random_guard,
+    make_child,
+    random_tree,
+)
+from singularity.runtime.pool import SharedArrays
+
+_CACHE_MAX = 200_000
+_CODECS: dict[tuple[str, ...], Codec] = {}
+_METRICS_CACHE: dict[tuple[str, bytes], np.ndarray] = {}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How a position series is scored (plain data: crosses process boundaries)."""
+
+    cost_rate: float
+    periods_per_year: float
+    fill_on_open: bool = True
+    long_only: bool = False
+    objective: str = "sharpe"
+    min_trades: int = 10
+    max_drawdown: float = 0.5
+    share_subtrees: bool = True
+
+    def fingerprint(self) -> str:
+        return repr(self)
+
+
+def codec_for(columns: Sequence[str]) -> Codec:
+    """One Codec (and DEAP primitive set) per process and input set."""
+    key = tuple(columns)
+    c = _CODECS.get(key)
+    if c is None:
+        c = _CODECS[key] = Codec(key)
+    return c
+
+
+def market_arrays(inputs: pd.DataFrame, candles: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The arrays every evaluation reads: inputs (float32, features x bars), open, close."""
+    if len(inputs) != len(candles) or not inputs.index.equals(candles.index):
+        raise DataError(
+            f"GP inputs ({len(inputs)} rows) and candles ({len(candles)} rows) must share one index"
+        )
+    if len(candles) < 3:
+        raise DataError(f"GP needs at least 3 bars, got {len(candles)}")
+    feats = inputs.to_numpy(dtype=np.float64).T
+    with np.errstate(over="ignore"):
+        feats32 = feats.astype(np.float32)
+    feats32[~np.isfinite(feats32)] = np.nan  # inf (or float32 overflow) = not available
+    return {
+        "features": np.ascontiguousarray(feats32),
+        "open": candles["open"].to_numpy(dtype=np.float64),
+        "close": candles["close"].to_numpy(dtype=np.float64),
+    }
+
+
+def evaluate_programs(
+    data: dict[str, np.ndarray],
+    cfg: EvalConfig,
+    programs: Sequence[Program],
+    *,
+    keep_outputs: bool = False,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(metrics [n, N_METRICS], tree outputs [n, bars] if asked, unique nodes computed)."""
+    if not programs:
+        return np.zeros((0, N_METRICS)), np.zeros((0, 0), np.float32), 0
+    feats = data["features"]
+    p = plan(programs, feats.shape[0], share=cfg.share_subtrees)
+    metrics, outputs = run_plan(
+        feats, data["open"], data["close"], p.op, p.arg, p.val, p.a, p.out, p.n_rows,
+        p.n_trees, cfg.cost_rate, cfg.fill_on_open, cfg.long_only, cfg.periods_per_year,
+        OBJECTIVES[cfg.objective], cfg.min_trades, cfg.max_drawdown, keep_outputs,
+    )
+    return metrics, outputs, p.n_nodes
+
+
+def _cached_metrics(
+    data_key: str, data: dict[str, np.ndarray], cfg: EvalConfig, programs: Sequence[Program]
+) -> tuple[np.ndarray, int, int]:
+    """Metrics for ``programs`` via the per-process cache: (metrics, computed, nodes)."""
+    scope = data_key + cfg.fingerprint()
+    keys = [(scope, program_key(p)) for p in programs]
+    out = np.empty((len(programs), N_METRICS))
+    todo: dict[tuple[str, bytes], list[int]] = {}
+    for i, k in enumerate(keys):
+        hit = _METRICS_CACHE.get(k)
+        if hit is not None:
+            out[i] = hit
+        else:
+            todo.setdefault(k, []).append(i)
+    if not todo:
+        return out, 0, 0
+    firsts = [idx[0] for idx in todo.values()]
+    metrics, _, nodes = evaluate_programs(data, cfg, [programs[i] for i in firsts])
+    if len(_METRICS_CACHE) + len(todo) > _CACHE_MAX:
+        _METRICS_CACHE.clear()
+    for row, (k, idx) in zip(metrics, todo.items(), strict=True):
+        _METRICS_CACHE[k] = row
+        out[idx] = row
+    return out, len(todo), nodes
+
+
+@dataclass(frozen=True)
+class BreedTask:
+    """Build and score the children for ``seeds`` (a slice of one generation).
+
+    With no population (generation 0) each seed grows a random tree. Otherwise child i picks
+    its parents by tournament among individuals ``lo[i] <= j < hi[i]`` (its island).
+    """
+
+    data: SharedArrays
+    columns: tuple[str, ...]
+    cfg: EvalConfig
+    params: VariationParams
+    seeds: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    population: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    selection_fitness: np.ndarray | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class BreedResult:
+    children: tuple[np.ndarray, np.ndarray, np.ndarray]
+    """Packed programs of the new children, in order."""
+    copy_of: np.ndarray
+    """Per child: -1 if new (next program in ``children``), else the copied individual."""
+    metrics: np.ndarray
+    """Per new child (rows aligned with ``children``)."""
+    computed: int
+    nodes: int
+    sizes: int
+    """Total tree size of the new children."""
+
+
+def breed(task: BreedTask) -> BreedResult:
+    """Worker entry point (module level: picklable by reference)."""
+    codec = codec_for(task.columns)
+    data = task.data.load()
+    new: list[Program] = []
+    copy_of = np.full(len(task.seeds), -1, dtype=np.int64)
+    with global_random_guard():
+        if task.population is None:
+            new = [random_tree(codec, int(s), task.params) for s in task.seeds]
+        else:
+            code, vals, offs = task.population
+            fit = task.selection_fitness
+            assert fit is not None
+            memo: dict[int, Program] = {}
+
+            def parent(i: int):  # type: ignore[no-untyped-def]
+                prog = memo.get(i)
+                if prog is None:
+                    prog = memo[i] = unpack(code, vals, offs, i)
+                return codec.decode(prog)
+
+            for j, s in enumerate(task.seeds.tolist()):
+                child, src = make_child(
+                    codec, parent, fit, int(task.lo[j]), int(task.hi[j]), s, task.params
+                )
+                if child is not None and src < 0:
+                    new.append(child)
+                else:
+                    copy_of[j] = src
+    metrics, computed, nodes = _cached_metrics(task.data.key, data, task.cfg, new)
+    return BreedResult(
+        children=pack(new), copy_of=copy_of, metrics=metrics, computed=computed, nodes=nodes,
+        sizes=int(sum(len(c) for c, _ in new)),
+    )
+
+
+def split_seeds(n: int, parts: int) -> list[slice]:
+    size = max(1, math.ceil(n / max(parts, 1)))
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]

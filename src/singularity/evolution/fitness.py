@@ -1,0 +1,126 @@
+"""Fitness of a position series on the training data, net of fees and slippage (numba).
+
+Objective (default annualised Sharpe; Sortino or Calmar as options) minus penalties for too few
+trades and for drawdowns deeper than a limit. Always finite: clipped to +-FITNESS_CAP, and a
+tree whose output is NaN everywhere or constant gets WORST, below every real score.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from singularity.backtest.kernel import (
+    bar_returns,
+    count_trades,
+    max_drawdown_from_returns,
+    sharpe_from_returns,
+)
+
+WORST = -100.0
+FITNESS_CAP = 50.0
+OBJECTIVES = {"sharpe": 0, "sortino": 1, "calmar": 2}
+# Columns of the metrics rows returned for every evaluated tree.
+M_FITNESS, M_SHARPE, M_TRADES, M_MAXDD, M_RETURN, M_VALID = range(6)
+N_METRICS = 6
+TRADE_PENALTY = 2.0
+"""Fitness lost at zero trades; linear up to ``min_trades``."""
+DRAWDOWN_PENALTY = 5.0
+"""Fitness lost per unit of drawdown beyond the limit."""
+
+
+@njit(cache=True, nogil=True)
+def sortino_from_returns(r: np.ndarray, periods_per_year: float) -> float:
+    n = r.shape[0]
+    if n < 2:
+        return 0.0
+    mean = r.mean()
+    down = 0.0
+    for i in range(n):
+        if r[i] < 0.0:
+            down += r[i] * r[i]
+    dd = np.sqrt(down / n)
+    if not dd > 1e-15:
+        return 0.0
+    return mean / dd * np.sqrt(periods_per_year)
+
+
+@njit(cache=True, nogil=True)
+def calmar_from_returns(r: np.ndarray, periods_per_year: float, mdd: float) -> float:
+    n = r.shape[0]
+    if n < 2:
+        return 0.0
+    growth = 1.0
+    for i in range(n):
+        growth *= 1.0 + r[i]
+    if growth <= 0.0:
+        return -FITNESS_CAP
+    annual = growth ** (periods_per_year / n) - 1.0
+    return annual / max(mdd, 0.01)
+
+
+@njit(cache=True, nogil=True)
+def positions_from_output(out: np.ndarray, long_only: bool, target: np.ndarray) -> bool:
+    """Sign of the output (NaN = flat) into ``target``; False when the output is invalid
+    (NaN everywhere or one constant value)."""
+    lo = np.inf
+    hi = -np.inf
+    for t in range(out.shape[0]):
+        x = out[t]
+        if np.isnan(x):
+            target[t] = 0.0
+            continue
+        if x < lo:
+            lo = x
+        if x > hi:
+            hi = x
+        s = 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+        target[t] = max(s, 0.0) if long_only else s
+    return hi > lo
+
+
+@njit(cache=True, nogil=True)
+def score(
+    out: np.ndarray,
+    open_: np.ndarray,
+    close: np.ndarray,
+    target: np.ndarray,
+    cost_rate: float,
+    fill_on_open: bool,
+    long_only: bool,
+    periods_per_year: float,
+    objective: int,
+    min_trades: int,
+    dd_limit: float,
+    metrics: np.ndarray,
+) -> None:
+    """Score one tree output into ``metrics`` (a row of N_METRICS); ``target`` is scratch."""
+    valid = positions_from_output(out, long_only, target)
+    r = bar_returns(open_, close, target, cost_rate, fill_on_open)
+    trades = count_trades(target)
+    mdd = max_drawdown_from_returns(r)
+    sharpe = sharpe_from_returns(r, periods_per_year)
+    growth = 1.0
+    for i in range(r.shape[0]):
+        growth *= 1.0 + r[i]
+    metrics[M_SHARPE] = sharpe
+    metrics[M_TRADES] = trades
+    metrics[M_MAXDD] = mdd
+    metrics[M_RETURN] = growth - 1.0
+    metrics[M_VALID] = 1.0 if valid else 0.0
+    if not valid:
+        metrics[M_FITNESS] = WORST
+        return
+    if objective == 1:
+        f = sortino_from_returns(r, periods_per_year)
+    elif objective == 2:
+        f = calmar_from_returns(r, periods_per_year, mdd)
+    else:
+        f = sharpe
+    if min_trades > 0 and trades < min_trades:
+        f -= TRADE_PENALTY * (min_trades - trades) / min_trades
+    if mdd > dd_limit:
+        f -= DRAWDOWN_PENALTY * (mdd - dd_limit)
+    if not np.isfinite(f):
+        f = WORST
+    metrics[M_FITNESS] = min(max(f, -FITNESS_CAP), FITNESS_CAP)

@@ -1,0 +1,107 @@
+"""Per-generation reporting: a rich progress bar and a JSON-lines statistics log."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from singularity.evolution.result import GenerationStats
+from singularity.storage import atomic_write_bytes
+
+
+def process_tree_cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and all its live descendants."""
+    import psutil
+
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # it may exit while we look
+            total += sum(child.cpu_times()[:2])
+    return total
+
+
+class CpuMeter:
+    """CPU use of the process tree between marks: cpu seconds / wall seconds / workers."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+        self.mark()
+
+    def mark(self) -> None:
+        self._wall = time.perf_counter()
+        self._cpu = process_tree_cpu_seconds()
+
+    def since(self) -> tuple[float, float]:
+        """(wall seconds, utilisation) since the last mark."""
+        wall = time.perf_counter() - self._wall
+        cpu = process_tree_cpu_seconds() - self._cpu
+        return wall, (cpu / (wall * self.workers) if wall > 0 else 0.0)
+
+
+class StatsLog:
+    """JSON-lines file of generation statistics, rewritten atomically after each generation
+    (a crash leaves the previous complete file, never a torn line)."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._lines: list[str] = []
+
+    def write(self, stats: GenerationStats, **extra: Any) -> None:
+        if self.path is None:
+            return
+        self._lines.append(json.dumps({**stats.to_dict(), **extra}, sort_keys=True))
+        atomic_write_bytes(self.path, ("\n".join(self._lines) + "\n").encode())
+
+
+class GenerationProgress:
+    """A rich bar advanced once per generation: best/median fitness, evals/s, CPU use."""
+
+    def __init__(self, generations: int, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress: Any = None
+        self._task: Any = None
+        self._total = generations
+
+    def __enter__(self) -> GenerationProgress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            from singularity.cli._context import err_console
+
+            self._progress = Progress(
+                TextColumn("[bold]gen"),
+                MofNCompleteColumn(),
+                BarColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+                console=err_console,
+                transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("gp", total=self._total, info="starting")
+        return self
+
+    def update(self, s: GenerationStats) -> None:
+        if self._progress is not None:
+            info = (
+                f"best {s.best:+.3f}  median {s.median:+.3f}  "
+                f"{s.evals_per_s:,.0f} evals/s  CPU {100 * s.cpu_utilisation:.0f}%"
+            )
+            self._progress.update(self._task, completed=s.generation + 1, info=info)
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()

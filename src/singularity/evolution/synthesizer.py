@@ -1,0 +1,373 @@
+"""The GP loop: ramped half-and-half start (plus "Reborn" seeds), tournament selection,
+crossover and mutations, size/height limits, parsimony, elitism, hall of fame, stagnation stop,
+optional islands with ring migration.
+
+Children are built and scored where the work is (``evaluator.breed`` in the pool's workers),
+from seeds drawn here in the parent: a run is a pure function of (data, settings, seed),
+whatever the number of workers or the backend.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from singularity.config import CostSettings
+from singularity.evolution.evaluator import (
+    BreedResult,
+    BreedTask,
+    EvalConfig,
+    _cached_metrics,
+    breed,
+    codec_for,
+    market_arrays,
+    split_seeds,
+)
+from singularity.evolution.fitness import (
+    M_FITNESS,
+    M_MAXDD,
+    M_RETURN,
+    M_SHARPE,
+    M_TRADES,
+    M_VALID,
+    N_METRICS,
+)
+from singularity.evolution.program import (
+    Codec,
+    InvalidExpressionError,
+    Program,
+    pack,
+    program_key,
+    unpack,
+)
+from singularity.evolution.progress import CpuMeter, GenerationProgress, StatsLog
+from singularity.evolution.result import EvolutionResult, GenerationStats, HallOfFameEntry
+from singularity.evolution.settings import EvolutionSettings
+from singularity.evolution.variation import VariationParams
+from singularity.runtime.pool import Pool, run_map, share_arrays
+from singularity.timeframes import periods_per_year
+
+log = logging.getLogger(__name__)
+_SEED_MAX = 2**62
+TASKS_PER_WORKER = 2
+"""Breeding tasks per worker and generation: few enough that dispatch is cheap and subtrees
+are shared within a task, enough to balance the load."""
+
+
+@dataclass
+class _Population:
+    programs: list[Program]
+    metrics: np.ndarray  # [n, N_METRICS]
+    sizes: np.ndarray  # int
+
+    def selection_fitness(self, parsimony: float) -> np.ndarray:
+        return self.metrics[:, M_FITNESS] - parsimony * self.sizes
+
+
+def eval_config(
+    settings: EvolutionSettings, costs: CostSettings, timeframe: str, *, fill_on_open: bool = True
+) -> EvalConfig:
+    return EvalConfig(
+        cost_rate=(costs.fee_bps + costs.slippage_bps) / 1e4,
+        periods_per_year=periods_per_year(timeframe),
+        fill_on_open=fill_on_open,
+        long_only=settings.long_only,
+        objective=settings.objective,
+        min_trades=settings.min_trades,
+        max_drawdown=settings.max_drawdown_penalty,
+    )
+
+
+def variation_params(settings: EvolutionSettings) -> VariationParams:
+    return VariationParams(
+        crossover_prob=settings.crossover_prob,
+        mutation_prob=settings.mutation_prob,
+        tournament_size=settings.tournament_size,
+        max_height=settings.max_height,
+        max_size=settings.max_size,
+        init_min_depth=settings.init_min_depth,
+        init_max_depth=max(settings.init_max_depth, settings.init_min_depth),
+    )
+
+
+def island_bounds(population: int, islands: int) -> list[tuple[int, int]]:
+    edges = np.linspace(0, population, islands + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
+
+
+def evolve(
+    inputs: pd.DataFrame,
+    candles: pd.DataFrame,
+    *,
+    settings: EvolutionSettings | None = None,
+    population: int = 500,
+    generations: int = 20,
+    seed: int = 42,
+    costs: CostSettings | None = None,
+    timeframe: str = "1h",
+    pool: Pool | None = None,
+    reborn: Iterable[str] = (),
+    progress: bool = False,
+    stats_path: str | Path | None = None,
+    fill_on_open: bool = True,
+) -> EvolutionResult:
+    """Evolve trees over the columns of ``inputs`` (causal features aligned with ``candles``)
+    on this training data only. ``generations`` counts breeding rounds after the initial
+    population. ``reborn`` expressions (earlier champions) seed the first population.
+    """
+    settings = settings or EvolutionSettings()
+    costs = costs or CostSettings()
+    t_start = time.perf_counter()
+    columns = tuple(str(c) for c in inputs.columns)
+    codec = codec_for(columns)
+    cfg = eval_config(settings, costs, timeframe, fill_on_open=fill_on_open)
+    params = variation_params(settings)
+    islands = island_bounds(population, min(settings.islands, max(1, population // 4)))
+    if any(b - a < 2 for a, b in islands):
+        raise ValueError(f"population {population} is too small for {len(islands)} islands")
+    data = market_arrays(inputs, candles)
+    handle = share_arrays(data, pool)
+    workers = pool.workers if pool is not None else 1
+    n_tasks = workers * TASKS_PER_WORKER
+    timeout = settings.batch_timeout_s
+    master = np.random.default_rng(seed)
+    meter = CpuMeter(workers)
+    stats_log = StatsLog(stats_path)
+    hof: dict[bytes, HallOfFameEntry] = {}
+    history: list[GenerationStats] = []
+    total_evals = 0
+    best_so_far = -np.inf
+    stale = 0
+    stopped_early = False
+
+    def run_tasks(tasks: list[BreedTask]) -> list[BreedResult]:
+        return run_map(pool, breed, tasks, timeout=timeout, chunksize=1)
+
+    with GenerationProgress(generations + 1, enabled=progress) as bar:
+        # ---- generation 0: Reborn seeds, then random trees
+        seeds_prog = _reborn_programs(codec, reborn, population)
+        n_random = population - len(seeds_prog)
+        seeds = master.integers(0, _SEED_MAX, n_random)
+        tasks = [
+            BreedTask(handle, columns, cfg, params, seeds[s], np.zeros(0), np.zeros(0))
+            for s in split_seeds(n_random, n_tasks)
+        ]
+        results = run_tasks(tasks)
+        reborn_metrics, r_computed, r_nodes = _cached_metrics(
+            handle.key, data, cfg, seeds_prog
+        )
+        programs = list(seeds_prog)
+        metrics = [reborn_metrics]
+        computed, nodes = r_computed, sum(len(c) for c, _ in seeds_prog)
+        for res in results:
+            code, vals, offs = res.children
+            programs += [unpack(code, vals, offs, i) for i in range(len(offs) - 1)]
+            metrics.append(res.metrics)
+            computed += res.computed
+            nodes += res.sizes
+        pop = _Population(
+            programs, np.concatenate(metrics) if metrics else np.zeros((0, N_METRICS)),
+            np.array([len(c) for c, _ in programs], dtype=np.int64),
+        )
+        evals = len(programs)
+        del r_nodes
+
+        for gen in range(generations + 1):
+            if gen > 0:
+                pop, evals, computed, nodes = _next_generation(
+                    pop, islands, settings, master, handle, columns, cfg, params, n_tasks,
+                    run_tasks,
+                )
+                if len(islands) > 1 and gen % settings.migration_every == 0:
+                    _migrate(pop, islands, settings)
+            total_evals += evals
+            wall, cpu = meter.since()
+            meter.mark()
+            _update_hof(hof, pop, codec, gen, settings.hall_of_fame)
+            fit = pop.metrics[:, M_FITNESS]
+            best_i = int(np.argmax(fit))
+            stats = GenerationStats(
+                generation=gen,
+                best=float(fit[best_i]),
+                median=float(np.median(fit)),
+                mean_size=float(pop.sizes.mean()),
+                evaluations=evals,
+                computed=computed,
+                invalid=int((pop.metrics[:, M_VALID] == 0).sum()),
+                seconds=round(wall, 4),
+                evals_per_s=evals / wall if wall > 0 else 0.0,
+                cpu_utilisation=round(cpu, 4),
+                nodes=nodes,
+                best_expression=codec.to_string(pop.programs[best_i]),
+            )
+            history.append(stats)
+            stats_log.write(stats, seed=seed, workers=workers)
+            bar.update(stats)
+            log.info(
+                "generation %d: best %.4f median %.4f, %d evaluations in %.2fs",
+                gen, stats.best, stats.median, evals, wall,
+            )
+            if stats.best > best_so_far + 1e-12:
+                best_so_far, stale = stats.best, 0
+            else:
+                stale += 1
+                if stale >= settings.stagnation_generations and gen < generations:
+                    stopped_early = True
+                    log.info("stopping: no improvement in %d generations", stale)
+                    break
+
+    ranked = sorted(hof.values(), key=_hof_rank)[: settings.hall_of_fame]
+    return EvolutionResult(
+        hall_of_fame=tuple(ranked),
+        generations=tuple(history),
+        evaluations=total_evals,
+        columns=columns,
+        seed=seed,
+        stopped_early=stopped_early,
+        seconds=time.perf_counter() - t_start,
+    )
+
+
+def _reborn_programs(codec: Codec, reborn: Iterable[str], population: int) -> list[Program]:
+    out: list[Program] = []
+    seen: set[bytes] = set()
+    for expr in reborn:
+        try:
+            prog = codec.encode(codec.parse(expr))
+        except InvalidExpressionError as e:
+            log.warning("skipping a Reborn expression that does not fit these inputs: %s", e)
+            continue
+        k = program_key(prog)
+        if k not in seen and len(out) < population:
+            seen.add(k)
+            out.append(prog)
+    return out
+
+
+def _next_generation(
+    pop: _Population,
+    islands: Sequence[tuple[int, int]],
+    settings: EvolutionSettings,
+    master: np.random.Generator,
+    handle: object,
+    columns: tuple[str, ...],
+    cfg: EvalConfig,
+    params: VariationParams,
+    n_tasks: int,
+    run_tasks: object,
+) -> tuple[_Population, int, int, int]:
+    sel = pop.selection_fitness(settings.parsimony)
+    elites: list[list[int]] = []
+    lo: list[int] = []
+    hi: list[int] = []
+    for a, b in islands:
+        k = min(settings.elitism, b - a - 1)
+        order = a + np.lexsort((np.arange(b - a), -sel[a:b]))  # best first, ties by index
+        elites.append(order[:k].tolist())
+        lo += [a] * (b - a - k)
+        hi += [b] * (b - a - k)
+    n_children = len(lo)
+    seeds = master.integers(0, _SEED_MAX, n_children)
+    packed = pack(pop.programs)
+    lo_a, hi_a = np.array(lo, dtype=np.int64), np.array(hi, dtype=np.int64)
+    tasks = [
+        BreedTask(handle, columns, cfg, params, seeds[s], lo_a[s], hi_a[s], packed, sel)  # type: ignore[arg-type]
+        for s in split_seeds(n_children, n_tasks)
+    ]
+    results = run_tasks(tasks)  # type: ignore[operator]
+    child_progs: list[Program] = []
+    child_metrics: list[np.ndarray] = []
+    evals = computed = nodes = 0
+    for res in results:
+        code, vals, offs = res.children
+        k = 0
+        for src in res.copy_of.tolist():
+            if src >= 0:
+                child_progs.append(pop.programs[src])
+                child_metrics.append(pop.metrics[src])
+            else:
+                child_progs.append(unpack(code, vals, offs, k))
+                child_metrics.append(res.metrics[k])
+                k += 1
+        evals += k
+        computed += res.computed
+        nodes += res.sizes
+    programs: list[Program] = []
+    metrics: list[np.ndarray] = []
+    c = 0
+    for (a, b), el in zip(islands, elites, strict=True):
+        programs += [pop.programs[i] for i in el]
+        metrics += [pop.metrics[i] for i in el]
+        n = b - a - len(el)
+        programs += child_progs[c : c + n]
+        metrics += child_metrics[c : c + n]
+        c += n
+    new = _Population(
+        programs, np.array(metrics), np.array([len(p[0]) for p in programs], dtype=np.int64)
+    )
+    return new, evals, computed, nodes
+
+
+def _migrate(
+    pop: _Population, islands: Sequence[tuple[int, int]], settings: EvolutionSettings
+) -> None:
+    """Ring migration: each island's best replace the next island's worst."""
+    sel = pop.selection_fitness(settings.parsimony)
+    moves = []
+    for i, (a, b) in enumerate(islands):
+        na, nb = islands[(i + 1) % len(islands)]
+        k = min(settings.migration_size, (b - a) // 2, (nb - na) // 2)
+        best = a + np.lexsort((np.arange(b - a), -sel[a:b]))[:k]
+        worst = na + np.lexsort((np.arange(nb - na), sel[na:nb]))[:k]
+        moves.append((best.tolist(), worst.tolist()))
+    snapshot_p = list(pop.programs)
+    snapshot_m = pop.metrics.copy()
+    for best, worst in moves:
+        for s, d in zip(best, worst, strict=True):
+            pop.programs[d] = snapshot_p[s]
+            pop.metrics[d] = snapshot_m[s]
+            pop.sizes[d] = len(snapshot_p[s][0])
+
+
+def _hof_rank(e: HallOfFameEntry) -> tuple[float, int, str]:
+    return (-e.fitness, e.size, e.expression)
+
+
+def _update_hof(
+    hof: dict[bytes, HallOfFameEntry], pop: _Population, codec: Codec, gen: int, size: int
+) -> None:
+    fit = pop.metrics[:, M_FITNESS]
+    order = np.lexsort((pop.sizes, -fit))
+    worst_kept = sorted(hof.values(), key=_hof_rank)[size - 1] if len(hof) >= size else None
+    for i in order[: size * 4].tolist():
+        m = pop.metrics[i]
+        if m[M_VALID] == 0:
+            continue
+        prog = pop.programs[i]
+        k = program_key(prog)
+        if k in hof:
+            continue
+        entry = HallOfFameEntry(
+            expression=codec.to_string(prog),
+            infix=codec.infix(prog),
+            fitness=float(m[M_FITNESS]),
+            sharpe=float(m[M_SHARPE]),
+            trades=int(m[M_TRADES]),
+            max_drawdown=float(m[M_MAXDD]),
+            total_return=float(m[M_RETURN]),
+            size=len(prog[0]),
+            generation=gen,
+        )
+        if worst_kept is not None and _hof_rank(entry) >= _hof_rank(worst_kept):
+            break
+        hof[k] = entry
+    if len(hof) > size:
+        for k, _e in sorted(hof.items(), key=lambda kv: _hof_rank(kv[1]))[size:]:
+            del hof[k]
