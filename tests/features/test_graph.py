@@ -11,6 +11,7 @@ import pytest
 from singularity.errors import DataError
 from singularity.features.catalogue import check_catalogue
 from singularity.features.causality import assert_causal
+from singularity.features.gnn import clear_model_cache
 from singularity.features.graph import graph_features, min_overlap_bars
 from singularity.features.settings import GraphSettings
 
@@ -237,18 +238,27 @@ def test_causality_checker_catches_a_leak(real_universe) -> None:
 
 
 class ReversedPool:
-    """A pool that runs the jobs in reverse order: results must not depend on the order."""
+    """A pool that runs the jobs in reverse order (results must not depend on the order) and
+    counts them."""
+
+    def __init__(self) -> None:
+        self.jobs = 0
 
     def map(self, fn, items):
         items = list(items)
+        self.jobs += len(items)
         return [fn(x) for x in items[::-1]][::-1]
 
 
 @pytest.mark.realdata
 def test_gnn_deterministic_any_order_and_seeded(real_universe) -> None:
     s = GraphSettings(corr_window=24, **SMALL_GNN)
+    clear_model_cache()
     a, _ = graph_features(real_universe, s)
-    b, _ = graph_features(real_universe, s, pool=ReversedPool())
+    clear_model_cache()  # retrain for real, in another order
+    pool = ReversedPool()
+    b, _ = graph_features(real_universe, s, pool=pool)
+    assert pool.jobs == len(range(min_overlap_bars(s) + 100, 420, 40))
     c, _ = graph_features(real_universe, s.model_copy(update={"seed": s.seed + 1}))
     for sym in real_universe:
         pd.testing.assert_frame_equal(a[sym], b[sym], check_exact=True)
@@ -293,8 +303,35 @@ def test_gnn_on_worker_pool_equals_serial(real_universe) -> None:
     from singularity.runtime.pool import WorkerPool
 
     s = GraphSettings(corr_window=24, **SMALL_GNN)
+    clear_model_cache()
     serial, _ = graph_features(real_universe, s)
+    clear_model_cache()
     with WorkerPool(2) as pool:
         spread, _ = graph_features(real_universe, s, pool=pool)
     for sym in real_universe:
         pd.testing.assert_frame_equal(serial[sym], spread[sym], check_exact=True)
+
+
+@pytest.mark.realdata
+def test_appending_candles_retrains_only_at_retrain_bars(real_universe) -> None:
+    """The live case: one more candle reuses every trained model (memo keyed by the training
+    data) and equals a from-scratch computation."""
+    s = GraphSettings(corr_window=24, **SMALL_GNN)
+    p0 = min_overlap_bars(s) + s.gnn_train_window
+    last_retrain = p0 + 7 * s.gnn_retrain_every  # 398
+    idx = real_universe["BTC"].index
+
+    def upto(row: int) -> dict[str, pd.DataFrame]:
+        return {k: v.loc[v.index <= idx[row]] for k, v in real_universe.items()}
+
+    clear_model_cache()
+    graph_features(upto(last_retrain - 1), s)
+    pool = ReversedPool()
+    graph_features(upto(last_retrain), s, pool=pool)
+    assert pool.jobs == 1  # a retrain bar: exactly one new model
+    extended, _ = graph_features(upto(last_retrain + 3), s, pool=pool)
+    assert pool.jobs == 1  # later candles: nothing retrained
+    clear_model_cache()
+    fresh, _ = graph_features(upto(last_retrain + 3), s)
+    for sym in real_universe:
+        pd.testing.assert_frame_equal(extended[sym], fresh[sym], check_exact=True)

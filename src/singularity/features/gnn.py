@@ -9,11 +9,14 @@ the close of bar s+1. A model trained at retrain bar p uses samples s in [p-L, p
 to r[p], known at p) and, frozen, embeds bars p .. p+R-1. The first retrain is at
 p0 = k_first + L, where k_first is the first bar with graph features; before it: NaN.
 Each retraining is an independent task with its own seed drawn from (seed, p), so results do
-not depend on the pool or the number of workers.
+not depend on the pool or the number of workers; trained models are memoised by a digest of
+their training data, so appending a candle retrains nothing until the next retrain bar.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,14 +56,46 @@ class GnnJob:
     s_train: np.ndarray  # (L, N, N) normalised adjacency
     y_train: np.ndarray  # (L, N) 1.0 where r[s+1] > 0
     m_train: np.ndarray  # (L, N) bool: sample usable (node active at s, target known)
-    x_embed: np.ndarray  # (R, N, F)
-    s_embed: np.ndarray  # (R, N, N)
     seed: int
     hidden: int
     dim: int
     epochs: int
     lr: float
     batch: int
+
+    def key(self) -> str:
+        """Digest of everything the trained model depends on."""
+        h = hashlib.blake2b(digest_size=20)
+        h.update(
+            repr((self.seed, self.hidden, self.dim, self.epochs, self.lr, self.batch)).encode()
+        )
+        for arr in (self.x_train, self.s_train, self.y_train, self.m_train):
+            h.update(repr((arr.shape, arr.dtype.str)).encode())
+            h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class TrainedGnn:
+    """A trained model as plain arrays (parameters in ``model.parameters()`` order) and the
+    input scaling of its training window."""
+
+    params: tuple[np.ndarray, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    hidden: int
+    dim: int
+
+
+# Memo of trained models by the digest of their training data: training is deterministic, so
+# a hit returns exactly what a retraining would. It makes extending the series by a candle
+# cheap (the earlier retrainings are unchanged); it never changes a result.
+_TRAINED: OrderedDict[str, TrainedGnn] = OrderedDict()
+_TRAINED_MAX = 256
+
+
+def clear_model_cache() -> None:
+    _TRAINED.clear()
 
 
 def node_inputs(r: np.ndarray, stats: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -112,11 +147,10 @@ def _standardise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray
     return np.clip(np.nan_to_num(z, nan=0.0), -_CLIP, _CLIP)
 
 
-def fit_and_embed(job: GnnJob) -> tuple[np.ndarray, np.ndarray]:
-    """Train on the job's window, then embed its later bars with the frozen model.
+def train_gnn(job: GnnJob) -> TrainedGnn:
+    """Train on the job's window (module-level, so a pool worker can run it).
 
-    Module-level so a pool worker can run it. Scaling statistics come from the training
-    window only. Returns (embedding (R, N, dim), probability of an up move (R, N)).
+    Scaling statistics come from the training window only.
     """
     usable = job.m_train[:, :, None] & np.isfinite(job.x_train)
     count = usable.sum(axis=(0, 1))
@@ -146,12 +180,38 @@ def fit_and_embed(job: GnnJob) -> tuple[np.ndarray, np.ndarray]:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+        params = tuple(p.detach().numpy().copy() for p in model.parameters())
+    return TrainedGnn(params=params, mean=mean, std=std, hidden=job.hidden, dim=job.dim)
+
+
+def embed(trained: TrainedGnn, x: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frozen model on bars (B, N, F) / (B, N, N): (embedding (B, N, dim), P(up) (B, N))."""
+    with single_thread_deterministic(), torch.no_grad():
+        model = GraphConvNet(x.shape[2], trained.hidden, trained.dim).double()
+        for p, value in zip(model.parameters(), trained.params, strict=True):
+            p.copy_(torch.from_numpy(value))
         model.eval()
-        with torch.no_grad():
-            xe = torch.from_numpy(_standardise(job.x_embed, mean, std))
-            logits, emb = model(xe, torch.from_numpy(np.ascontiguousarray(job.s_embed)))
-            pup = torch.sigmoid(logits)
+        xe = torch.from_numpy(_standardise(x, trained.mean, trained.std))
+        logits, emb = model(xe, torch.from_numpy(np.ascontiguousarray(s)))
+        pup = torch.sigmoid(logits)
     return emb.numpy().copy(), pup.numpy().copy()
+
+
+def trained_models(jobs: list[GnnJob], pool: Any = None) -> list[TrainedGnn]:
+    """Train the jobs (memoised; the misses go to ``pool`` when one is given)."""
+    keys = [job.key() for job in jobs]
+    missing = [i for i, k in enumerate(keys) if k not in _TRAINED]
+    todo = [jobs[i] for i in missing]
+    fresh = pool.map(train_gnn, todo) if pool is not None and todo else map(train_gnn, todo)
+    for i, model in zip(missing, fresh, strict=True):
+        _TRAINED[keys[i]] = model
+    out = []
+    for k in keys:
+        _TRAINED.move_to_end(k)
+        out.append(_TRAINED[k])
+    while len(_TRAINED) > _TRAINED_MAX:
+        _TRAINED.popitem(last=False)
+    return out
 
 
 def walk_forward_embeddings(
@@ -184,15 +244,12 @@ def walk_forward_embeddings(
     jobs = []
     for p in points:
         rows = slice(p - train, p)
-        stop = min(p + every, n_rows)
         jobs.append(
             GnnJob(
                 x_train=x_all[rows],
                 s_train=s_all[rows],
                 y_train=(target[rows] > 0).astype("float64"),
                 m_train=active[rows] & np.isfinite(target[rows]),
-                x_embed=x_all[p:stop],
-                s_embed=s_all[p:stop],
                 seed=job_seed(settings.seed, p),
                 hidden=settings.gnn_hidden,
                 dim=dim,
@@ -201,10 +258,9 @@ def walk_forward_embeddings(
                 batch=settings.gnn_batch_bars,
             )
         )
-    results = pool.map(fit_and_embed, jobs) if pool is not None else map(fit_and_embed, jobs)
-    for p, (e, q) in zip(points, results, strict=True):
-        emb[p : p + len(q)] = e
-        pup[p : p + len(q)] = q
+    for p, model in zip(points, trained_models(jobs, pool), strict=True):
+        stop = min(p + every, n_rows)
+        emb[p:stop], pup[p:stop] = embed(model, x_all[p:stop], s_all[p:stop])
     emb[~active] = np.nan
     pup[~active] = np.nan
     return emb, pup
