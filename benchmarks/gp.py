@@ -1,0 +1,80 @@
+"""GP throughput against the seed design's peer, measured in the same run.
+
+Runs ``/work/shared/peers/seed_gp_baseline.py`` (DEAP + gp.compile + one loky task per
+individual) and ``singularity bench gp`` with the same venv python, the same data shape
+(5,000 bars, 20 random-walk features), population and generations, and prints one JSON line:
+both results, the evals/s ratio, and node evaluations per second per core beside a plain numpy
+loop over the same arrays (elementwise float32 ops, one core: the practical ceiling).
+
+    python benchmarks/gp.py [--workers 2] [--population 1000] [--generations 4] [--bars 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+PEER = Path(os.environ.get("SINGULARITY_PEERS", Path(__file__).resolve().parents[2] / "shared" / "peers"))
+
+
+def _json_line(cmd: list[str]) -> dict:
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=3600)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def numpy_ceiling(bars: int, features: int, seconds: float = 2.0) -> float:
+    """Element operations per second of np.add/np.multiply/np.maximum over float32 rows, one
+    core, results written into a preallocated row (no allocation): node evals/s at best."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(features, bars)).astype(np.float32)
+    out = np.empty(bars, dtype=np.float32)
+    ops = (np.add, np.multiply, np.maximum, np.subtract)
+    n = 0
+    with threadpool_limits(1):
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            for k in range(256):
+                ops[k & 3](x[k % features], x[(k * 7 + 3) % features], out=out)
+            n += 256
+        wall = time.perf_counter() - t0
+    return n * bars / wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--population", type=int, default=1000)
+    ap.add_argument("--generations", type=int, default=4)
+    ap.add_argument("--bars", type=int, default=5000)
+    ap.add_argument("--features", type=int, default=20)
+    a = ap.parse_args()
+    common = ["--population", str(a.population), "--generations", str(a.generations),
+              "--workers", str(a.workers), "--bars", str(a.bars)]
+    peer = _json_line([sys.executable, str(PEER / "seed_gp_baseline.py"), *common,
+                       "--features", str(a.features)])
+    ours = _json_line([sys.executable, "-m", "singularity", "bench", "gp", *common,
+                       "--features", str(a.features), "--json"])
+    ceiling = numpy_ceiling(a.bars, a.features)
+    per_core = ours["node_evals_per_s"] / ours["workers"]
+    print(json.dumps({
+        "peer": peer,
+        "singularity": ours,
+        "ratio_evals_per_s": round(ours["evals_per_s"] / peer["evals_per_s"], 1),
+        "ratio_computed_evals_per_s": round(ours["computed_evals_per_s"] / peer["evals_per_s"], 1),
+        "node_evals_per_s_per_core": round(per_core),
+        "numpy_loop_node_evals_per_s_one_core": round(ceiling),
+        "fraction_of_numpy_ceiling": round(per_core / ceiling, 3),
+    }))
+
+
+if __name__ == "__main__":
+    main()
