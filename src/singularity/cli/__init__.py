@@ -54,6 +54,8 @@ from singularity.cli import (  # noqa: E402
     demo_cmd,
     evolve_cmd,
     features_cmd,
+    forge_cmd,
+    registry_cmd,
 )
 
 app.command("init")(config_cmd.init)
@@ -63,6 +65,9 @@ app.add_typer(features_cmd.app, name="features")
 app.command("evolve")(evolve_cmd.evolve)
 app.add_typer(evolve_cmd.bench_app, name="bench")
 app.command("bakeoff")(bakeoff_cmd.bakeoff)
+app.command("forge")(forge_cmd.forge)
+app.add_typer(registry_cmd.app, name="registry")
+app.command("report")(registry_cmd.report)
 app.command("demo")(demo_cmd.demo)
 
 

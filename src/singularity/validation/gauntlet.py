@@ -64,7 +64,10 @@ class GauntletContext:
     """Training-window per-bar returns of the top candidates, bars × candidates (for PBO)."""
     search: SearchFn | None = None
     recompute_inputs: InputsFn | None = None
-    """Inputs from perturbed candles (whole history); None = the noise test keeps the inputs."""
+    """Inputs from perturbed ``full_candles``; None = the noise test keeps the inputs."""
+    full_candles: pd.DataFrame | None = None
+    """Contiguous candles from the training start to the holdout end (embargo included);
+    None = training and holdout candles joined."""
     seed: int = 0
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -149,10 +152,7 @@ def permutation_test(ctx: GauntletContext, expr: str) -> Verdict:
     fig: dict[str, Any] = {"p_positions": round(p, 4)}
     ok = p <= s.max_p_value
     if ctx.search is not None and s.search_null_runs > 0:
-        _, real_best = ctx.search(ctx.train_candles, ctx.train_inputs, ctx.seed)
-        rng = np.random.default_rng(ctx.seed + 1)
-        null_best = [ctx.search(permute_bars(ctx.train_candles, rng), ctx.train_inputs, ctx.seed + 1 + i)[1]
-                     for i in range(s.search_null_runs)]
+        real_best, null_best = _search_null(ctx)
         p_search = (1 + sum(b >= real_best for b in null_best)) / (1 + len(null_best))
         fig.update(p_search=round(p_search, 4), search_best=round(real_best, 4),
                    null_best=[round(b, 4) for b in null_best])
@@ -163,6 +163,20 @@ def permutation_test(ctx: GauntletContext, expr: str) -> Verdict:
                    f"positions vs block-permuted returns p={p:.3f} (max {s.max_p_value:g})"
                    + (f"; search beat {sum(real_best > b for b in null_best)}/{len(null_best)} permuted-bar searches"
                       if "p_search" in fig else ""))
+
+
+def _search_null(ctx: GauntletContext) -> tuple[float, list[float]]:
+    """Best fitness of the search on the real training bars and on bar-permuted copies (the
+    same for every candidate of a run: computed once)."""
+    if "search_null" not in ctx._cache:
+        search = ctx.search
+        assert search is not None
+        _, real_best = search(ctx.train_candles, ctx.train_inputs, ctx.seed)
+        rng = np.random.default_rng(ctx.seed + 1)
+        null_best = [search(permute_bars(ctx.train_candles, rng), ctx.train_inputs, ctx.seed + 1 + i)[1]
+                     for i in range(ctx.settings.search_null_runs)]
+        ctx._cache["search_null"] = (real_best, null_best)
+    return ctx._cache["search_null"]
 
 
 def permute_bars(candles: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
@@ -183,7 +197,7 @@ def permute_bars(candles: pd.DataFrame, rng: np.random.Generator) -> pd.DataFram
 def noise_test(ctx: GauntletContext, expr: str) -> Verdict:
     s = ctx.settings
     rng = np.random.default_rng(ctx.seed + 7)
-    full = pd.concat([ctx.train_candles, ctx.holdout_candles])
+    full = ctx.full_candles if ctx.full_candles is not None else pd.concat([ctx.train_candles, ctx.holdout_candles])
     logret = np.diff(np.log(full["close"].to_numpy()), prepend=np.nan)
     vol = pd.Series(logret).rolling(24, min_periods=2).std().bfill().fillna(0.0).to_numpy()
     n_hold = len(ctx.holdout_candles)
@@ -243,8 +257,16 @@ def pbo_test(ctx: GauntletContext, expr: str) -> Verdict:
 
 
 def walk_forward_test(ctx: GauntletContext, expr: str) -> Verdict:
+    """Tests the search, not the candidate: the verdict is computed once per context."""
     if ctx.search is None:
         return Verdict("walk_forward", False, {}, "no search function to re-run")
+    if "walk_forward" not in ctx._cache:
+        ctx._cache["walk_forward"] = _walk_forward(ctx)
+    return ctx._cache["walk_forward"]
+
+
+def _walk_forward(ctx: GauntletContext) -> Verdict:
+    assert ctx.search is not None
     k = ctx.settings.walk_forward_blocks
     # k + 1 equal blocks: the search fits block i - 1 and its frozen winner trades block i.
     edges = np.linspace(0, len(ctx.train_candles), k + 2).astype(int)

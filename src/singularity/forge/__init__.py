@@ -1,0 +1,1 @@
+"""The forge cycle: data → features → labels → bake-off → GP → gauntlet → registry → report."""

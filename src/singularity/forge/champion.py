@@ -1,0 +1,190 @@
+"""The GP, gauntlet and registry stages of a forge cycle."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from singularity.config import Settings
+from singularity.forge.split import Split
+from singularity.registry import Registry
+from singularity.timeframes import periods_per_year
+from singularity.validation.gauntlet import GauntletContext, GauntletReport, run_gauntlet, trade
+from singularity.validation.gauntlet import summary as trade_summary
+
+# The whole-search tests (walk-forward, search null) re-run the GP at this share of the budget.
+SEARCH_BUDGET_SHARE = 0.25
+
+
+def evolve_training(settings: Settings, opts: Any, inputs: pd.DataFrame, candles: pd.DataFrame,
+                    pool: Any, *, reborn: list[str], stats_path: Any = None,
+                    population: int | None = None, generations: int | None = None,
+                    seed: int | None = None, progress: bool | None = None) -> Any:
+    from singularity.evolution.synthesizer import evolve
+
+    cols = set(inputs.columns)
+    from singularity.analyst.simplify import parse
+
+    usable = []
+    for expr in reborn:  # a seed naming inputs this run lacks cannot be re-run
+        try:
+            names = _names(parse(expr))
+        except ValueError:
+            continue
+        if names <= cols | _NON_INPUTS:
+            usable.append(expr)
+    return evolve(inputs, candles, settings=settings.evolution,
+                  population=population or opts.population, generations=generations or opts.generations,
+                  seed=opts.seed if seed is None else seed, costs=settings.costs, timeframe=opts.timeframe,
+                  pool=pool, reborn=usable, progress=opts.progress if progress is None else progress,
+                  stats_path=stats_path)
+
+
+_NON_INPUTS = {"true", "false"} | {f"w{w}" for w in range(1, 1000)} | {f"l{k}" for k in range(1, 1000)}
+
+
+def _names(tree: Any) -> set[str]:
+    if isinstance(tree, tuple):
+        return set().union(*(_names(c) for c in tree[1:])) if len(tree) > 1 else set()
+    return {tree} if isinstance(tree, str) else set()
+
+
+def positions_fn(settings: Settings):  # type: ignore[no-untyped-def]
+    from singularity.evolution.expressions import evaluate_expression
+
+    def positions(expr: str, inputs: pd.DataFrame) -> np.ndarray:
+        return evaluate_expression(expr, inputs, long_only=settings.evolution.long_only).to_numpy(np.float64)
+
+    return positions
+
+
+def trial_statistics(evo: Any, ppy: float) -> tuple[int, np.ndarray]:
+    """(distinct trees evaluated, per-period Sharpe ratios of the trials).
+
+    The count is the interpreter's work (duplicates and cache hits not counted twice). The
+    Sharpe dispersion comes from the run's per-trial record when the GP keeps one, else from
+    its hall of fame, whose spread understates the trials' (so the deflation is milder than
+    it should be: noted in the report's figures)."""
+    n = int(sum(g.computed for g in evo.generations)) or int(evo.evaluations)
+    sharpes = getattr(evo, "trial_sharpes", None)
+    if sharpes is None or len(sharpes) < 2:
+        sharpes = [h.sharpe for h in evo.hall_of_fame]
+    return max(1, n), np.asarray(sharpes, dtype=np.float64) / math.sqrt(ppy)
+
+
+def gauntlet_context(settings: Settings, opts: Any, evo: Any, candles: pd.DataFrame, inputs: pd.DataFrame,
+                     split: Split, universe: dict[str, pd.DataFrame], fs: Any, bake: Any,
+                     pool: Any) -> GauntletContext:
+    ppy = periods_per_year(opts.timeframe)
+    positions = positions_fn(settings)
+    train_c, train_x = candles.iloc[split.train], inputs.iloc[split.train]
+    cost = (settings.costs.fee_bps + settings.costs.slippage_bps) / 1e4
+    top = [h.expression for h in evo.hall_of_fame[: settings.gauntlet.pbo_candidates]]
+    top_returns = np.column_stack([trade(train_c, positions(e, train_x), cost) for e in top]) if top else np.empty((0, 0))
+    n_trials, trial_sr = trial_statistics(evo, ppy)
+    small_pop = max(20, int(opts.population * SEARCH_BUDGET_SHARE))
+    small_gen = max(2, int(opts.generations * SEARCH_BUDGET_SHARE))
+
+    def search(c: pd.DataFrame, x: pd.DataFrame, seed: int) -> tuple[str, float]:
+        res = evolve_training(settings, opts, x, c, pool, reborn=[], population=small_pop,
+                              generations=small_gen, seed=seed, progress=False)
+        return res.best.expression, float(res.best.fitness)
+
+    full = candles.iloc[split.train.start: split.holdout.stop]
+    sym = opts.symbol
+
+    def recompute_inputs(noisy: pd.DataFrame) -> pd.DataFrame:
+        return own_features_from(noisy, universe[sym], inputs, settings, pool, holdout_rows=split.holdout)
+
+    return GauntletContext(
+        train_candles=train_c, train_inputs=train_x, holdout_candles=candles.iloc[split.holdout],
+        holdout_inputs=inputs.iloc[split.holdout], timeframe=opts.timeframe,
+        fee_bps=settings.costs.fee_bps, slippage_bps=settings.costs.slippage_bps, settings=settings.gauntlet,
+        positions=positions, n_trials=n_trials, trial_sharpes=trial_sr, top_returns=top_returns,
+        search=search, recompute_inputs=recompute_inputs, full_candles=full, seed=opts.seed)
+
+
+def run_candidates(ctx: GauntletContext, evo: Any, k: int) -> tuple[GauntletReport | None, list[GauntletReport]]:
+    """Gauntlet for the best ``k`` hall-of-fame entries in fitness order; the first that passes
+    every test is the champion. Every candidate runs every test (the report shows all)."""
+    reports: list[GauntletReport] = []
+    for h in evo.hall_of_fame[:k]:
+        rep = run_gauntlet(ctx, h.expression)
+        reports.append(rep)
+        if rep.passed:
+            return rep, reports
+    return None, reports
+
+
+def record(registry: Registry, run_id: int, settings: Settings, opts: Any, evo: Any,
+           reports: list[GauntletReport], picked: GauntletReport | None, ctx: GauntletContext,
+           fs: Any, *, parents: list[int]) -> dict[str, int]:
+    """Every hall-of-fame entry enters the registry as a candidate (those that ran the gauntlet
+    with holdout figures and verdicts); the champion is promoted. Returns expression -> id."""
+    from singularity.analyst.explain import explain
+
+    by_expr = {r.expression: r for r in reports}
+    descriptions = {s.name: s.description for s in fs.catalogue}
+    descriptions["model_signal"] = "the bake-off winner's P(up) − P(down), out of fold"
+    ppy = periods_per_year(opts.timeframe)
+    ids: dict[str, int] = {}
+    for h in evo.hall_of_fame:
+        rep = by_expr.get(h.expression)
+        holdout: dict[str, Any] = {}
+        explanation, readable = "", h.infix
+        if rep is not None:
+            target = ctx.positions(h.expression, ctx.holdout_inputs)
+            holdout = trade_summary(trade(ctx.holdout_candles, target, ctx.cost_rate), target, ppy)
+            e = explain(h.expression, inputs=ctx.train_inputs, candles=ctx.train_candles, positions=ctx.positions,
+                        cost_rate=ctx.cost_rate, periods_per_year=ppy, descriptions=descriptions,
+                        long_only=settings.evolution.long_only)
+            explanation, readable = e.text, e.readable
+        ids[h.expression] = registry.add_strategy(
+            run_id=run_id, symbol=opts.symbol, timeframe=opts.timeframe, expression=h.expression,
+            readable=readable, size=h.size, fitness=h.fitness, in_sample=h.to_dict(), holdout=holdout,
+            gauntlet=rep.as_list() if rep else [], explanation=explanation, parents=parents)
+    if picked is not None:
+        registry.promote(ids[picked.expression])
+    return ids
+
+
+def strategy_summary(registry: Registry, strategy_id: int) -> dict[str, Any]:
+    st = registry.strategy(strategy_id)
+    return {"id": st.id, "expression": st.expression, "readable": st.readable, "status": st.status,
+            "fitness": st.fitness, "in_sample": {k: st.in_sample.get(k) for k in
+                                                 ("sharpe", "trades", "max_drawdown", "total_return")},
+            "holdout": st.holdout}
+
+
+def own_features_from(noisy: pd.DataFrame, raw: pd.DataFrame, inputs: pd.DataFrame, settings: Settings,
+                      pool: Any, *, holdout_rows: slice) -> pd.DataFrame:
+    """Inputs for the noise test: the asset's own features (TA-Lib, particle filter, CEEMDAN)
+    recomputed from perturbed candles; cross-asset and model-signal columns keep their
+    unperturbed values (recomputing the GNN and the bake-off per run would cost minutes).
+
+    CEEMDAN windows are anchored to the epoch, so decomposing only the holdout's windows
+    (one window plus one stride of context) gives exactly the values a full pass would."""
+    from singularity.features.factory import _asset_core
+
+    fs = settings.features
+    full = raw.copy()
+    cols = ["open", "high", "low", "close"]
+    full.loc[noisy.index, cols] = noisy[cols].to_numpy()
+    full["high"] = full[["open", "high", "close"]].max(axis=1)
+    full["low"] = full[["open", "low", "close"]].min(axis=1)
+    _, own, _ = _asset_core(("noisy", full, fs))
+    hold_idx = inputs.index[holdout_rows]
+    out = inputs.loc[hold_idx].copy()
+    shared = [c for c in own.columns if c in out.columns]
+    out[shared] = own.loc[hold_idx, shared].to_numpy()
+    if fs.ceemdan.enabled:
+        from singularity.features.ceemdan import ceemdan_features
+
+        start = full.index.get_loc(hold_idx[0]) - fs.ceemdan.window - fs.ceemdan.stride
+        frame, _ = ceemdan_features(full["close"].iloc[max(0, start):], fs.ceemdan, pool=pool)
+        ce = [c for c in frame.columns if c in out.columns]
+        out[ce] = frame.loc[hold_idx, ce].to_numpy()
+    return out

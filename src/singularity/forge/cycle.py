@@ -1,0 +1,226 @@
+"""One forge cycle, end to end, with each stage's status written to the registry as it runs.
+
+    data → split → features → labels + bake-off → GP → gauntlet → registry → report
+
+The cycle is a function of (candles, settings, seed): the same inputs give the same champion
+whatever the number of workers. The GP and the bake-off see the training window only; the
+holdout is opened once, by the gauntlet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from singularity.config import Settings
+from singularity.data.store import CandleStore
+from singularity.errors import DataError
+from singularity.forge.split import Split, time_split
+from singularity.registry import Registry
+
+STAGES = ("data", "features", "bakeoff", "evolution", "gauntlet", "registry", "report")
+MODEL_SIGNAL = "model_signal"
+"""GP input: the bake-off winner's out-of-fold (then walk-forward) P(up) − P(down)."""
+
+
+@dataclass(frozen=True)
+class ForgeOptions:
+    symbol: str
+    timeframe: str
+    population: int
+    generations: int
+    seed: int
+    workers: int = 0
+    exchange: str | None = None
+    bars: int | None = None
+    """Use only the last ``bars`` candles (None: all stored)."""
+    cluster: str | None = None
+    candidates: int = 3
+    """Hall-of-fame entries sent through the gauntlet, best first; the first to pass wins."""
+    progress: bool = True
+
+
+@dataclass
+class ForgeOutcome:
+    run_id: int
+    symbol: str
+    timeframe: str
+    exchange: str
+    champion: dict[str, Any] | None
+    best: dict[str, Any] | None
+    gauntlet: list[dict[str, Any]]
+    report: str
+    seconds: float
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    bakeoff: dict[str, Any] = field(default_factory=dict)
+    split: str = ""
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "symbol": self.symbol, "timeframe": self.timeframe,
+                "exchange": self.exchange, "champion": self.champion, "best_candidate": self.best,
+                "gauntlet": self.gauntlet, "report": self.report, "seconds": round(self.seconds, 3),
+                "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+                "bakeoff": self.bakeoff, "split": self.split}
+
+
+def fingerprint(candles: pd.DataFrame) -> str:
+    h = hashlib.sha256()
+    h.update(candles.index.asi8.tobytes())
+    h.update(np.ascontiguousarray(candles.to_numpy(np.float64)).tobytes())
+    return h.hexdigest()
+
+
+def load_candles(settings: Settings, opts: ForgeOptions) -> tuple[str, dict[str, pd.DataFrame]]:
+    """The symbol's candles (last ``bars``) and, for cross-asset features, every other
+    universe symbol stored on the same exchange and timeframe, cut to the same span."""
+    store = CandleStore(settings.data.dir)
+    exchange = opts.exchange or settings.exchange.name
+    if not store.exists(exchange, opts.symbol, opts.timeframe):
+        stored = sorted({(e.exchange, e.symbol) for e in store.entries() if e.timeframe == opts.timeframe})
+        have = ", ".join(f"{s} ({x})" for x, s in stored[:12]) or "none"
+        raise DataError(f"no {opts.timeframe} candles of {opts.symbol} on {exchange}: import or download them "
+                        f"first (singularity data import/download); stored {opts.timeframe}: {have}")
+    main = store.read(exchange, opts.symbol, opts.timeframe)
+    if opts.bars:
+        main = main.iloc[-opts.bars:]
+    universe = {opts.symbol: main}
+    for sym in settings.universe.symbols:
+        if sym != opts.symbol and store.exists(exchange, sym, opts.timeframe):
+            other = store.read(exchange, sym, opts.timeframe, start=main.index[0],
+                               end=main.index[-1] + pd.Timedelta(seconds=1))
+            if len(other) >= len(main) // 2:
+                universe[sym] = other
+    return exchange, universe
+
+
+class _Stages:
+    """Times each stage and writes its status to the registry as it starts."""
+
+    def __init__(self, registry: Registry, run_id: int, say: Callable[[str], None]) -> None:
+        self.registry, self.run_id, self.say = registry, run_id, say
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str, detail: str = "") -> Iterator[None]:
+        self.registry.set_stage(self.run_id, name, detail, stage_seconds=self.seconds)
+        self.say(f"[bold]{name}[/] {detail}")
+        t0 = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - t0
+
+
+def run_forge(settings: Settings, opts: ForgeOptions, *, say: Callable[[str], None] = print,
+              registry: Registry | None = None) -> ForgeOutcome:
+    """Run one forge cycle; the registry records it whether it succeeds or fails."""
+    from singularity.runtime.pool import WorkerPool
+
+    t_start = time.perf_counter()
+    registry = registry or Registry(settings.database_url)
+    exchange, universe = load_candles(settings, opts)
+    candles = universe[opts.symbol]
+    reborn = registry.reborn_seeds(opts.symbol, opts.timeframe)
+    run_id = registry.start_run(
+        symbol=opts.symbol, timeframe=opts.timeframe, seed=opts.seed,
+        settings={"settings": settings.model_dump(mode="json"), "options": _jsonable(opts.__dict__)},
+        dataset_id=registry.upsert_dataset(
+            fingerprint=fingerprint(candles), exchange=exchange, symbol=opts.symbol, timeframe=opts.timeframe,
+            first=candles.index[0].to_pydatetime(), last=candles.index[-1].to_pydatetime(), rows=len(candles)),
+        parent_champion_id=next((s.id for s in reborn if s.status == "champion"), None))
+    st = _Stages(registry, run_id, say)
+    try:
+        with WorkerPool(opts.workers) as pool:
+            outcome = _cycle(settings, opts, exchange, universe, reborn, registry, run_id, st, pool)
+        outcome.seconds = time.perf_counter() - t_start
+        outcome.stage_seconds = dict(st.seconds)
+        registry.set_stage(run_id, "report", stage_seconds=st.seconds)
+        registry.finish_run(run_id, status="succeeded", seconds=outcome.seconds,
+                            champion_id=outcome.champion["id"] if outcome.champion else None,
+                            report_path=outcome.report)
+        return outcome
+    except BaseException as e:
+        registry.finish_run(run_id, status="failed", seconds=time.perf_counter() - t_start,
+                            error=f"{type(e).__name__}: {e}"[:2000])
+        raise
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(d, default=str))
+
+
+def _cycle(settings: Settings, opts: ForgeOptions, exchange: str, universe: dict[str, pd.DataFrame],
+           reborn: list[Any], registry: Registry, run_id: int, st: _Stages, pool: Any) -> ForgeOutcome:
+    from singularity.features.factory import FeatureFactory
+    from singularity.forge import champion as ch
+    from singularity.models.bakeoff import run_bakeoff
+
+    sym, tf = opts.symbol, opts.timeframe
+    data_dir = Path(settings.data.dir)
+    with st.stage("data", f"{sym} {tf} on {exchange}: {len(universe[sym])} candles, "
+                          f"{len(universe) - 1} other assets for cross-asset features"):
+        candles = universe[sym]
+
+    with st.stage("features", f"{len(universe)} assets"):
+        fs = FeatureFactory(settings.features, pool=pool, cache_dir=data_dir / "features").build(
+            universe, progress=opts.progress)
+        ready = fs.ready(sym)
+        candles = candles.loc[ready.index]
+        split = time_split(len(candles), holdout_fraction=settings.forge.holdout_fraction,
+                           embargo=settings.forge.embargo_bars)
+        st.say(f"  split: {split.describe(candles.index)}")
+    train_c, train_f = candles.iloc[split.train], ready.iloc[split.train]
+
+    with st.stage("bakeoff", f"models {', '.join(settings.bakeoff.models)}"):
+        bake = run_bakeoff(train_f, train_c, labels_settings=settings.labels, bakeoff_settings=settings.bakeoff,
+                           costs=settings.costs, timeframe=tf, pool=pool,
+                           artifacts_dir=data_dir / "artifacts" / f"run-{run_id}")
+        for s in bake.scores:
+            registry.add_model(run_id=run_id, name=s.name, artifact_path=str(data_dir / "artifacts" / f"run-{run_id}" / s.name),
+                               metrics=s.to_dict(), winner=s.name == bake.winner)
+        inputs = ready.copy()
+        inputs[MODEL_SIGNAL] = bake.predict_walk_forward(ready).to_numpy()
+        st.say(f"  winner: {bake.winner}")
+    train_x, hold_x = inputs.iloc[split.train], inputs.iloc[split.holdout]
+
+    with st.stage("evolution", f"population {opts.population}, {opts.generations} generations"):
+        evo = ch.evolve_training(settings, opts, train_x, train_c, pool,
+                                 reborn=[s.expression for s in reborn],
+                                 stats_path=data_dir / "runs" / f"run-{run_id}-gp.jsonl")
+        registry.add_generation_stats(run_id, [g.to_dict() for g in evo.generations])
+
+    with st.stage("gauntlet", f"up to {opts.candidates} candidates"):
+        ctx = ch.gauntlet_context(settings, opts, evo, candles, inputs, split, universe, fs, bake, pool)
+        picked, reports = ch.run_candidates(ctx, evo, opts.candidates)
+
+    with st.stage("registry"):
+        ids = ch.record(registry, run_id, settings, opts, evo, reports, picked, ctx, fs,
+                        parents=[s.id for s in reborn])
+    best_id = ids[reports[0].expression] if reports else None
+    champion_id = ids[picked.expression] if picked is not None else None
+
+    with st.stage("report"):
+        report_path = ""
+        shown = champion_id or best_id
+        if shown is not None:
+            from singularity.forge.reporting import write_strategy_report
+
+            report_path = str(write_strategy_report(settings, registry, shown, candles, inputs, split,
+                                                    synthetic=exchange == "synthetic"))
+    show_report = picked or (reports[0] if reports else None)
+    return ForgeOutcome(
+        run_id=run_id, symbol=sym, timeframe=tf, exchange=exchange,
+        champion=ch.strategy_summary(registry, champion_id) if champion_id else None,
+        best=ch.strategy_summary(registry, best_id) if best_id else None,
+        gauntlet=show_report.as_list() if show_report else [], report=report_path, seconds=0.0,
+        bakeoff=bake.to_json_dict(), split=split.describe(candles.index))
+
+
+__all__ = ["STAGES", "ForgeOptions", "ForgeOutcome", "Split", "run_forge"]
