@@ -225,6 +225,7 @@ def test_lookahead_real_data_with_gnn(real_universe) -> None:
     )
 
 
+@pytest.mark.realdata
 def test_causality_checker_catches_a_leak(real_universe) -> None:
     """Sanity of the test above: the same family fed the next bar's close must fail it."""
     s = GraphSettings(corr_window=24, gnn_enabled=False)

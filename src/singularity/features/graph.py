@@ -15,6 +15,7 @@ carried into a later bar. All values at row k use rows <= k only.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -347,13 +348,13 @@ def graph_features(
     if settings.lead_lag:
         columns["graph_leadlag_ret"] = lead_ret
     if settings.gnn_enabled:
-        try:
-            from singularity.features import gnn
-        except ImportError as exc:  # torch is the optional 'deep' extra
+        if importlib.util.find_spec("torch") is None:  # torch is the optional 'deep' extra
             raise ConfigError(
                 "features.graph.gnn_enabled needs PyTorch (pip install 'singularity[deep]') "
                 "or set features.graph.gnn_enabled = false"
-            ) from exc
+            )
+        from singularity.features import gnn
+
         emb, pup = gnn.walk_forward_embeddings(
             r=r, rho=rho, stats=columns, settings=settings, pool=pool
         )
