@@ -226,6 +226,18 @@ def test_lookahead_real_data_with_gnn(real_universe) -> None:
 
 
 @pytest.mark.realdata
+def test_lookahead_catches_a_gnn_off_by_one(real_universe, monkeypatch) -> None:
+    """Training on [p-L+1, p] (target r[p+1], unknown at p) must fail the lookahead test."""
+    from singularity.features import gnn
+
+    monkeypatch.setattr(gnn, "training_rows", lambda p, n: slice(p - n + 1, p + 1))
+    s = GraphSettings(corr_window=24, **SMALL_GNN)
+    p0 = min_overlap_bars(s) + s.gnn_train_window
+    with pytest.raises(AssertionError, match=r"graph_gnn_.* is not causal"):
+        assert_causal(lambda u: graph_features(u, s), real_universe, points=[p0])
+
+
+@pytest.mark.realdata
 def test_causality_checker_catches_a_leak(real_universe) -> None:
     """Sanity of the test above: the same family fed the next bar's close must fail it."""
     s = GraphSettings(corr_window=24, gnn_enabled=False)

@@ -124,6 +124,12 @@ def retrain_points(k_first: int, n_rows: int, train_window: int, every: int) -> 
     return list(range(k_first + train_window, n_rows, every))
 
 
+def training_rows(point: int, train_window: int) -> slice:
+    """Sample bars of the model trained at ``point``: s in [point-L, point-1], whose targets
+    r[s+1] are all known at ``point`` (the last one is r[point] itself)."""
+    return slice(point - train_window, point)
+
+
 def job_seed(seed: int, point: int) -> int:
     return int(np.random.SeedSequence([seed, point]).generate_state(1)[0])
 
@@ -243,7 +249,7 @@ def walk_forward_embeddings(
     target[:-1] = r[1:]  # target of bar s is r[s+1]: only rows s <= p-1 are used at p
     jobs = []
     for p in points:
-        rows = slice(p - train, p)
+        rows = training_rows(p, train)
         jobs.append(
             GnnJob(
                 x_train=x_all[rows],
