@@ -217,6 +217,8 @@ def test_lookahead_real_data_with_gnn(real_universe) -> None:
     assert full["BTC"]["graph_gnn_pup"].iloc[:p0].isna().all()
     assert full["BTC"]["graph_gnn_pup"].iloc[p0:].notna().all()
     assert specs[-1].warmup == p0
+    for spec in specs:  # the declared warm-up is where values start (BTC has no gap here)
+        assert full["BTC"][spec.name].notna().to_numpy().argmax() == spec.warmup, spec.name
     assert_causal(
         lambda u: graph_features(u, s),
         real_universe,
