@@ -81,6 +81,8 @@ class BakeoffResult:
     feature_columns: list[str]
     window: int
     fingerprint: str
+    prior_log_loss: float = float("nan")
+    """Reference: OOF log-loss of predicting each fold's training class frequencies."""
     settings: dict[str, Any] = field(default_factory=dict)
     wall_seconds: float = 0.0
 
@@ -340,6 +342,10 @@ def run_bakeoff(
         oof_proba[name] = pd.DataFrame(P, index=features.index, columns=[-1, 0, 1])
     winner = choose_winner(scores)
     win = oof_proba[winner]
+    prior = np.full((n, 3), np.nan)
+    for train, test in splits:
+        prior[test] = [np.mean(y[train] == c) for c in CLASSES]
+    has_prior = np.isfinite(prior).all(axis=1)
     result = BakeoffResult(
         scores=scores,
         winner=winner,
@@ -352,6 +358,7 @@ def run_bakeoff(
         feature_columns=list(feats.columns),
         window=window,
         fingerprint=data_fingerprint(candles, feats),
+        prior_log_loss=oof_log_loss(y[has_prior], prior[has_prior]),
         settings={
             "labels": labels_settings.model_dump(mode="json"),
             "bakeoff": bo.model_dump(mode="json"),

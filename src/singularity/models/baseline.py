@@ -13,7 +13,7 @@ from singularity.models.base import WarmupAwareClassifier
 class LogisticBaseline(WarmupAwareClassifier):
     """StandardScaler + LogisticRegression (lbfgs), fitted on finite rows only."""
 
-    def __init__(self, C: float = 0.1, max_iter: int = 1000) -> None:
+    def __init__(self, C: float = 0.01, max_iter: int = 1000) -> None:
         self.C = C
         self.max_iter = max_iter
 

@@ -13,9 +13,9 @@ class LightGBMClassifier(WarmupAwareClassifier):
 
     def __init__(
         self,
-        n_estimators: int = 200,
-        learning_rate: float = 0.03,
-        num_leaves: int = 15,
+        n_estimators: int = 100,
+        learning_rate: float = 0.02,
+        num_leaves: int = 7,
         min_child_samples: int = 50,
         subsample: float = 0.8,
         colsample_bytree: float = 0.8,

@@ -32,16 +32,18 @@ class BakeoffSettings(FrozenModel):
     transformer_layers: int = Field(default=2, ge=1)
     transformer_batch_size: int = Field(default=64, ge=8)
     transformer_lr: float = Field(default=1e-3, gt=0)
-    lgbm_n_estimators: int = Field(default=200, ge=1)
-    lgbm_learning_rate: float = Field(default=0.03, gt=0)
-    lgbm_num_leaves: int = Field(default=15, ge=2)
-    logistic_c: float = Field(default=0.1, gt=0)
+    lgbm_n_estimators: int = Field(default=100, ge=1)
+    lgbm_learning_rate: float = Field(default=0.02, gt=0)
+    lgbm_num_leaves: int = Field(default=7, ge=2)
+    logistic_c: float = Field(default=0.01, gt=0)
     """Inverse L2 strength of the baseline."""
     signal_threshold: float = Field(default=0.1, ge=0, lt=1)
     """Trade sign(P(up) - P(down)) only where |P(up) - P(down)| reaches this; flat otherwise."""
-    threads: int = Field(default=0, ge=0)
+    threads: int = Field(default=1, ge=0)
     """Threads per model when the bake-off runs serially (0 = the libraries' default, every
-    core); inside pool workers every model runs single-threaded whatever this says."""
+    core); inside pool workers every model runs single-threaded whatever this says. Default 1:
+    these models are small, and on a busy 2-core machine torch's 2 threads were measured 10x
+    slower per epoch than 1 (benchmarks/bakeoff.py)."""
     fill_on_open: bool = True
     """Signals decided at the close of bar t fill at the next bar's open (else its close)."""
 
