@@ -150,3 +150,18 @@ def test_no_edge_no_skill() -> None:
                       costs=CostSettings(), timeframe="1h")
     for s in res.scores:
         assert 0.28 < s.balanced_accuracy < 0.39, s
+
+
+@pytest.mark.slow
+def test_pool_gives_the_serial_result() -> None:
+    # models fitted in single-threaded loky workers: the same figures as in-process
+    from singularity.runtime.pool import WorkerPool
+
+    candles, feats = planted_market(900)
+    quick = BAKEOFF.model_copy(update={"models": ("logistic", "lightgbm")})
+    kw = {"labels_settings": LABELS, "bakeoff_settings": quick, "costs": CostSettings(), "timeframe": "1h"}
+    serial = run_bakeoff(feats, candles, **kw)
+    with WorkerPool(2) as pool:
+        pooled = run_bakeoff(feats, candles, pool=pool, **kw)
+    assert [s.log_loss for s in pooled.scores] == [s.log_loss for s in serial.scores]
+    pd.testing.assert_series_equal(pooled.oof_signal, serial.oof_signal)
