@@ -11,6 +11,7 @@ import pandas as pd
 from singularity.config import Settings
 from singularity.forge.split import Split
 from singularity.registry import Registry
+from singularity.evolution.variation import random_tree
 from singularity.timeframes import periods_per_year
 from singularity.validation.gauntlet import GauntletContext, GauntletReport, run_gauntlet, trade
 from singularity.validation.gauntlet import summary as trade_summary
@@ -75,6 +76,27 @@ def trial_statistics(evo: Any, ppy: float) -> tuple[int, np.ndarray]:
     return max(1, n), np.asarray(sharpes, dtype=np.float64) / math.sqrt(ppy)
 
 
+def pbo_candidates(settings: Settings, evo: Any, columns: list[str], n: int, seed: int) -> list[str]:
+    """The trial set PBO ranks: the hall of fame and each generation's best (what the search
+    would have picked), then seeded random trees of the same grammar (the rest of the space it
+    searched). A hall of fame alone holds near-twins of one rule, whose out-of-sample order is a
+    coin toss even when the rule is real, so PBO would read ~0.5 for any edge."""
+    from singularity.evolution.evaluator import codec_for
+    from singularity.evolution.synthesizer import variation_params
+
+    picked = list(dict.fromkeys([h.expression for h in evo.hall_of_fame]
+                                + [g.best_expression for g in evo.generations]))[: max(2, n // 2)]
+    codec = codec_for(columns)
+    params = variation_params(settings.evolution)
+    k = 0
+    while len(picked) < n and k < 50 * n:
+        expr = codec.to_string(random_tree(codec, seed * 1_000_003 + k, params))
+        k += 1
+        if expr not in picked:
+            picked.append(expr)
+    return picked
+
+
 def gauntlet_context(settings: Settings, opts: Any, evo: Any, candles: pd.DataFrame, inputs: pd.DataFrame,
                      split: Split, universe: dict[str, pd.DataFrame], fs: Any, bake: Any,
                      pool: Any) -> GauntletContext:
@@ -82,7 +104,7 @@ def gauntlet_context(settings: Settings, opts: Any, evo: Any, candles: pd.DataFr
     positions = positions_fn(settings)
     train_c, train_x = candles.iloc[split.train], inputs.iloc[split.train]
     cost = (settings.costs.fee_bps + settings.costs.slippage_bps) / 1e4
-    top = [h.expression for h in evo.hall_of_fame[: settings.gauntlet.pbo_candidates]]
+    top = pbo_candidates(settings, evo, list(inputs.columns), settings.gauntlet.pbo_candidates, opts.seed)
     top_returns = np.column_stack([trade(train_c, positions(e, train_x), cost) for e in top]) if top else np.empty((0, 0))
     n_trials, trial_sr = trial_statistics(evo, ppy)
     small_pop = max(20, int(opts.population * SEARCH_BUDGET_SHARE))
