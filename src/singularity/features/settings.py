@@ -73,7 +73,8 @@ class GraphSettings(FrozenModel):
     gnn_embedding_dim: int = Field(default=4, ge=1)
     gnn_hidden: int = Field(default=16, ge=2)
     gnn_retrain_every: int = Field(default=500, ge=10)
-    gnn_train_window: int = Field(default=2000, ge=50)
+    gnn_train_window: int = Field(default=720, ge=50)
+    """Bars (30 days at 1h) each walk-forward GNN fit learns from; also its warm-up."""
     gnn_epochs: int = Field(default=30, ge=1)
     gnn_learning_rate: float = Field(default=0.01, gt=0)
     gnn_batch_bars: int = Field(default=128, ge=1)
