@@ -80,6 +80,19 @@ def test_subtree_cache_changes_only_the_work(market, programs) -> None:
     assert shared[2] < alone[2] <= total_nodes  # identical subtrees computed once
 
 
+def test_nested_duplicate_operands_match_the_reference(market) -> None:
+    c = Codec(COLS)
+    exprs = [
+        "mul(sub(ts_mean(f0, w5), ts_mean(f0, w5)), add(ts_std(f1, w3), ts_std(f1, w3)))",
+        "if_then_else(gt(ema(f2, w3), ema(f2, w3)), ema(f2, w3), div(ema(f2, w3), f3))",
+        "max(ts_rank(max(f0, f0), w10), ts_rank(max(f0, f0), w10))",
+    ]
+    progs = [c.encode(c.parse(e)) for e in exprs]
+    _, outs, _ = evaluate_programs(market, CFG, progs, keep_outputs=True)
+    ref_outs, _ = _reference(market, progs)
+    assert np.array_equal(outs, ref_outs, equal_nan=True)
+
+
 def test_identical_subtrees_get_one_instruction() -> None:
     c = Codec(["x", "y"])
     progs = [c.encode(c.parse(e)) for e in (

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from deap import gp
 
 from singularity.errors import DataError
 from singularity.evolution.fitness import N_METRICS, OBJECTIVES
@@ -21,7 +22,6 @@ from singularity.evolution.interpreter import plan, run_plan
 from singularity.evolution.program import Codec, Program, pack, program_key, unpack
 from singularity.evolution.variation import (
     VariationParams,
-    global_random_guard,
     make_child,
     random_tree,
 )
@@ -162,29 +162,28 @@ def breed(task: BreedTask) -> BreedResult:
     data = task.data.load()
     new: list[Program] = []
     copy_of = np.full(len(task.seeds), -1, dtype=np.int64)
-    with global_random_guard():
-        if task.population is None:
-            new = [random_tree(codec, int(s), task.params) for s in task.seeds]
-        else:
-            code, vals, offs = task.population
-            fit = task.selection_fitness
-            assert fit is not None
-            memo: dict[int, Program] = {}
+    if task.population is None:
+        new = [random_tree(codec, int(s), task.params) for s in task.seeds]
+    else:
+        code, vals, offs = task.population
+        fit = task.selection_fitness
+        assert fit is not None
+        memo: dict[int, list] = {}  # type: ignore[type-arg]
 
-            def parent(i: int):  # type: ignore[no-untyped-def]
-                prog = memo.get(i)
-                if prog is None:
-                    prog = memo[i] = unpack(code, vals, offs, i)
-                return codec.decode(prog)
+        def parent(i: int) -> gp.PrimitiveTree:
+            nodes = memo.get(i)
+            if nodes is None:
+                nodes = memo[i] = list(codec.decode(unpack(code, vals, offs, i)))
+            return gp.PrimitiveTree(nodes)  # a fresh list: operators edit it in place
 
-            for j, s in enumerate(task.seeds.tolist()):
-                child, src = make_child(
-                    codec, parent, fit, int(task.lo[j]), int(task.hi[j]), s, task.params
-                )
-                if child is not None and src < 0:
-                    new.append(child)
-                else:
-                    copy_of[j] = src
+        for j, s in enumerate(task.seeds.tolist()):
+            child, src = make_child(
+                codec, parent, fit, int(task.lo[j]), int(task.hi[j]), s, task.params
+            )
+            if child is not None and src < 0:
+                new.append(child)
+            else:
+                copy_of[j] = src
     metrics, computed, nodes = _cached_metrics(task.data.key, data, task.cfg, new)
     return BreedResult(
         children=pack(new), copy_of=copy_of, metrics=metrics, computed=computed, nodes=nodes,

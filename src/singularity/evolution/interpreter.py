@@ -14,19 +14,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.typed import Dict
 
 from singularity.evolution import kernels as K
 from singularity.evolution import primitives as P
 from singularity.evolution.fitness import N_METRICS, score
-from singularity.evolution.program import Program
+from singularity.evolution.program import Program, pack
 
 _ARITY = np.zeros(256, dtype=np.int64)
 for _op in P.OPS:
     _ARITY[_op.opcode] = len(_op.args)
-_ARITY_L = _ARITY.tolist()
 _COMMUTATIVE = {op.opcode for op in P.OPS if op.commutative}
-_FOLDED = {P.WIN, P.LAGN}
 
 
 @dataclass(frozen=True)
@@ -45,125 +44,194 @@ class Plan:
 def plan(programs: Sequence[Program], n_features: int, *, share: bool = True) -> Plan:
     """Instruction list for ``programs``; ``share=False`` evaluates every node of every tree
     (the cache-free path the tests compare against)."""
-    ids: dict[tuple, int] = {}
-    node_op: list[int] = []
-    node_arg: list[int] = []
-    node_val: list[float] = []
-    node_kids: list[tuple[int, ...]] = []
-    roots: list[int] = []
-    # Node ids: features are 0..F-1 (their buffer rows); computed nodes follow.
-    for ti, (code, vals) in enumerate(programs):
-        stack: list[int] = []
-        cl = code.tolist()
-        vl = vals.tolist()
-        for i in range(len(cl) - 1, -1, -1):  # prefix read backwards = postfix
-            c = cl[i]
+    code, vals, offsets = pack(programs)
+    return plan_packed(code, vals, offsets, n_features, share=share)
+
+
+def plan_packed(
+    code: np.ndarray, vals: np.ndarray, offsets: np.ndarray, n_features: int, *, share: bool = True
+) -> Plan:
+    bits = vals.astype(np.float32).view(np.int32).astype(np.int64)
+    n_op, n_arg, n_val, n_kids, n_nodes, roots = _hash_cons(
+        code.astype(np.int64), bits, vals.astype(np.float64), offsets.astype(np.int64),
+        n_features, share, _ARITY, _COMM,
+    )
+    op, arg, val, a, out, n_rows = _schedule(
+        n_features, n_op[:n_nodes], n_arg[:n_nodes], n_val[:n_nodes], n_kids[:n_nodes], roots
+    )
+    return Plan(op, arg, val, a, out, int(n_rows), len(roots), int(n_nodes))
+
+
+_COMM = np.zeros(256, dtype=np.bool_)
+for _c in _COMMUTATIVE:
+    _COMM[_c] = True
+_KEY = types.UniTuple(types.int64, 5)
+
+
+@njit(cache=True, nogil=True)
+def _hash_cons(
+    code: np.ndarray,
+    bits: np.ndarray,
+    vals: np.ndarray,
+    offsets: np.ndarray,
+    nf: int,
+    share: bool,
+    arity: np.ndarray,
+    commutative: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
+    """Unique nodes of all trees (DAG): features are ids 0..nf-1, computed nodes follow.
+    Window/lag leaves fold into their operator's argument; commutative operands are sorted."""
+    total = code.shape[0]
+    n_trees = offsets.shape[0] - 1
+    node_op = np.empty(total, dtype=np.int32)
+    node_arg = np.zeros(total, dtype=np.int32)
+    node_val = np.zeros(total, dtype=np.float64)
+    node_kids = np.full((total, 3), -1, dtype=np.int64)
+    roots = np.empty(n_trees, dtype=np.int64)
+    ids = Dict.empty(key_type=_KEY, value_type=types.int64)
+    stack = np.empty(total + 1, dtype=np.int64)
+    n_nodes = 0
+    for t in range(n_trees):
+        sp = 0
+        for i in range(offsets[t + 1] - 1, offsets[t] - 1, -1):  # prefix backwards = postfix
+            c = code[i]
             op = c & 0xFF
             if op == P.FEAT:
-                stack.append(c >> 8)
+                stack[sp] = c >> 8
+                sp += 1
                 continue
-            if op in _FOLDED:
-                stack.append(-(c >> 8) - 1)  # marker: a folded window/lag length
+            if op == P.WIN or op == P.LAGN:
+                stack[sp] = -(c >> 8) - 1  # marker: a folded window/lag length
+                sp += 1
                 continue
             arg = 0
+            k0 = -1
+            k1 = -1
+            k2 = -1
             if op == P.CONST:
-                key: tuple = (op, vl[i])
-                kids: tuple[int, ...] = ()
+                key = (np.int64(op), bits[i], np.int64(-1), np.int64(-1), np.int64(-1))
             else:
-                k = _ARITY_L[op]
-                kids_l = [stack.pop() for _ in range(k)]
-                if kids_l and kids_l[-1] < 0:
-                    arg = -kids_l.pop() - 1
-                kids = tuple(sorted(kids_l)) if op in _COMMUTATIVE else tuple(kids_l)
-                key = (op, arg, kids)
+                k = arity[op]
+                kids = np.full(3, -1, dtype=np.int64)
+                for j in range(k):
+                    sp -= 1
+                    kids[j] = stack[sp]
+                if k > 0 and kids[k - 1] < 0:
+                    arg = -kids[k - 1] - 1
+                    kids[k - 1] = -1
+                    k -= 1
+                if commutative[op] and k == 2 and kids[0] > kids[1]:
+                    kids[0], kids[1] = kids[1], kids[0]
+                k0, k1, k2 = kids[0], kids[1], kids[2]
+                key = (np.int64(op) | (np.int64(arg) << 8), k0, k1, k2, np.int64(-1))
             if not share:
-                key = (ti, i)
-            nid = ids.get(key)
-            if nid is None:
-                nid = n_features + len(node_op)
+                key = (np.int64(-1), np.int64(t), np.int64(i), np.int64(-1), np.int64(-1))
+            nid = ids.get(key, -1)
+            if nid < 0:
+                nid = nf + n_nodes
                 ids[key] = nid
-                node_op.append(op)
-                node_arg.append(arg)
-                node_val.append(vl[i] if op == P.CONST else 0.0)
-                node_kids.append(kids)
-            stack.append(nid)
-        roots.append(stack.pop())
-    return _schedule(n_features, node_op, node_arg, node_val, node_kids, roots)
+                node_op[n_nodes] = op
+                node_arg[n_nodes] = arg
+                node_val[n_nodes] = vals[i] if op == P.CONST else 0.0
+                node_kids[n_nodes, 0] = k0
+                node_kids[n_nodes, 1] = k1
+                node_kids[n_nodes, 2] = k2
+                n_nodes += 1
+            stack[sp] = nid
+            sp += 1
+        roots[t] = stack[sp - 1]
+    return node_op, node_arg, node_val, node_kids, n_nodes, roots
 
 
+@njit(cache=True, nogil=True)
 def _schedule(
     nf: int,
-    node_op: list[int],
-    node_arg: list[int],
-    node_val: list[float],
-    node_kids: list[tuple[int, ...]],
-    roots: list[int],
-) -> Plan:
-    n_nodes = len(node_op)
-    # Uses of each value: once per consuming node, once per tree whose root it is.
-    uses = [0] * (nf + n_nodes)
-    for kids in node_kids:
-        for k in kids:
-            uses[k] += 1
-    for r in roots:
-        uses[r] += 1
-    order: list[int] = []  # instruction list: node ids, or -(tree+1) for a BACKTEST
-    done = [False] * n_nodes
-    for ti, r in enumerate(roots):
-        todo = [r]
-        while todo:  # iterative post-order over nodes not computed yet
-            x = todo[-1]
-            if x < nf or done[x - nf]:
-                todo.pop()
-                continue
-            pending = [k for k in node_kids[x - nf] if k >= nf and not done[k - nf]]
-            if pending:
-                todo.extend(reversed(pending))
-                continue
-            done[x - nf] = True
-            order.append(x)
-            todo.pop()
-        order.append(-(ti + 1))
-    n_ins = len(order)
+    node_op: np.ndarray,
+    node_arg: np.ndarray,
+    node_val: np.ndarray,
+    node_kids: np.ndarray,
+    roots: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Instructions in tree order (post-order per tree, each unique node once, a BACKTEST after
+    each root) with buffer rows recycled once a value has no consumer left."""
+    n_nodes = node_op.shape[0]
+    n_trees = roots.shape[0]
+    uses = np.zeros(nf + n_nodes, dtype=np.int64)
+    for i in range(n_nodes):
+        for s in range(3):
+            if node_kids[i, s] >= 0:
+                uses[node_kids[i, s]] += 1
+    for t in range(n_trees):
+        uses[roots[t]] += 1
+    n_ins = n_nodes + n_trees
     ins_op = np.empty(n_ins, dtype=np.int32)
     ins_arg = np.zeros(n_ins, dtype=np.int32)
     ins_val = np.zeros(n_ins, dtype=np.float64)
     ins_a = np.zeros((n_ins, 3), dtype=np.int32)
     ins_out = np.zeros(n_ins, dtype=np.int32)
-    row_of = list(range(nf)) + [-1] * n_nodes
-    free: list[int] = []
+    row_of = np.full(nf + n_nodes, -1, dtype=np.int64)
+    for f in range(nf):
+        row_of[f] = f
+    done = np.zeros(n_nodes, dtype=np.bool_)
+    free = np.empty(n_nodes + 1, dtype=np.int64)
+    n_free = 0
     n_rows = nf
-    for j, x in enumerate(order):
-        if x < 0:
-            ti = -x - 1
-            r = roots[ti]
-            ins_op[j] = P.BACKTEST
-            ins_arg[j] = ti
-            ins_a[j, 0] = row_of[r]
-            _release(r, nf, uses, row_of, free)
-            continue
-        i = x - nf
-        if free:
-            row = free.pop()
-        else:
-            row = n_rows
-            n_rows += 1
-        row_of[x] = row
-        ins_op[j] = node_op[i]
-        ins_arg[j] = node_arg[i]
-        ins_val[j] = node_val[i]
-        ins_out[j] = row
-        for slot, k in enumerate(node_kids[i]):
-            ins_a[j, slot] = row_of[k]
-        for k in node_kids[i]:
-            _release(k, nf, uses, row_of, free)
-    return Plan(ins_op, ins_arg, ins_val, ins_a, ins_out, n_rows, len(roots), n_nodes)
-
-
-def _release(x: int, nf: int, uses: list[int], row_of: list[int], free: list[int]) -> None:
-    uses[x] -= 1
-    if uses[x] == 0 and x >= nf:
-        free.append(row_of[x])
+    todo = np.empty(3 * n_nodes + 1, dtype=np.int64)  # a path, <= 3 pending kids per level
+    j = 0
+    for t in range(n_trees):
+        top = 0
+        todo[0] = roots[t]
+        top = 1
+        while top > 0:  # iterative post-order over nodes not computed yet
+            x = todo[top - 1]
+            if x < nf or done[x - nf]:
+                top -= 1
+                continue
+            pushed = False
+            for s in range(2, -1, -1):
+                kid = node_kids[x - nf, s]
+                if kid >= nf and not done[kid - nf]:
+                    todo[top] = kid
+                    top += 1
+                    pushed = True
+            if pushed:
+                continue
+            top -= 1
+            i = x - nf
+            done[i] = True
+            if n_free > 0:
+                n_free -= 1
+                row = free[n_free]
+            else:
+                row = n_rows
+                n_rows += 1
+            row_of[x] = row
+            ins_op[j] = node_op[i]
+            ins_arg[j] = node_arg[i]
+            ins_val[j] = node_val[i]
+            ins_out[j] = row
+            for s in range(3):
+                kid = node_kids[i, s]
+                if kid >= 0:
+                    ins_a[j, s] = row_of[kid]
+            for s in range(3):
+                kid = node_kids[i, s]
+                if kid >= 0:
+                    uses[kid] -= 1
+                    if uses[kid] == 0 and kid >= nf:
+                        free[n_free] = row_of[kid]
+                        n_free += 1
+            j += 1
+        r = roots[t]
+        ins_op[j] = P.BACKTEST
+        ins_arg[j] = t
+        ins_a[j, 0] = row_of[r]
+        uses[r] -= 1
+        if uses[r] == 0 and r >= nf:
+            free[n_free] = row_of[r]
+            n_free += 1
+        j += 1
+    return ins_op, ins_arg, ins_val, ins_a, ins_out, n_rows
 
 
 @njit(cache=True, nogil=True)

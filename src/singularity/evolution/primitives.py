@@ -107,7 +107,8 @@ _RESERVED = {op.name for op in OPS} | {CONST_NAME, "true", "false"}
 
 
 def random_constant() -> float:
-    """Ephemeral constant generator (module level: picklable). Two decimals keep expressions
+    """DEAP's ephemeral constant generator (module level: picklable); our own generators draw
+    the same distribution from a seeded private generator. Two decimals keep expressions
     readable and their strings exact."""
     return round(random.uniform(-2.0, 2.0), 2)
 

@@ -9,10 +9,7 @@ and its previous state restored afterwards (nothing leaks into the caller).
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +17,7 @@ import numpy as np
 from deap import gp
 
 from singularity.evolution import primitives as P
-from singularity.evolution.program import Codec, Program, program_key
+from singularity.evolution.program import Codec, Program
 
 MUTATIONS = ("subtree", "node", "shrink", "ephemeral")
 MUTATION_WEIGHTS = (0.4, 0.25, 0.15, 0.2)
@@ -35,16 +32,6 @@ class VariationParams:
     max_size: int = 60
     init_min_depth: int = 2
     init_max_depth: int = 5
-
-
-@contextlib.contextmanager
-def global_random_guard() -> Iterator[None]:
-    """Restore the global ``random`` state on exit (DEAP's operators use it)."""
-    state = random.getstate()
-    try:
-        yield
-    finally:
-        random.setstate(state)
 
 
 def generate(
@@ -73,7 +60,7 @@ def generate(
         )
         if leaf and terms:
             term = rng.choice(terms)
-            expr.append(term() if isinstance(term, gp.MetaEphemeral) else term)
+            expr.append(_constant(term, rng) if isinstance(term, gp.MetaEphemeral) else term)
         else:
             prim = rng.choice(prims)
             expr.append(prim)
@@ -82,15 +69,16 @@ def generate(
     return expr
 
 
-def _expr_for_mutation(pset: gp.PrimitiveSetTyped, type_: type) -> list[Any]:
-    # mutUniform's sub-tree generator: small trees, drawn from the (seeded) global random.
-    return generate(pset, type_, rng=random, min_depth=0, max_depth=2, grow=True)
+def _constant(cls: Any, rng: Any) -> Any:
+    """An ephemeral constant drawn from ``rng`` (DEAP would draw from the global random)."""
+    node = cls.__new__(cls)
+    node.value = round(rng.uniform(-2.0, 2.0), 2)
+    return node
 
 
 def random_tree(codec: Codec, seed: int, params: VariationParams) -> Program:
     """Ramped half-and-half: depth drawn in [min, max], full or grow with equal odds."""
     rng = random.Random(seed)
-    random.seed(seed ^ 0x5EED)
     grow = rng.random() < 0.5
     tree = generate(
         codec.pset, P.Series, rng=rng, min_depth=params.init_min_depth,
@@ -102,8 +90,9 @@ def random_tree(codec: Codec, seed: int, params: VariationParams) -> Program:
 def tournament(rng: random.Random, fitness: np.ndarray, lo: int, hi: int, k: int) -> int:
     """Best of k drawn (with replacement) from [lo, hi); ties go to the lower index."""
     best = -1
+    span = hi - lo
     for _ in range(k):
-        i = rng.randrange(lo, hi)
+        i = lo + int(rng.random() * span)
         if best < 0 or fitness[i] > fitness[best] or (fitness[i] == fitness[best] and i < best):
             best = i
     return best
@@ -122,7 +111,6 @@ def make_child(
     copy of individual ``index`` (reproduction, a no-op variation, or a child over the limits).
     ``parent(i)`` gives individual i as a fresh DEAP tree."""
     rng = random.Random(seed)
-    random.seed(seed ^ 0x5EED)
     p1 = tournament(rng, fitness, lo, hi, params.tournament_size)
     r = rng.random()
     if r < params.crossover_prob:
@@ -132,7 +120,9 @@ def make_child(
         child = _mutate(codec, parent(p1), rng)
     else:
         return None, p1
-    if child.height > params.max_height or len(child) > params.max_size:
+    # A tree of n nodes is at most n-1 high: DEAP's O(n) height only for larger trees.
+    too_high = len(child) > params.max_height + 1 and child.height > params.max_height
+    if too_high or len(child) > params.max_size:
         return None, p1  # DEAP's staticLimit: keep the parent
     prog = codec.encode(child)
     return prog, -1
@@ -172,12 +162,55 @@ def _mutate(codec: Codec, tree: gp.PrimitiveTree, rng: random.Random) -> gp.Prim
             return tree
         kind = "node"
     if kind == "subtree":
-        expr = functools.partial(_expr_for_mutation)
-        return gp.mutUniform(tree, expr=expr, pset=codec.pset)[0]
+        return mutate_uniform(tree, codec.pset, rng)
     if kind == "shrink":
-        return gp.mutShrink(tree)[0]
-    return gp.mutNodeReplacement(tree, pset=codec.pset)[0]
+        return mutate_shrink(tree, rng)
+    return mutate_node_replacement(tree, codec.pset, rng)
 
 
-def is_same(a: Program, b: Program) -> bool:
-    return program_key(a) == program_key(b)
+def mutate_uniform(
+    tree: gp.PrimitiveTree, pset: gp.PrimitiveSetTyped, rng: random.Random
+) -> gp.PrimitiveTree:
+    """DEAP's mutUniform: a random subtree replaced by a new small one of the same type."""
+    index = rng.randrange(len(tree))
+    slice_ = tree.searchSubtree(index)
+    tree[slice_] = generate(pset, tree[index].ret, rng=rng, min_depth=0, max_depth=2, grow=True)
+    return tree
+
+
+def mutate_node_replacement(
+    tree: gp.PrimitiveTree, pset: gp.PrimitiveSetTyped, rng: random.Random
+) -> gp.PrimitiveTree:
+    """DEAP's mutNodeReplacement: one node swapped for another of the same signature."""
+    if len(tree) < 2:
+        return tree
+    index = rng.randrange(1, len(tree))
+    node = tree[index]
+    if node.arity == 0:
+        term = rng.choice(pset.terminals[node.ret])
+        tree[index] = _constant(term, rng) if isinstance(term, gp.MetaEphemeral) else term
+    else:
+        tree[index] = rng.choice([p for p in pset.primitives[node.ret] if p.args == node.args])
+    return tree
+
+
+def mutate_shrink(tree: gp.PrimitiveTree, rng: random.Random) -> gp.PrimitiveTree:
+    """DEAP's mutShrink: a branch replaced by one of its own arguments of the same type."""
+    if len(tree) < 3:
+        return tree
+    iprims = [
+        (i, nd) for i, nd in enumerate(tree[1:], 1)
+        if isinstance(nd, gp.Primitive) and nd.ret in nd.args
+    ]
+    if not iprims:
+        return tree
+    index, prim = rng.choice(iprims)
+    arg_idx = rng.choice([i for i, t in enumerate(prim.args) if t == prim.ret])
+    rindex = index + 1
+    subtree: list[Any] = []
+    for _ in range(arg_idx + 1):
+        rslice = tree.searchSubtree(rindex)
+        subtree = tree[rslice]
+        rindex += len(subtree)
+    tree[tree.searchSubtree(index)] = subtree
+    return tree
