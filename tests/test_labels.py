@@ -130,3 +130,28 @@ def test_bad_input_is_rejected() -> None:
         triple_barrier(pd.Series([1.0, -1.0, 2.0]), vol_window=2, upper_k=1, lower_k=1, horizon=1)
     with pytest.raises(ValueError, match="vol_window"):
         triple_barrier(pd.Series([1.0, 2.0]), vol_window=1, upper_k=1, lower_k=1, horizon=1)
+
+
+@pytest.mark.realdata
+def test_labels_on_real_candles(load_feather) -> None:  # type: ignore[no-untyped-def]
+    btc = load_feather("BTC", "1h", tail=3000)
+    out = triple_barrier(btc["close"], vol_window=24, upper_k=2.0, lower_k=2.0, horizon=24,
+                         high=btc["high"], low=btc["low"])
+    n = len(btc)
+    # complete exactly from the first bar with 24 returns to the last bar with 24 bars ahead
+    assert np.flatnonzero(out["complete"]).tolist() == list(range(24, n - 24))
+    done = out[out["complete"]]
+    pos = np.flatnonzero(out["complete"])
+    assert ((done["end"] > pos) & (done["end"] <= pos + 24)).all()
+    # an upper touch means the high reached the upper barrier at the end bar, and the
+    # vertical label means neither barrier was reached within the horizon
+    up = done[done["label"] == 1]
+    assert (btc["high"].to_numpy()[up["end"]] >= up["upper"].to_numpy()).all()
+    vertical = pos[(done["label"].to_numpy() == 0) & (done["end"].to_numpy() == pos + 24)]
+    assert len(vertical) > 0
+    for t in vertical[:50]:
+        window = slice(t + 1, t + 25)
+        assert btc["high"].iloc[window].max() < out["upper"].iloc[t]
+        assert btc["low"].iloc[window].min() > out["lower"].iloc[t]
+    counts = done["label"].value_counts(normalize=True)
+    assert counts[1.0] > 0.2 and counts[-1.0] > 0.2
