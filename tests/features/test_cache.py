@@ -69,9 +69,12 @@ def test_extension_equals_full_recompute(universe, fresh, tmp_path: Path) -> Non
     one_more = f.build(universe, progress=False)
     assert f.last_cache_relation == "extend"
     _equal(one_more.frames, fresh)
-    # only the newest entry's files are kept
+    # the particle filter's state is carried along for the next extension
+    assert all(int(one_more.resume[s]["rows"][0]) == 330 for s in SYMBOLS)
+    # only the newest entry's files are kept: features, candles, filter state per asset
     folder = next(p for p in tmp_path.iterdir() if p.is_dir())
     assert len(list(folder.glob("*.parquet"))) == 2 * len(SYMBOLS)
+    assert len(list(folder.glob("*.resume.npz"))) == len(SYMBOLS)
 
 
 def test_shorter_request_is_served_from_the_cache(universe, tmp_path: Path) -> None:

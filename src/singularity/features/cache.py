@@ -63,6 +63,11 @@ def _universe_key(universe: dict[str, pd.DataFrame]) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as fh:  # a file object: np.savez would append ".npz" to a name
+        np.savez(fh, **arrays)
+
+
 def _safe(symbol: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in symbol)
 
@@ -75,6 +80,7 @@ class CacheEntry:
     frames: dict[str, pd.DataFrame]
     catalogue: list[FeatureSpec]
     rows: dict[str, int]
+    resume: dict[str, dict[str, np.ndarray]]
 
 
 class FeatureCache:
@@ -122,7 +128,14 @@ class FeatureCache:
             frames[sym] = frame
         catalogue = [FeatureSpec(**d) for d in manifest["catalogue"]]
         rows = {sym: assets[sym]["rows"] for sym in universe}
-        return CacheEntry(relation, frames, catalogue, rows)
+        resume = {}
+        if relation == "extend":
+            for sym in universe:
+                name = assets[sym].get("resume")
+                if name:
+                    with np.load(folder / name) as z:
+                        resume[sym] = {k: z[k] for k in z.files}
+        return CacheEntry(relation, frames, catalogue, rows, resume)
 
     def store(
         self,
@@ -130,6 +143,7 @@ class FeatureCache:
         universe: dict[str, pd.DataFrame],
         frames: dict[str, pd.DataFrame],
         catalogue: list[FeatureSpec],
+        resume: dict[str, dict[str, np.ndarray]] | None = None,
     ) -> Path:
         folder = self.entry_dir(settings, universe)
         folder.mkdir(parents=True, exist_ok=True)
@@ -144,6 +158,11 @@ class FeatureCache:
             atomic_write_with(folder / cname, lambda tmp, c=candles: c.to_parquet(tmp))
             assets[sym] = {"rows": len(candles), "fingerprint": fp, "file": name,
                            "candles": cname}
+            if resume and sym in resume:
+                rname = f"{_safe(sym)}-{fp[:16]}.resume.npz"
+                atomic_write_with(folder / rname,
+                                  lambda tmp, a=resume[sym]: _save_npz(tmp, a))
+                assets[sym]["resume"] = rname
         manifest = {
             "settings_hash": settings_hash(settings),
             "code_version": code_version(),
@@ -151,8 +170,8 @@ class FeatureCache:
             "catalogue": [spec.to_dict() for spec in catalogue],
         }
         atomic_write_bytes(folder / MANIFEST, json.dumps(manifest, indent=1).encode())
-        keep = {a["file"] for a in assets.values()} | {a["candles"] for a in assets.values()}
-        for old in folder.glob("*.parquet"):
+        keep = {a[k] for a in assets.values() for k in ("file", "candles", "resume") if k in a}
+        for old in [*folder.glob("*.parquet"), *folder.glob("*.npz")]:
             if old.name not in keep:
                 old.unlink(missing_ok=True)
         return folder

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,8 +26,9 @@ from singularity.errors import DataError
 from singularity.features.catalogue import FeatureSpec, check_catalogue
 from singularity.features.indicators import indicator_catalogue, indicator_features
 from singularity.features.particle_filter import (
+    FilterState,
     particle_filter_catalogue,
-    particle_filter_features,
+    particle_filter_frame,
 )
 from singularity.features.settings import FeatureSettings
 
@@ -51,6 +52,10 @@ class FeatureSet:
     notes: tuple[str, ...] = ()
     timings: tuple[tuple[str, float], ...] = ()
     """Wall seconds per stage of the build that produced it (empty for a cache hit)."""
+    resume: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False,
+                                                     compare=False)
+    """Per asset: the particle filter's state after the last candle (plain arrays), so the
+    cache can continue it on appended candles instead of refiltering everything."""
 
     @property
     def warmup_mask(self) -> dict[str, pd.Series]:
@@ -113,22 +118,40 @@ def _check_length(universe: dict[str, pd.DataFrame], warmup: int) -> None:
 # -- families --------------------------------------------------------------------------------
 
 
-def _asset_core(item: tuple[str, pd.DataFrame, FeatureSettings]) -> tuple[
-    str, pd.DataFrame, list[FeatureSpec]
+CoreItem = tuple[str, pd.DataFrame, FeatureSettings, dict[str, np.ndarray] | None,
+                 pd.DataFrame | None]
+
+
+def _asset_core(item: CoreItem) -> tuple[
+    str, pd.DataFrame, list[FeatureSpec], dict[str, np.ndarray] | None
 ]:
-    """Indicators + particle filter of one asset (module level: crosses process boundaries)."""
-    sym, candles, settings = item
+    """Indicators + particle filter of one asset (module level: crosses process boundaries).
+
+    With a saved filter state and the cached filter columns of the first ``state.rows``
+    candles, the filter only continues over the appended candles (exactly equal to a full
+    run). TA-Lib's indicators are recomputed in full: their recursions depend on the start,
+    and they cost milliseconds.
+    """
+    sym, candles, settings, saved, cached_pf = item
     parts, specs = [], []
+    state_out = None
     if settings.indicators.enabled:
         frame, sp = indicator_features(candles, settings.indicators)
         parts.append(frame)
         specs += sp
     if settings.particle_filter.enabled:
-        frame, sp = particle_filter_features(candles, settings.particle_filter)
+        pfs = settings.particle_filter
+        if saved is not None and cached_pf is not None:
+            state = FilterState.from_arrays(saved)
+            new, end = particle_filter_frame(candles.iloc[state.rows:], pfs, state)
+            frame = pd.concat([cached_pf.iloc[: state.rows], new])
+        else:
+            frame, end = particle_filter_frame(candles, pfs)
         parts.append(frame)
-        specs += sp
+        specs += particle_filter_catalogue(pfs)
+        state_out = end.to_arrays()
     out = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=candles.index)
-    return sym, out, specs
+    return sym, out, specs, state_out
 
 
 def _optional(module: str) -> Any | None:
@@ -218,12 +241,12 @@ class FeatureFactory:
             if entry is not None:
                 self.last_cache_relation = "extend"
                 fs = self._compute(universe, progress, previous=entry)
-                cache.store(self.settings, universe, fs.frames, fs.catalogue)
+                cache.store(self.settings, universe, fs.frames, fs.catalogue, fs.resume)
                 return fs
         self.last_cache_relation = "miss" if cache is not None else None
         fs = self._compute(universe, progress)
         if cache is not None:
-            cache.store(self.settings, universe, fs.frames, fs.catalogue)
+            cache.store(self.settings, universe, fs.frames, fs.catalogue, fs.resume)
         return fs
 
     # -- computation -------------------------------------------------------------------
@@ -261,12 +284,17 @@ class FeatureFactory:
         # the bar goes to stderr: stdout stays for results
         with Progress(console=Console(stderr=True), disable=not progress, transient=True) as bar:
             task = bar.add_task("features", total=total)
-            items = [(sym, df, s) for sym, df in universe.items()]
+            items = [(sym, df, s, *self._pf_resume(previous, sym)) for sym, df in universe.items()]
             bar.update(task, description="indicators + particle filter")
-            results = (self.pool.map(_asset_core, items) if self.pool is not None and n > 1
+            # an extension is milliseconds of work per asset: not worth a trip to the pool
+            use_pool = self.pool is not None and n > 1 and previous is None
+            results = (self.pool.map(_asset_core, items) if use_pool
                        else [_asset_core(it) for it in items])
-            for sym, frame, specs in results:
+            resume: dict[str, dict[str, np.ndarray]] = {}
+            for sym, frame, specs, state in results:
                 parts[sym].append(frame)
+                if state is not None:
+                    resume[sym] = state
                 if not catalogue:
                     catalogue = list(specs)
                 bar.advance(task)
@@ -306,7 +334,19 @@ class FeatureFactory:
             frame = frame.astype("float64")
             frame[WARMUP_COLUMN] = np.arange(len(df)) < warmup
             frames[sym] = frame
-        return FeatureSet(frames, catalogue, tuple(notes), tuple(timings))
+        return FeatureSet(frames, catalogue, tuple(notes), tuple(timings), resume)
+
+    def _pf_resume(
+        self, previous: Any, sym: str
+    ) -> tuple[dict[str, np.ndarray] | None, pd.DataFrame | None]:
+        """The saved filter state and cached filter columns of ``sym``, if the cache has them."""
+        if previous is None or not self.settings.particle_filter.enabled:
+            return None, None
+        saved = previous.resume.get(sym)
+        if saved is None or int(saved["rows"][0]) != previous.rows[sym]:
+            return None, None
+        cols = [sp.name for sp in particle_filter_catalogue(self.settings.particle_filter)]
+        return saved, previous.frames[sym][cols]
 
     def _family_tail(
         self,

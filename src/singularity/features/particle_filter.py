@@ -9,11 +9,15 @@ the model is scale-free and needs no per-asset tuning):
     y_t     = level_t + r * exp(h_t/2) * xi          observation
 
 The filter runs forward once (causal by construction: the estimate at t is a function of
-y_0..y_t and the seed's draws in order), resampling systematically when the effective sample
-size drops below a threshold. Rows are taken in order; a missing candle is simply not seen.
+y_0..y_t and the draws of steps 0..t), resampling systematically when the effective sample
+size drops below a threshold. Step t's draws are seeded by (seed, t), so a filter resumed
+from its saved state on appended candles gives exactly the values of a full run. Rows are
+taken in order; a missing candle is simply not seen.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -42,9 +46,20 @@ def _systematic_resample(weights: np.ndarray, u0: float) -> np.ndarray:
 
 
 @numba.njit(cache=True)
+def _step_seed(seed: int, t: int) -> int:
+    """Seed of step t's draws: a function of (seed, t) only, so a filter resumed at row t
+    draws exactly what an uninterrupted run draws there."""
+    return (seed * 1_000_003 + t * 7_919 + 12_345) % 4_294_967_291
+
+
+@numba.njit(cache=True)
 def particle_filter_kernel(
     y: np.ndarray,
-    n_particles: int,
+    t0: int,
+    lv: np.ndarray,
+    tr: np.ndarray,
+    hh: np.ndarray,
+    logw: np.ndarray,
     seed: int,
     vol_of_vol: float,
     trend_noise: float,
@@ -52,22 +67,28 @@ def particle_filter_kernel(
     init_logvar: float,
     resample_threshold: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Filtered means of (level, trend, log-vol = h/2) and ESS / N at every row of ``y``."""
-    np.random.seed(seed)
+    """Filtered means of (level, trend, log-vol = h/2) and ESS / N at every row of ``y``.
+
+    ``y[0]`` is row ``t0`` of the series; the particle arrays hold the state after row
+    ``t0 - 1`` (ignored when ``t0 == 0``: the prior is drawn) and are updated in place.
+    """
     n = y.shape[0]
+    n_particles = lv.shape[0]
     level_out = np.empty(n)
     trend_out = np.empty(n)
     logvol_out = np.empty(n)
     ess_out = np.empty(n)
-    lv = np.full(n_particles, y[0])
-    tr = np.zeros(n_particles)
-    hh = np.empty(n_particles)
-    for i in range(n_particles):
-        hh[i] = init_logvar + 1.5 * np.random.standard_normal()
-    logw = np.zeros(n_particles)
     w = np.empty(n_particles)
-    for t in range(n):
-        if t > 0:
+    for k in range(n):
+        t = t0 + k
+        np.random.seed(_step_seed(seed, t))
+        if t == 0:
+            for i in range(n_particles):
+                lv[i] = y[0]
+                tr[i] = 0.0
+                hh[i] = init_logvar + 1.5 * np.random.standard_normal()
+                logw[i] = 0.0
+        else:
             for i in range(n_particles):
                 hh[i] += vol_of_vol * np.random.standard_normal()
                 s = np.exp(0.5 * hh[i])
@@ -75,7 +96,7 @@ def particle_filter_kernel(
                 tr[i] += trend_noise * s * np.random.standard_normal()
         for i in range(n_particles):
             sd = obs_noise * np.exp(0.5 * hh[i])
-            z = (y[t] - lv[i]) / sd
+            z = (y[k] - lv[i]) / sd
             logw[i] += -0.5 * z * z - np.log(sd)
         m = logw.max()
         total = 0.0
@@ -92,16 +113,16 @@ def particle_filter_kernel(
             el += w[i] * lv[i]
             et += w[i] * tr[i]
             eh += w[i] * hh[i]
-        level_out[t] = el
-        trend_out[t] = et
-        logvol_out[t] = 0.5 * eh
+        level_out[k] = el
+        trend_out[k] = et
+        logvol_out[k] = 0.5 * eh
         ess = 1.0 / sq
-        ess_out[t] = ess / n_particles
+        ess_out[k] = ess / n_particles
         if ess < resample_threshold * n_particles:
             idx = _systematic_resample(w, np.random.random())
-            lv = lv[idx]
-            tr = tr[idx]
-            hh = hh[idx]
+            lv[:] = lv[idx]
+            tr[:] = tr[idx]
+            hh[:] = hh[idx]
             logw[:] = 0.0
         else:
             for i in range(n_particles):
@@ -109,16 +130,44 @@ def particle_filter_kernel(
     return level_out, trend_out, logvol_out, ess_out
 
 
-def run_filter(logp: np.ndarray, s: ParticleFilterSettings) -> tuple[np.ndarray, ...]:
-    """(level, trend, log-vol, ESS ratio) filtered along ``logp`` (log prices, no NaN)."""
+@dataclass(frozen=True)
+class FilterState:
+    """The particles after ``rows`` rows: enough to continue the filter on appended candles
+    with exactly the values an uninterrupted run gives."""
+
+    rows: int
+    level: np.ndarray
+    trend: np.ndarray
+    logvar: np.ndarray
+    logw: np.ndarray
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"rows": np.array([self.rows]), "level": self.level, "trend": self.trend,
+                "logvar": self.logvar, "logw": self.logw}
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> FilterState:
+        return cls(int(a["rows"][0]), a["level"], a["trend"], a["logvar"], a["logw"])
+
+
+def run_filter(
+    logp: np.ndarray, s: ParticleFilterSettings, state: FilterState | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, FilterState]:
+    """(level, trend, log-vol, ESS ratio) filtered along ``logp`` (log prices, no NaN) and
+    the state after its last row. With ``state``, ``logp`` continues the series it ended."""
     y = np.ascontiguousarray(logp, dtype=np.float64)
-    if y.size == 0:
-        empty = np.empty(0)
-        return empty, empty, empty, empty
-    return particle_filter_kernel(
-        y, s.particles, s.seed, s.vol_of_vol, s.trend_noise, s.obs_noise,
+    if state is None:
+        n = s.particles
+        state = FilterState(0, np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n))
+    if state.level.shape[0] != s.particles:
+        raise ValueError("the saved filter state has another number of particles")
+    lv, tr, hh, lw = (state.level.copy(), state.trend.copy(), state.logvar.copy(),
+                      state.logw.copy())
+    level, trend, logvol, ess = particle_filter_kernel(
+        y, state.rows, lv, tr, hh, lw, s.seed, s.vol_of_vol, s.trend_noise, s.obs_noise,
         2.0 * np.log(s.init_vol), s.resample_threshold,
     )
+    return level, trend, logvol, ess, FilterState(state.rows + y.size, lv, tr, hh, lw)
 
 
 def particle_filter_catalogue(s: ParticleFilterSettings) -> list[FeatureSpec]:
@@ -134,12 +183,16 @@ def particle_filter_catalogue(s: ParticleFilterSettings) -> list[FeatureSpec]:
     ]
 
 
-def particle_filter_features(
-    candles: pd.DataFrame, settings: ParticleFilterSettings
-) -> tuple[pd.DataFrame, list[FeatureSpec]]:
-    """Scale-free particle-filter features of one asset, aligned to ``candles``."""
+def particle_filter_frame(
+    candles: pd.DataFrame, settings: ParticleFilterSettings, state: FilterState | None = None
+) -> tuple[pd.DataFrame, FilterState]:
+    """The feature frame of ``candles`` and the filter state after their last row.
+
+    With ``state``, ``candles`` are the rows appended after those the state has seen and the
+    filter continues: the result equals the matching rows of a run over the whole series.
+    """
     logp = np.log(candles["close"].to_numpy(dtype="float64"))
-    level, trend, logvol, ess = run_filter(logp, settings)
+    level, trend, logvol, ess, end = run_filter(logp, settings, state)
     vol = np.exp(logvol)
     frame = pd.DataFrame(
         {
@@ -151,4 +204,12 @@ def particle_filter_features(
         },
         index=candles.index,
     )
+    return frame, end
+
+
+def particle_filter_features(
+    candles: pd.DataFrame, settings: ParticleFilterSettings
+) -> tuple[pd.DataFrame, list[FeatureSpec]]:
+    """Scale-free particle-filter features of one asset, aligned to ``candles``."""
+    frame, _ = particle_filter_frame(candles, settings)
     return frame, particle_filter_catalogue(settings)
