@@ -90,6 +90,34 @@ def show(
     console.print("lineage: " + " ← ".join(f"{x.id} ({x.status})" for x in lineage))
 
 
+@app.command("runs")
+def runs(
+    ctx: typer.Context,
+    symbol: str | None = typer.Option(None, "--symbol", help="Only this symbol."),
+    limit: int = typer.Option(20, "--limit", min=1),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List forge runs with their status and current stage (live while a forge runs)."""
+    from singularity.registry import Registry
+
+    rows = Registry(settings(ctx).database_url).runs(symbol=symbol, limit=limit)
+    keys = ("id", "symbol", "timeframe", "status", "stage", "stage_detail", "generation", "seed", "agent_id",
+            "parent_champion_id", "champion_id", "seconds", "error", "report_path")
+    if as_json:
+        typer.echo(json.dumps([{k: getattr(r, k) for k in (*keys, "started_at", "stage_seconds")} for r in rows],
+                              default=str))
+        return
+    table = Table(title=f"forge runs ({len(rows)})")
+    for col in ("id", "symbol", "tf", "status", "stage", "gen", "champion", "seconds", "started", "error"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        colour = {"succeeded": "green", "failed": "red"}.get(r.status, "yellow")
+        table.add_row(str(r.id), r.symbol, r.timeframe, f"[{colour}]{r.status}[/]", r.stage, str(r.generation),
+                      str(r.champion_id or ""), "" if r.seconds is None else f"{r.seconds:.1f}",
+                      f"{r.started_at:%Y-%m-%d %H:%M}", (r.error or "")[:80])
+    console.print(table)
+
+
 def report(
     ctx: typer.Context,
     strategy_id: int = typer.Argument(..., help="Strategy id (see 'registry list')."),
