@@ -133,3 +133,12 @@ def test_invalid_trees_get_the_worst_finite_fitness(market) -> None:
     assert m[1, M_VALID] == 1 and m[3, M_VALID] == 1
     assert np.isfinite(m).all() and (m[[1, 3], M_FITNESS] > WORST).all()
     assert m[3, M_TRADES] >= 1
+
+
+def test_every_tree_is_causal(market, programs) -> None:
+    """Outputs on data cut at bar t equal the full-data outputs up to t."""
+    _, full, _ = evaluate_programs(market, CFG, programs, keep_outputs=True)
+    for cut in (37, 150):
+        short = {k: v[..., :cut] for k, v in market.items()}
+        _, part, _ = evaluate_programs(short, CFG, programs, keep_outputs=True)
+        assert np.array_equal(part, full[:, :cut], equal_nan=True)

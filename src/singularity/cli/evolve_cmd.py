@@ -124,14 +124,18 @@ def _print_hall_of_fame(result: Any, title: str) -> None:
     from rich.table import Table
 
     table = Table(title=f"hall of fame, {title} (in-sample, net of costs)")
-    for col in ("#", "fitness", "sharpe", "trades", "max dd", "return", "size", "expression"):
-        table.add_column(col, justify="right" if col not in ("expression",) else "left")
+    for col in ("#", "fitness", "sharpe", "trades", "max dd", "return", "size"):
+        table.add_column(col, justify="right")
     for i, h in enumerate(result.hall_of_fame, 1):
         table.add_row(
             str(i), f"{h.fitness:.3f}", f"{h.sharpe:.3f}", str(h.trades),
-            f"{100 * h.max_drawdown:.1f}%", f"{100 * h.total_return:+.1f}%", str(h.size), h.infix,
+            f"{100 * h.max_drawdown:.1f}%", f"{100 * h.total_return:+.1f}%", str(h.size),
         )
     console.print(table)
+    # Expressions below the table: long ones stay readable (and copyable) on one line each.
+    for i, h in enumerate(result.hall_of_fame, 1):
+        console.print(f"#{i} {h.infix}", highlight=False, soft_wrap=True)
+        console.print(f"   {h.expression}", style="dim", highlight=False, soft_wrap=True)
     console.print(
         f"{result.evaluations} evaluations in {result.seconds:.1f}s"
         + (" (stopped early: no improvement)" if result.stopped_early else ""),
