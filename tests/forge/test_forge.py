@@ -103,6 +103,15 @@ def test_planted_edge_is_promoted(tmp_path: Path) -> None:
     reg = Registry(s.database_url)
     assert [c.id for c in reg.strategies(status="champion")] == [out.champion["id"]]
     assert reg.strategy(out.champion["id"]).explanation.startswith("Rule: ")
+    # Reborn: the next cycle of the symbol seeds its population from the registry and says so.
+    opts = ForgeOptions(symbol="BTC/USDT", timeframe="1h", population=60, generations=1, seed=6,
+                        workers=2, exchange="synthetic", candidates=1, progress=False)
+    again = run_forge(s, opts, say=lambda _m: None)
+    run2 = reg.run(again.run_id)
+    assert (run2.generation, run2.parent_champion_id) == (2, out.champion["id"])
+    children = [st for st in reg.strategies() if st.run_id == again.run_id]
+    assert children and all(out.champion["id"] in st.parents for st in children)
+    assert out.champion["id"] in [x.id for x in reg.lineage(children[0].id)]
 
 
 @pytest.mark.slow

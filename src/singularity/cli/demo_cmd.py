@@ -1,45 +1,36 @@
 """``singularity demo``: candles from the store (else the exchange, else a labelled synthetic
-market), then a backtest of a simple trend rule with costs."""
+market), then one full forge cycle at a small budget, and where its report is."""
 
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from singularity.cli._context import console, settings
+
+DEMO_BARS = 6000
 
 
 def demo(
     ctx: typer.Context,
-    symbol: str | None = typer.Option(None, "--symbol", help="Symbol to trade (default: the universe's first)."),
+    symbol: str | None = typer.Option(None, "--symbol", help="Symbol to forge (default: the universe's first)."),
+    population: int = typer.Option(200, "--population", min=4, help="GP population."),
+    generations: int = typer.Option(6, "--generations", min=1, help="GP generations."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Worker processes; 0 = every core."),
 ) -> None:
-    """Backtest a simple EMA-crossover rule on the configured universe's candles."""
-    import numpy as np
-    import talib
-
-    from singularity.backtest import run
+    """Run one forge cycle on the demo data and print where the report is."""
+    from singularity.cli.forge_cmd import print_outcome
     from singularity.demo_data import demo_data
+    from singularity.errors import DataError
+    from singularity.forge.cycle import ForgeOptions, run_forge
 
     s = settings(ctx)
     data = demo_data(s, say=console.print)
     sym = symbol or next(iter(data.candles))
     if sym not in data.candles:
-        from singularity.errors import DataError
-
         raise DataError(f"{sym} is not among the demo symbols: {', '.join(data.candles)}")
-    candles = data.candles[sym]
-    close = candles["close"].to_numpy()
-    fast, slow = talib.EMA(close, 20), talib.EMA(close, 50)
-    target = np.where(np.isnan(slow), 0.0, np.where(fast > slow, 1.0, 0.0))
-    res = run(candles, target, timeframe=data.timeframe, fee_bps=s.costs.fee_bps,
-              slippage_bps=s.costs.slippage_bps)
-    label = " [bold red](SYNTHETIC market)[/]" if data.synthetic else ""
-    table = Table(title=f"EMA(20) > EMA(50) long-only on {sym} {data.timeframe}, {data.exchange}{label}; "
-                        f"fees {s.costs.fee_bps:g} + slippage {s.costs.slippage_bps:g} bps per side")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for k, v in res.metrics.items():
-        table.add_row(k, f"{v:,.4f}" if isinstance(v, float) else str(v))
-    console.print(table)
-    console.print(f"{len(candles):,} candles {candles.index[0]:%Y-%m-%d %H:%M} → {candles.index[-1]:%Y-%m-%d %H:%M} UTC; "
-                  f"{len(res.trades)} trades")
+    if data.synthetic:
+        console.print("[bold red]SYNTHETIC market[/]: results below say nothing about real markets")
+    opts = ForgeOptions(symbol=sym, timeframe=data.timeframe, population=population, generations=generations,
+                        seed=s.forge.seed, workers=workers, exchange=data.exchange,
+                        bars=min(DEMO_BARS, len(data.candles[sym])))
+    print_outcome(run_forge(s, opts, say=console.print))

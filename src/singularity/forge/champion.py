@@ -189,7 +189,8 @@ def own_features_from(noisy: pd.DataFrame, raw: pd.DataFrame, inputs: pd.DataFra
 
     CEEMDAN windows are anchored to the epoch, so decomposing only the holdout's windows
     (one window plus one stride of context) gives exactly the values a full pass would."""
-    from singularity.features.factory import _asset_core
+    from singularity.features.indicators import indicator_features
+    from singularity.features.particle_filter import particle_filter_features
 
     fs = settings.features
     full = raw.copy()
@@ -197,11 +198,15 @@ def own_features_from(noisy: pd.DataFrame, raw: pd.DataFrame, inputs: pd.DataFra
     full.loc[noisy.index, cols] = noisy[cols].to_numpy()
     full["high"] = full[["open", "high", "close"]].max(axis=1)
     full["low"] = full[["open", "low", "close"]].min(axis=1)
-    _, own, _ = _asset_core(("noisy", full, fs))
     hold_idx = inputs.index[holdout_rows]
     out = inputs.loc[hold_idx].copy()
-    shared = [c for c in own.columns if c in out.columns]
-    out[shared] = own.loc[hold_idx, shared].to_numpy()
+    families = [(fs.indicators.enabled, indicator_features, fs.indicators),
+                (fs.particle_filter.enabled, particle_filter_features, fs.particle_filter)]
+    for enabled, family, sub in families:
+        if enabled:
+            own, _ = family(full, sub)
+            shared = [c for c in own.columns if c in out.columns]
+            out[shared] = own.loc[hold_idx, shared].to_numpy()
     if fs.ceemdan.enabled:
         from singularity.features.ceemdan import ceemdan_features
 
