@@ -121,3 +121,12 @@ def test_a_cached_prefix_still_needs_the_warm_up(universe, tmp_path: Path) -> No
     f.build(universe, progress=False)
     with pytest.raises(DataError, match=r"candles, the features need more than \d+ \(warm-up\)"):
         f.build({s: d.iloc[:90] for s, d in universe.items()}, progress=False)
+
+
+def test_a_prefix_must_cut_every_asset_at_one_time(universe, tmp_path: Path) -> None:
+    f = FeatureFactory(SMALL, cache_dir=tmp_path)
+    f.build(universe, progress=False)
+    # one asset shortened, the others whole: its absence changes the others' graph features
+    ragged = {**universe, "BBB/USDT": universe["BBB/USDT"].iloc[:-20]}
+    f.build(ragged, progress=False)
+    assert f.last_cache_relation == "miss"

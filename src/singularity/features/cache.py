@@ -4,9 +4,9 @@ One entry per (settings, code version, universe: symbols and their first candles
 latest build. Looking data up against it gives one of:
 
 - ``hit``: same candles, the stored frames are returned as they are;
-- ``prefix``: the new candles are a prefix of the stored ones (an ``--until`` before the end):
-  the stored rows up to there are returned; valid because every feature is causal
-  (``assert_causal`` proves the value at t does not depend on later candles);
+- ``prefix``: the new candles are the stored ones cut at one common time (an ``--until``
+  before the end): the stored rows up to there are returned; valid because every feature is
+  causal (``assert_causal`` proves the value at t does not depend on later candles);
 - ``extend``: the stored candles are a prefix of the new ones (new candles appended): the
   factory recomputes only what the new bars affect and splices it on;
 - ``miss``: anything else, a full build.
@@ -117,12 +117,16 @@ class FeatureCache:
         if len(relations - {"hit"}) > 1:
             return None  # some assets grew while others shrank: rebuild
         relation = next(iter(relations - {"hit"}), "hit")
+        # a prefix must cut every asset at one common time: the cross-asset features of
+        # one asset read the others, so only a common cut reproduces a fresh build
+        cut = max(c.index[-1] for c in universe.values())
         frames = {}
         for sym, candles in universe.items():
             frame = pd.read_parquet(folder / assets[sym]["file"])
             if relation == "prefix":
                 stored = pd.read_parquet(folder / assets[sym]["candles"])
-                if not stored.iloc[: len(candles)].equals(candles[stored.columns]):
+                stored = stored.loc[stored.index <= cut]
+                if not stored.equals(candles[stored.columns]):
                     return None
                 frame = frame.iloc[: len(candles)]
             frames[sym] = frame
