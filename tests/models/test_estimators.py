@@ -111,3 +111,20 @@ def test_artifact_payloads() -> None:
     assert lgbm.model_text().startswith("tree")
     logit = LogisticBaseline().fit(F, y).to_dict()
     assert len(logit["coef"]) == 3 and len(logit["mean"]) == 3
+
+
+def test_transformer_early_stopping_keeps_the_best_epoch() -> None:
+    F, _ = data(300)
+    y = np.random.default_rng(2).choice([-1.0, 0.0, 1.0], size=300)  # nothing to learn: overfits fast
+    W = past_windows(F, WINDOW)
+    kw = {"window": WINDOW, "d_model": 8, "n_heads": 2, "n_layers": 1, "dim_feedforward": 16,
+          "batch_size": 32, "lr": 1e-2, "device": "cpu", "n_jobs": 1, "validation_fraction": 0.3,
+          "validation_gap": 5}
+    long = TransformerClassifier(epochs=8, patience=2, **kw).fit(W, y)
+    b = long.best_epoch_
+    assert b == int(np.argmin(long.val_loss_)) + 1
+    # stopped after 2 epochs without improvement
+    assert b < 6 and len(long.val_loss_) == b + 2
+    # the kept weights are exactly those after epoch b: a run of b epochs predicts the same
+    short = TransformerClassifier(epochs=b, patience=99, **kw).fit(W, y)
+    np.testing.assert_array_equal(long.predict_proba(W), short.predict_proba(W))

@@ -118,8 +118,9 @@ class BakeoffResult:
 # ----------------------------------------------------------------------------- models
 
 
-def make_model(name: str, bakeoff: BakeoffSettings, *, n_jobs: int | None) -> Any:
-    """A fresh estimator for ``name`` configured from the settings."""
+def make_model(name: str, bakeoff: BakeoffSettings, *, n_jobs: int | None, label_horizon: int = 0) -> Any:
+    """A fresh estimator for ``name`` configured from the settings; ``label_horizon`` rows
+    separate the Transformer's early-stopping hold-out from the rows it trains on."""
     if name == "logistic":
         from singularity.models.baseline import LogisticBaseline
 
@@ -149,6 +150,9 @@ def make_model(name: str, bakeoff: BakeoffSettings, *, n_jobs: int | None) -> An
             device=bakeoff.device,
             n_jobs=n_jobs,
             random_state=bakeoff.seed,
+            validation_fraction=bakeoff.transformer_validation_fraction,
+            validation_gap=label_horizon,
+            patience=bakeoff.transformer_patience,
         )
     raise ValueError(f"unknown model {name!r}: expected one of {MODEL_NAMES}")
 
@@ -177,11 +181,11 @@ def _full_proba(model: Any, X: np.ndarray) -> np.ndarray:
 def _fit_task(task: tuple[Any, ...]) -> tuple[np.ndarray | None, Any, float]:
     """Pool task (module-level, plain data): fit one model on ``train`` rows, predict ``test``
     rows (or return the fitted model when ``test`` is None)."""
-    handle, name, bakeoff, window, n_jobs, train, test = task
+    handle, name, bakeoff, window, n_jobs, horizon, train, test = task
     arrays = handle.load()
     t0 = time.perf_counter()
     X = design_matrix(arrays["features"], name, window)
-    model = make_model(name, bakeoff, n_jobs=n_jobs)
+    model = make_model(name, bakeoff, n_jobs=n_jobs, label_horizon=horizon)
     model.fit(X[train], arrays["labels"][train])
     if test is None:
         return None, model, time.perf_counter() - t0
@@ -305,7 +309,7 @@ def run_bakeoff(
     n_jobs = (bo.threads or None) if pool is None else 1
     handle = share_arrays({"features": F, "labels": y}, pool)
     tasks = [
-        (handle, name, bo, window, n_jobs, train, test)
+        (handle, name, bo, window, n_jobs, labels_settings.horizon, train, test)
         for name in bo.models
         for train, test in [*splits, (full_train, None)]
     ]

@@ -32,6 +32,10 @@ class BakeoffSettings(FrozenModel):
     transformer_layers: int = Field(default=2, ge=1)
     transformer_batch_size: int = Field(default=64, ge=8)
     transformer_lr: float = Field(default=1e-3, gt=0)
+    transformer_validation_fraction: float = Field(default=0.2, ge=0, lt=0.5)
+    """Early stopping: the last part of each training fold is held out (a label horizon of
+    rows before it dropped) and the best epoch's weights kept; 0 = train every epoch."""
+    transformer_patience: int = Field(default=2, ge=1)
     lgbm_n_estimators: int = Field(default=100, ge=1)
     lgbm_learning_rate: float = Field(default=0.02, gt=0)
     lgbm_num_leaves: int = Field(default=7, ge=2)

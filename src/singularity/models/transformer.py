@@ -61,7 +61,12 @@ class TransformerClassifier(WarmupAwareClassifier):
     """X: (n, window, n_features) windows (from :func:`past_windows`) or the same flattened
     to (n, window * n_features). Features are standardised with the training rows' mean and
     std and clipped to ±10. ``n_jobs`` sets torch's CPU threads during fit/predict (1 inside
-    pool workers; None leaves torch's default). ``device='auto'`` = CUDA when available."""
+    pool workers; None leaves torch's default). ``device='auto'`` = CUDA when available.
+
+    Early stopping (``validation_fraction`` > 0): the LAST fraction of the training rows (rows
+    come in time order) is held out, ``validation_gap`` rows before it are dropped (labels that
+    span several bars would otherwise leak into it), and the weights of the epoch with the
+    lowest validation loss are kept; training stops after ``patience`` epochs without one."""
 
     def __init__(
         self,
@@ -78,6 +83,9 @@ class TransformerClassifier(WarmupAwareClassifier):
         device: str = "auto",
         n_jobs: int | None = None,
         random_state: int = 0,
+        validation_fraction: float = 0.0,
+        validation_gap: int = 0,
+        patience: int = 2,
     ) -> None:
         self.window = window
         self.d_model = d_model
@@ -92,6 +100,9 @@ class TransformerClassifier(WarmupAwareClassifier):
         self.device = device
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.validation_fraction = validation_fraction
+        self.validation_gap = validation_gap
+        self.patience = patience
 
     def _as_array(self, X: ArrayLike) -> np.ndarray:
         Xa = np.asarray(X, dtype=np.float32)
@@ -136,11 +147,19 @@ class TransformerClassifier(WarmupAwareClassifier):
         loss_fn = nn.CrossEntropyLoss()
         Xt = self._scaled(X)
         yt = torch.from_numpy(y.astype(np.int64))
+        n_val = int(len(yt) * self.validation_fraction)
+        n_fit = len(yt) - n_val - self.validation_gap
+        if n_val < 20 or n_fit < 20:  # too few rows to hold any out: plain training
+            n_val, n_fit = 0, len(yt)
+        Xv, yv = Xt[len(yt) - n_val :], yt[len(yt) - n_val :]
+        Xt, yt = Xt[:n_fit], yt[:n_fit]
         self.epoch_seconds_: list[float] = []
         self.train_loss_: list[float] = []
-        net.train()
+        self.val_loss_: list[float] = []
+        best, best_state, waited = np.inf, None, 0
         for _ in range(self.epochs):
             t0 = time.perf_counter()
+            net.train()
             order = torch.randperm(len(yt), generator=gen)
             total = 0.0
             for i in range(0, len(order), self.batch_size):
@@ -153,6 +172,21 @@ class TransformerClassifier(WarmupAwareClassifier):
                 total += float(loss.detach()) * len(idx)
             self.train_loss_.append(total / len(yt))
             self.epoch_seconds_.append(time.perf_counter() - t0)
+            if n_val:
+                net.eval()
+                with torch.no_grad():
+                    v = float(loss_fn(net(Xv.to(self.device_)), yv.to(self.device_)))
+                self.val_loss_.append(v)
+                if v < best:
+                    best, waited = v, 0
+                    best_state = {k: t.detach().clone() for k, t in net.state_dict().items()}
+                else:
+                    waited += 1
+                    if waited >= self.patience:
+                        break
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        self.best_epoch_ = int(np.argmin(self.val_loss_)) + 1 if self.val_loss_ else len(self.train_loss_)
         net.eval()
         self.net_ = net.to("cpu")  # predictions run on the CPU wherever it trained
 
