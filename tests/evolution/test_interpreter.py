@@ -40,7 +40,9 @@ def programs() -> list:
     fit = np.zeros(len(progs))
     state = random.getstate()
     for s in range(150):
-        child, _src = make_child(c, lambda i: c.decode(progs[i]), fit, 0, 150, 10_000 + s, params)
+        child, _src = make_child(
+            c, progs.__getitem__, lambda i: c.decode(progs[i]), fit, 0, 150, 10_000 + s, params
+        )
         if child is not None:
             progs.append(child)
     random.setstate(state)

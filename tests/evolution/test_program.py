@@ -76,3 +76,22 @@ def test_column_names_become_identifiers() -> None:
     ]
     with pytest.raises(ValueError, match="same name"):
         P.feature_terminal_names(["a b", "a_b"])
+
+
+def test_token_height_and_crossover_keep_trees_well_typed() -> None:
+    import random
+
+    from singularity.evolution.variation import crossover_tokens, token_height
+
+    c = Codec([f"f{i}" for i in range(3)])
+    progs = [random_tree(c, s, VariationParams(init_min_depth=1, init_max_depth=7)) for s in range(80)]
+    for p in progs:
+        assert token_height(p[0]) == c.decode(p).height
+    rng = random.Random(0)
+    changed = 0
+    for i in range(79):
+        child = crossover_tokens(progs[i], progs[i + 1], rng)
+        tree = c.decode(child)
+        assert str(c.parse(str(tree))) == str(tree)  # parse type-checks every node
+        changed += program_key(child) != program_key(progs[i])
+    assert changed > 60

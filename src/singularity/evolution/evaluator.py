@@ -170,15 +170,18 @@ def breed(task: BreedTask) -> BreedResult:
         assert fit is not None
         memo: dict[int, list] = {}  # type: ignore[type-arg]
 
-        def parent(i: int) -> gp.PrimitiveTree:
+        def program(i: int) -> Program:
+            return unpack(code, vals, offs, i)
+
+        def tree(i: int) -> gp.PrimitiveTree:
             nodes = memo.get(i)
             if nodes is None:
-                nodes = memo[i] = list(codec.decode(unpack(code, vals, offs, i)))
+                nodes = memo[i] = list(codec.decode(program(i)))
             return gp.PrimitiveTree(nodes)  # a fresh list: operators edit it in place
 
         for j, s in enumerate(task.seeds.tolist()):
             child, src = make_child(
-                codec, parent, fit, int(task.lo[j]), int(task.hi[j]), s, task.params
+                codec, program, tree, fit, int(task.lo[j]), int(task.hi[j]), s, task.params
             )
             if child is not None and src < 0:
                 new.append(child)

@@ -136,6 +136,8 @@ def evolve(
     handle = share_arrays(data, pool)
     workers = pool.workers if pool is not None else 1
     n_tasks = workers * TASKS_PER_WORKER
+    if settings.batch_size > 0:  # explicit batch size: about that many children per task
+        n_tasks = max(1, -(-population // settings.batch_size))
     timeout = settings.batch_timeout_s
     master = np.random.default_rng(seed)
     meter = CpuMeter(workers)

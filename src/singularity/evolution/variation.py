@@ -10,6 +10,7 @@ and its previous state restored afterwards (nothing leaks into the caller).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,7 +101,8 @@ def tournament(rng: random.Random, fitness: np.ndarray, lo: int, hi: int, k: int
 
 def make_child(
     codec: Codec,
-    parent: Any,
+    program: Callable[[int], Program],
+    tree: Callable[[int], gp.PrimitiveTree],
     fitness: np.ndarray,
     lo: int,
     hi: int,
@@ -108,47 +110,98 @@ def make_child(
     params: VariationParams,
 ) -> tuple[Program | None, int]:
     """One child from ``seed``: (program, -1) if new, or (None, index) when it is an unchanged
-    copy of individual ``index`` (reproduction, a no-op variation, or a child over the limits).
-    ``parent(i)`` gives individual i as a fresh DEAP tree."""
+    copy of individual ``index`` (reproduction, or a child over the limits).
+    ``program(i)`` is individual i's token program, ``tree(i)`` a fresh DEAP tree of it."""
     rng = random.Random(seed)
     p1 = tournament(rng, fitness, lo, hi, params.tournament_size)
     r = rng.random()
     if r < params.crossover_prob:
         p2 = tournament(rng, fitness, lo, hi, params.tournament_size)
-        child = crossover_one_point(parent(p1), parent(p2), rng)
+        prog = crossover_tokens(program(p1), program(p2), rng)
     elif r < params.crossover_prob + params.mutation_prob:
-        child = _mutate(codec, parent(p1), rng)
+        prog = codec.encode(_mutate(codec, tree(p1), rng))
     else:
         return None, p1
-    # A tree of n nodes is at most n-1 high: DEAP's O(n) height only for larger trees.
-    too_high = len(child) > params.max_height + 1 and child.height > params.max_height
-    if too_high or len(child) > params.max_size:
+    code = prog[0]
+    # A tree of n nodes is at most n-1 high: measure the height only where it can exceed.
+    too_high = len(code) > params.max_height + 1 and token_height(code) > params.max_height
+    if too_high or len(code) > params.max_size:
         return None, p1  # DEAP's staticLimit: keep the parent
-    prog = codec.encode(child)
     return prog, -1
 
 
-def crossover_one_point(
-    ind1: gp.PrimitiveTree, ind2: gp.PrimitiveTree, rng: random.Random
-) -> gp.PrimitiveTree:
-    """DEAP's typed one-point crossover (first child only), with the common types visited in a
-    fixed order: DEAP draws from a ``set`` of type objects, whose order changes from process
-    to process and would make runs irreproducible."""
-    if len(ind1) < 2 or len(ind2) < 2:
-        return ind1
-    types1: dict[type, list[int]] = {}
-    types2: dict[type, list[int]] = {}
-    for i, node in enumerate(ind1[1:], 1):
-        types1.setdefault(node.ret, []).append(i)
-    for i, node in enumerate(ind2[1:], 1):
-        types2.setdefault(node.ret, []).append(i)
-    common = sorted(set(types1) & set(types2), key=lambda t: t.__name__)
-    if common:
-        t = rng.choice(common)
-        s1 = ind1.searchSubtree(rng.choice(types1[t]))
-        s2 = ind2.searchSubtree(rng.choice(types2[t]))
-        ind1[s1] = ind2[s2]
-    return ind1
+_ARITY = [0] * 256
+_RET = [0] * 256  # type id of each opcode's result: 0 Series, 1 Signal, 2 Window, 3 Lag
+_TYPE_ID = {P.Series: 0, P.Signal: 1, P.Window: 2, P.Lag: 3}
+for _op in P.OPS:
+    _ARITY[_op.opcode] = len(_op.args)
+    _RET[_op.opcode] = _TYPE_ID[_op.ret]
+_RET[P.WIN] = 2
+_RET[P.LAGN] = 3
+
+
+_RET_NP = np.array(_RET, dtype=np.int64)
+
+
+def subtree_end(code: np.ndarray, i: int) -> int:
+    """End (exclusive) of the subtree starting at token i (prefix order)."""
+    need = 1
+    n = len(code)
+    while need:
+        if i >= n:
+            raise ValueError("truncated token program")
+        need += _ARITY[int(code[i]) & 0xFF] - 1
+        i += 1
+    return i
+
+
+def token_height(code: np.ndarray) -> int:
+    """Height of a prefix token program (a lone leaf is 0), as DEAP's ``height``."""
+    h = 0
+    open_slots: list[int] = []  # children still expected by each open node
+    for c in code.tolist():
+        h = max(h, len(open_slots))
+        if open_slots:
+            open_slots[-1] -= 1
+        a = _ARITY[c & 0xFF]
+        if a:
+            open_slots.append(a)
+        while open_slots and open_slots[-1] == 0:
+            open_slots.pop()
+    return h
+
+
+def _token_types(code: np.ndarray) -> np.ndarray:
+    ops = code & 0xFF
+    return _RET_NP[ops] + ((ops == P.CONST) & ((code >> 8) == 1))  # true/false are Signals
+
+
+def crossover_tokens(p1: Program, p2: Program, rng: random.Random) -> Program:
+    """DEAP's typed one-point crossover (first child), on token programs: a random non-root
+    subtree of ``p1`` replaced by one of the same type from ``p2`` (type drawn uniformly among
+    the types both have, then a node of that type in each). Types are visited in a fixed order
+    (DEAP draws from a ``set`` of type objects, whose order changes from process to process
+    and would make runs irreproducible)."""
+    c1, v1 = p1
+    c2, v2 = p2
+    if len(c1) < 2 or len(c2) < 2:
+        return p1
+    t1 = _token_types(c1[1:])
+    t2 = _token_types(c2[1:])
+    common = np.flatnonzero((np.bincount(t1, minlength=4) > 0) & (np.bincount(t2, minlength=4) > 0))
+    if len(common) == 0:
+        return p1
+    t = common[int(rng.random() * len(common))]
+    idx1 = np.flatnonzero(t1 == t)
+    idx2 = np.flatnonzero(t2 == t)
+    i1 = int(idx1[int(rng.random() * len(idx1))]) + 1
+    i2 = int(idx2[int(rng.random() * len(idx2))]) + 1
+    e1 = subtree_end(c1, i1)
+    e2 = subtree_end(c2, i2)
+    return (
+        np.concatenate((c1[:i1], c2[i2:e2], c1[e1:])),
+        np.concatenate((v1[:i1], v2[i2:e2], v1[e1:])),
+    )
 
 
 def _mutate(codec: Codec, tree: gp.PrimitiveTree, rng: random.Random) -> gp.PrimitiveTree:
