@@ -85,3 +85,10 @@ def test_log_records_from_workers_reach_one_file(tmp_path) -> None:
     lines = [ln for ln in path.read_text().splitlines() if "hello from worker" in ln]
     assert sorted(int(ln.rsplit(" ", 1)[1]) for ln in lines) == list(range(6))
     assert os.getpid() not in {int(ln.split("hello from worker ")[1].split()[0]) for ln in lines}
+
+
+def test_release_removes_the_shared_files(pool: WorkerPool) -> None:
+    handle = pool.share({"a": np.ones(3)})
+    assert handle.directory is not None and os.path.isdir(handle.directory)
+    pool.release(handle)
+    assert not os.path.exists(handle.directory)

@@ -152,78 +152,82 @@ def evolve(
     def run_tasks(tasks: list[BreedTask]) -> list[BreedResult]:
         return run_map(pool, breed, tasks, timeout=timeout, chunksize=1)
 
-    with GenerationProgress(generations + 1, enabled=progress) as bar:
-        # ---- generation 0: Reborn seeds, then random trees
-        seeds_prog = _reborn_programs(codec, reborn, population)
-        n_random = population - len(seeds_prog)
-        seeds = master.integers(0, _SEED_MAX, n_random)
-        tasks = [
-            BreedTask(handle, columns, cfg, params, seeds[s], np.zeros(0), np.zeros(0))
-            for s in split_seeds(n_random, n_tasks)
-        ]
-        results = run_tasks(tasks)
-        reborn_metrics, r_computed, r_nodes = _cached_metrics(
-            handle.key, data, cfg, seeds_prog
-        )
-        programs = list(seeds_prog)
-        metrics = [reborn_metrics]
-        computed, nodes = r_computed, sum(len(c) for c, _ in seeds_prog)
-        for res in results:
-            code, vals, offs = res.children
-            programs += [unpack(code, vals, offs, i) for i in range(len(offs) - 1)]
-            metrics.append(res.metrics)
-            computed += res.computed
-            nodes += res.sizes
-        pop = _Population(
-            programs, np.concatenate(metrics) if metrics else np.zeros((0, N_METRICS)),
-            np.array([len(c) for c, _ in programs], dtype=np.int64),
-        )
-        evals = len(programs)
-        del r_nodes
+    try:
+        with GenerationProgress(generations + 1, enabled=progress) as bar:
+            # ---- generation 0: Reborn seeds, then random trees
+            seeds_prog = _reborn_programs(codec, reborn, population)
+            n_random = population - len(seeds_prog)
+            seeds = master.integers(0, _SEED_MAX, n_random)
+            tasks = [
+                BreedTask(handle, columns, cfg, params, seeds[s], np.zeros(0), np.zeros(0))
+                for s in split_seeds(n_random, n_tasks)
+            ]
+            results = run_tasks(tasks)
+            reborn_metrics, r_computed, r_nodes = _cached_metrics(
+                handle.key, data, cfg, seeds_prog
+            )
+            programs = list(seeds_prog)
+            metrics = [reborn_metrics]
+            computed, nodes = r_computed, sum(len(c) for c, _ in seeds_prog)
+            for res in results:
+                code, vals, offs = res.children
+                programs += [unpack(code, vals, offs, i) for i in range(len(offs) - 1)]
+                metrics.append(res.metrics)
+                computed += res.computed
+                nodes += res.sizes
+            pop = _Population(
+                programs, np.concatenate(metrics) if metrics else np.zeros((0, N_METRICS)),
+                np.array([len(c) for c, _ in programs], dtype=np.int64),
+            )
+            evals = len(programs)
+            del r_nodes
 
-        for gen in range(generations + 1):
-            if gen > 0:
-                pop, evals, computed, nodes = _next_generation(
-                    pop, islands, settings, master, handle, columns, cfg, params, n_tasks,
-                    run_tasks,
+            for gen in range(generations + 1):
+                if gen > 0:
+                    pop, evals, computed, nodes = _next_generation(
+                        pop, islands, settings, master, handle, columns, cfg, params, n_tasks,
+                        run_tasks,
+                    )
+                    if len(islands) > 1 and gen % settings.migration_every == 0:
+                        _migrate(pop, islands, settings)
+                total_evals += evals
+                wall, cpu = meter.since()
+                meter.mark()
+                _update_hof(hof, pop, codec, gen, settings.hall_of_fame)
+                fit = pop.metrics[:, M_FITNESS]
+                best_i = int(np.argmax(fit))
+                stats = GenerationStats(
+                    generation=gen,
+                    best=float(fit[best_i]),
+                    median=float(np.median(fit)),
+                    mean_size=float(pop.sizes.mean()),
+                    evaluations=evals,
+                    computed=computed,
+                    invalid=int((pop.metrics[:, M_VALID] == 0).sum()),
+                    seconds=round(wall, 4),
+                    evals_per_s=evals / wall if wall > 0 else 0.0,
+                    cpu_utilisation=round(cpu, 4),
+                    nodes=nodes,
+                    best_expression=codec.to_string(pop.programs[best_i]),
                 )
-                if len(islands) > 1 and gen % settings.migration_every == 0:
-                    _migrate(pop, islands, settings)
-            total_evals += evals
-            wall, cpu = meter.since()
-            meter.mark()
-            _update_hof(hof, pop, codec, gen, settings.hall_of_fame)
-            fit = pop.metrics[:, M_FITNESS]
-            best_i = int(np.argmax(fit))
-            stats = GenerationStats(
-                generation=gen,
-                best=float(fit[best_i]),
-                median=float(np.median(fit)),
-                mean_size=float(pop.sizes.mean()),
-                evaluations=evals,
-                computed=computed,
-                invalid=int((pop.metrics[:, M_VALID] == 0).sum()),
-                seconds=round(wall, 4),
-                evals_per_s=evals / wall if wall > 0 else 0.0,
-                cpu_utilisation=round(cpu, 4),
-                nodes=nodes,
-                best_expression=codec.to_string(pop.programs[best_i]),
-            )
-            history.append(stats)
-            stats_log.write(stats, seed=seed, workers=workers)
-            bar.update(stats)
-            log.info(
-                "generation %d: best %.4f median %.4f, %d evaluations in %.2fs",
-                gen, stats.best, stats.median, evals, wall,
-            )
-            if stats.best > best_so_far + 1e-12:
-                best_so_far, stale = stats.best, 0
-            else:
-                stale += 1
-                if stale >= settings.stagnation_generations and gen < generations:
-                    stopped_early = True
-                    log.info("stopping: no improvement in %d generations", stale)
-                    break
+                history.append(stats)
+                stats_log.write(stats, seed=seed, workers=workers)
+                bar.update(stats)
+                log.info(
+                    "generation %d: best %.4f median %.4f, %d evaluations in %.2fs",
+                    gen, stats.best, stats.median, evals, wall,
+                )
+                if stats.best > best_so_far + 1e-12:
+                    best_so_far, stale = stats.best, 0
+                else:
+                    stale += 1
+                    if stale >= settings.stagnation_generations and gen < generations:
+                        stopped_early = True
+                        log.info("stopping: no improvement in %d generations", stale)
+                        break
+    finally:
+        if pool is not None:
+            pool.release(handle)
 
     ranked = sorted(hof.values(), key=_hof_rank)[: settings.hall_of_fame]
     return EvolutionResult(

@@ -62,6 +62,11 @@ class DaskPool:
         _remember(key, dict(arrays))  # the parent reads its own copy
         return handle
 
+    def release(self, handle: SharedArrays) -> None:
+        futs = self._shared.pop(handle.key, None)
+        for fut in (futs or {}).values():
+            fut.release()
+
     def map(
         self,
         fn: Callable[[T], R],

@@ -147,6 +147,8 @@ class Pool(Protocol):
 
     def share(self, arrays: Mapping[str, np.ndarray]) -> SharedArrays: ...
 
+    def release(self, handle: SharedArrays) -> None: ...
+
 
 def split_batches(items: Sequence[T], workers: int, chunksize: int | None) -> list[Sequence[T]]:
     """Consecutive batches: ``chunksize`` items each, or about BATCHES_PER_WORKER per worker."""
@@ -246,6 +248,13 @@ class WorkerPool:
         handle = SharedArrays(key=key, directory=str(directory), names=tuple(arrays))
         _remember(key, handle.load())  # the parent (serial fallbacks) reads the same files
         return handle
+
+    def release(self, handle: SharedArrays) -> None:
+        """Forget shared arrays no longer needed (a long-lived pool would collect them).
+        Workers that still map the files keep valid mappings (POSIX unlink semantics)."""
+        _SHARED_CACHE.pop(handle.key, None)
+        if handle.directory is not None and self._tmpdir is not None:
+            shutil.rmtree(handle.directory, ignore_errors=True)
 
     # -- work ------------------------------------------------------------------------------
 
