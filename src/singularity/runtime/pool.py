@@ -98,6 +98,9 @@ def _remember(key: str, arrays: dict[str, np.ndarray]) -> None:
     _SHARED_CACHE[key] = arrays
 
 
+MAX_WORKER_GROWTH_BYTES = 8 * 1024**3
+
+
 def share_inline(arrays: Mapping[str, np.ndarray]) -> SharedArrays:
     """A handle for serial, in-process use (``pool=None``)."""
     return SharedArrays(key=uuid.uuid4().hex, inline=dict(arrays))
@@ -198,7 +201,9 @@ class WorkerPool:
                 context=get_context("loky"),
                 initializer=_init_worker,
                 initargs=(self._log_queue, self._log_level),
-                env=thread_env(1),
+                # Workers grow legitimately (torch, LightGBM, numba caches): loky's default
+                # recycles a worker past +300 MB, which re-imports torch on every task.
+                env={**thread_env(1), "LOKY_MAX_MEMORY_LEAK_SIZE": str(MAX_WORKER_GROWTH_BYTES)},
             )
         return self
 
