@@ -65,6 +65,9 @@ def test_frames_are_aligned_and_match_the_catalogue(universe: dict[str, pd.DataF
         assert frame[WARMUP_COLUMN].iloc[:warm].all() and not frame[WARMUP_COLUMN].iloc[warm:].any()
         ready = fs.ready(sym)
         assert len(ready) == len(frame) - warm
+        # a subset waits only for its own warm-up
+        assert len(fs.ready(sym, ["body", "rsi_14"])) == len(frame) - 42
+        assert not fs.ready(sym, ["rsi_14"]).isna().any().any()
     specs, _ = feature_catalogue(SMALL)
     assert [s.name for s in specs if s.family in families] == fs.feature_names
 

@@ -65,10 +65,21 @@ class FeatureSet:
     def feature_names(self) -> list[str]:
         return [s.name for s in self.catalogue]
 
-    def ready(self, symbol: str) -> pd.DataFrame:
-        """The rows of ``symbol`` past the warm-up, feature columns only."""
+    def ready(self, symbol: str, features: Sequence[str] | None = None) -> pd.DataFrame:
+        """The rows of ``symbol`` past the warm-up, feature columns only.
+
+        With ``features``, only those columns, past their own (usually shorter) warm-up: a
+        strategy that does not read the graph network need not wait for its training window.
+        """
         f = self.frames[symbol]
-        return f.loc[~f[WARMUP_COLUMN], self.feature_names]
+        if features is None:
+            return f.loc[~f[WARMUP_COLUMN], self.feature_names]
+        warm = {s.name: s.warmup for s in self.catalogue}
+        unknown = [n for n in features if n not in warm]
+        if unknown:
+            raise KeyError(f"unknown feature(s): {', '.join(unknown)}")
+        start = max([warm[n] for n in features], default=0)
+        return f.iloc[start:][list(features)]
 
 
 # -- input checks ----------------------------------------------------------------------------
