@@ -13,8 +13,8 @@ DEMO_BARS = 6000
 def demo(
     ctx: typer.Context,
     symbol: str | None = typer.Option(None, "--symbol", help="Symbol to forge (default: the universe's first)."),
-    population: int = typer.Option(200, "--population", min=4, help="GP population."),
-    generations: int = typer.Option(6, "--generations", min=1, help="GP generations."),
+    population: int = typer.Option(1000, "--population", min=4, help="GP population."),
+    generations: int = typer.Option(10, "--generations", min=1, help="GP generations."),
     workers: int = typer.Option(0, "--workers", min=0, help="Worker processes; 0 = every core."),
 ) -> None:
     """Run one forge cycle on the demo data and print where the report is."""
