@@ -96,6 +96,10 @@ def score(
 ) -> None:
     """Score one tree output into ``metrics`` (a row of N_METRICS); ``target`` is scratch."""
     valid = positions_from_output(out, long_only, target)
+    if not valid:  # scored WORST whatever it would trade: skip the backtest
+        metrics[:] = 0.0
+        metrics[M_FITNESS] = WORST
+        return
     r = bar_returns(open_, close, target, cost_rate, fill_on_open)
     trades = count_trades(target)
     mdd = max_drawdown_from_returns(r)
@@ -107,10 +111,7 @@ def score(
     metrics[M_TRADES] = trades
     metrics[M_MAXDD] = mdd
     metrics[M_RETURN] = growth - 1.0
-    metrics[M_VALID] = 1.0 if valid else 0.0
-    if not valid:
-        metrics[M_FITNESS] = WORST
-        return
+    metrics[M_VALID] = 1.0
     if objective == 1:
         f = sortino_from_returns(r, periods_per_year)
     elif objective == 2:

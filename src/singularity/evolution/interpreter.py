@@ -17,10 +17,14 @@ import numpy as np
 from numba import njit, types
 from numba.typed import Dict
 
-from singularity.evolution import kernels as K
-from singularity.evolution import primitives as P
-from singularity.evolution.fitness import N_METRICS, score
-from singularity.evolution.program import Program, pack
+from singularity.evolution._numba_cache import refresh_stale_cache
+
+refresh_stale_cache()  # before the first cached function loads (see _numba_cache)
+
+from singularity.evolution import kernels as K  # noqa: E402
+from singularity.evolution import primitives as P  # noqa: E402
+from singularity.evolution.fitness import N_METRICS, score  # noqa: E402
+from singularity.evolution.program import Program, pack  # noqa: E402
 
 _ARITY = np.zeros(256, dtype=np.int64)
 for _op in P.OPS:
