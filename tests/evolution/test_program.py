@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from singularity.errors import DataError
 from singularity.evolution import primitives as P
 from singularity.evolution.program import Codec, InvalidExpressionError, pack, program_key, unpack
 from singularity.evolution.variation import VariationParams, random_tree
@@ -74,7 +75,7 @@ def test_column_names_become_identifiers() -> None:
     assert P.feature_terminal_names(["rsi 14", "1h_ret", "add", "ARG3"]) == [
         "rsi_14", "f_1h_ret", "f_add", "f_ARG3",
     ]
-    with pytest.raises(ValueError, match="same name"):
+    with pytest.raises(DataError, match="same name"):
         P.feature_terminal_names(["a b", "a_b"])
 
 

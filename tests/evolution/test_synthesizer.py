@@ -108,3 +108,16 @@ def test_search_finds_a_planted_edge_that_holds_on_unseen_bars() -> None:
     # the random-data control: nothing comparable on the noise columns alone
     noise = expression_metrics("sub(noise1, noise2)", inputs.iloc[test], candles.iloc[test])
     assert noise["sharpe"] < unseen["sharpe"] / 2
+
+
+def test_input_errors_are_one_line(market) -> None:
+    from singularity.errors import ConfigError, DataError
+
+    inputs, candles = market
+    with pytest.raises(DataError, match="share one index"):
+        evolve(inputs.iloc[1:], candles, population=8, generations=1)
+    with pytest.raises(DataError, match="at least one input column"):
+        evolve(inputs[[]], candles, population=8, generations=1)
+    with pytest.raises(ConfigError, match="too small for 4 islands"):
+        evolve(inputs, candles, population=6, generations=1,
+               settings=EvolutionSettings(islands=4, elitism=1))

@@ -21,6 +21,7 @@ from typing import Any
 
 from deap import gp
 
+from singularity.errors import DataError
 from singularity.evolution import reference as ref
 
 
@@ -122,7 +123,7 @@ def feature_terminal_names(columns: Sequence[str]) -> list[str]:
         if not n or n[0].isdigit() or n in _RESERVED or _ARG.fullmatch(n):
             n = f"f_{n}"
         if n in names:
-            raise ValueError(f"input columns {c!r} and another map to the same name {n!r}")
+            raise DataError(f"input columns {c!r} and another map to the same name {n!r}")
         names.append(n)
     return names
 
@@ -130,7 +131,7 @@ def feature_terminal_names(columns: Sequence[str]) -> list[str]:
 def build_pset(columns: Sequence[str]) -> gp.PrimitiveSetTyped:
     """The typed primitive set over ``columns`` (feature inputs, in order)."""
     if not columns:
-        raise ValueError("genetic programming needs at least one input column")
+        raise DataError("genetic programming needs at least one input column")
     names = feature_terminal_names(columns)
     pset = gp.PrimitiveSetTyped("strategy", [Series] * len(names), Series, prefix=ARG_PREFIX)
     pset.renameArguments(**{f"{ARG_PREFIX}{i}": n for i, n in enumerate(names)})

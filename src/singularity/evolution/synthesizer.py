@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from singularity.config import CostSettings
+from singularity.errors import ConfigError
 from singularity.evolution.evaluator import (
     BreedResult,
     BreedTask,
@@ -129,9 +130,11 @@ def evolve(
     codec = codec_for(columns)
     cfg = eval_config(settings, costs, timeframe, fill_on_open=fill_on_open)
     params = variation_params(settings)
-    islands = island_bounds(population, min(settings.islands, max(1, population // 4)))
+    islands = island_bounds(population, settings.islands)
     if any(b - a < 2 for a, b in islands):
-        raise ValueError(f"population {population} is too small for {len(islands)} islands")
+        raise ConfigError(
+            f"population {population} is too small for {len(islands)} islands (>= 2 each)"
+        )
     data = market_arrays(inputs, candles)
     handle = share_arrays(data, pool)
     workers = pool.workers if pool is not None else 1
