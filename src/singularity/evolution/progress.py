@@ -26,20 +26,47 @@ def process_tree_cpu_seconds() -> float:
 
 
 class CpuMeter:
-    """CPU use of the process tree between marks: cpu seconds / wall seconds / workers."""
+    """CPU use of the process tree between marks: cpu seconds / wall seconds / workers.
+
+    Finding the descendants scans every process of the machine, so the list is refreshed at
+    most every REFRESH_S seconds; in between the known processes are read directly."""
+
+    REFRESH_S = 5.0
 
     def __init__(self, workers: int) -> None:
+        import psutil
+
         self.workers = max(1, workers)
-        self.mark()
+        self._me = psutil.Process()
+        self._procs: dict[int, object] = {}
+        self._last: dict[int, float] = {}
+        self._found = -1e9
+        self._wall = time.perf_counter()
+        self._cpu = self._read()
+
+    def _read(self) -> float:
+        import psutil
+
+        now = time.perf_counter()
+        if now - self._found > self.REFRESH_S:
+            self._procs = {p.pid: p for p in self._me.children(recursive=True)}
+            self._found = now
+        total = sum(self._me.cpu_times()[:2])
+        for pid, p in list(self._procs.items()):
+            try:
+                self._last[pid] = sum(p.cpu_times()[:2])  # type: ignore[attr-defined]
+            except psutil.Error:
+                del self._procs[pid]  # gone: keep its last reading
+        return total + sum(self._last.values())
 
     def mark(self) -> None:
         self._wall = time.perf_counter()
-        self._cpu = process_tree_cpu_seconds()
+        self._cpu = self._read()
 
     def since(self) -> tuple[float, float]:
         """(wall seconds, utilisation) since the last mark."""
         wall = time.perf_counter() - self._wall
-        cpu = process_tree_cpu_seconds() - self._cpu
+        cpu = self._read() - self._cpu
         return wall, (cpu / (wall * self.workers) if wall > 0 else 0.0)
 
 

@@ -145,7 +145,7 @@ def evolve(
     master = np.random.default_rng(seed)
     meter = CpuMeter(workers)
     stats_log = StatsLog(stats_path)
-    hof: dict[bytes, HallOfFameEntry] = {}
+    hof: dict[bytes, _Fame] = {}
     history: list[GenerationStats] = []
     total_evals = 0
     best_so_far = -np.inf
@@ -196,7 +196,7 @@ def evolve(
                 total_evals += evals
                 wall, cpu = meter.since()
                 meter.mark()
-                _update_hof(hof, pop, codec, gen, settings.hall_of_fame)
+                _update_hof(hof, pop, gen, settings.hall_of_fame)
                 fit = pop.metrics[:, M_FITNESS]
                 best_i = int(np.argmax(fit))
                 stats = GenerationStats(
@@ -232,9 +232,8 @@ def evolve(
         if pool is not None:
             pool.release(handle)
 
-    ranked = sorted(hof.values(), key=_hof_rank)[: settings.hall_of_fame]
     return EvolutionResult(
-        hall_of_fame=tuple(ranked),
+        hall_of_fame=_entries(hof, codec, settings.hall_of_fame),
         generations=tuple(history),
         evaluations=total_evals,
         columns=columns,
@@ -345,38 +344,48 @@ def _migrate(
             pop.sizes[d] = len(snapshot_p[s][0])
 
 
-def _hof_rank(e: HallOfFameEntry) -> tuple[float, int, str]:
-    return (-e.fitness, e.size, e.expression)
+@dataclass(frozen=True)
+class _Fame:
+    """A hall-of-fame member before formatting (strings are built once, at the end)."""
+
+    rank: tuple[float, int, bytes]
+    program: Program
+    metrics: np.ndarray
+    generation: int
 
 
-def _update_hof(
-    hof: dict[bytes, HallOfFameEntry], pop: _Population, codec: Codec, gen: int, size: int
-) -> None:
+def _update_hof(hof: dict[bytes, _Fame], pop: _Population, gen: int, size: int) -> None:
     fit = pop.metrics[:, M_FITNESS]
     order = np.lexsort((pop.sizes, -fit))
-    worst_kept = sorted(hof.values(), key=_hof_rank)[size - 1] if len(hof) >= size else None
+    worst = sorted(f.rank for f in hof.values())[size - 1] if len(hof) >= size else None
     for i in order[: size * 4].tolist():
         m = pop.metrics[i]
         if m[M_VALID] == 0:
             continue
         prog = pop.programs[i]
         k = program_key(prog)
-        if k in hof:
+        rank = (-float(m[M_FITNESS]), len(prog[0]), k)
+        if k in hof or (worst is not None and rank >= worst):
             continue
-        entry = HallOfFameEntry(
-            expression=codec.to_string(prog),
-            infix=codec.infix(prog),
+        hof[k] = _Fame(rank, prog, m.copy(), gen)
+    if len(hof) > size:
+        for k, _f in sorted(hof.items(), key=lambda kv: kv[1].rank)[size:]:
+            del hof[k]
+
+
+def _entries(hof: dict[bytes, _Fame], codec: Codec, size: int) -> tuple[HallOfFameEntry, ...]:
+    out = []
+    for f in sorted(hof.values(), key=lambda f: f.rank)[:size]:
+        m = f.metrics
+        out.append(HallOfFameEntry(
+            expression=codec.to_string(f.program),
+            infix=codec.infix(f.program),
             fitness=float(m[M_FITNESS]),
             sharpe=float(m[M_SHARPE]),
             trades=int(m[M_TRADES]),
             max_drawdown=float(m[M_MAXDD]),
             total_return=float(m[M_RETURN]),
-            size=len(prog[0]),
-            generation=gen,
-        )
-        if worst_kept is not None and _hof_rank(entry) >= _hof_rank(worst_kept):
-            break
-        hof[k] = entry
-    if len(hof) > size:
-        for k, _e in sorted(hof.items(), key=lambda kv: _hof_rank(kv[1]))[size:]:
-            del hof[k]
+            size=len(f.program[0]),
+            generation=f.generation,
+        ))
+    return tuple(out)
