@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +38,6 @@ from singularity.evolution.fitness import (
     M_SHARPE,
     M_TRADES,
     M_VALID,
-    N_METRICS,
 )
 from singularity.evolution.program import (
     Codec,
@@ -52,7 +51,7 @@ from singularity.evolution.progress import CpuMeter, GenerationProgress, StatsLo
 from singularity.evolution.result import EvolutionResult, GenerationStats, HallOfFameEntry
 from singularity.evolution.settings import EvolutionSettings
 from singularity.evolution.variation import VariationParams
-from singularity.runtime.pool import Pool, run_map, share_arrays
+from singularity.runtime.pool import Pool, SharedArrays, run_map, share_arrays
 from singularity.timeframes import periods_per_year
 
 log = logging.getLogger(__name__)
@@ -157,33 +156,10 @@ def evolve(
 
     try:
         with GenerationProgress(generations + 1, enabled=progress) as bar:
-            # ---- generation 0: Reborn seeds, then random trees
-            seeds_prog = _reborn_programs(codec, reborn, population)
-            n_random = population - len(seeds_prog)
-            seeds = master.integers(0, _SEED_MAX, n_random)
-            tasks = [
-                BreedTask(handle, columns, cfg, params, seeds[s], np.zeros(0), np.zeros(0))
-                for s in split_seeds(n_random, n_tasks)
-            ]
-            results = run_tasks(tasks)
-            reborn_metrics, r_computed, r_nodes = _cached_metrics(
-                handle.key, data, cfg, seeds_prog
+            pop, evals, computed, nodes = _first_generation(
+                codec, reborn, population, master, handle, data, columns, cfg, params,
+                n_tasks, run_tasks,
             )
-            programs = list(seeds_prog)
-            metrics = [reborn_metrics]
-            computed, nodes = r_computed, sum(len(c) for c, _ in seeds_prog)
-            for res in results:
-                code, vals, offs = res.children
-                programs += [unpack(code, vals, offs, i) for i in range(len(offs) - 1)]
-                metrics.append(res.metrics)
-                computed += res.computed
-                nodes += res.sizes
-            pop = _Population(
-                programs, np.concatenate(metrics) if metrics else np.zeros((0, N_METRICS)),
-                np.array([len(c) for c, _ in programs], dtype=np.int64),
-            )
-            evals = len(programs)
-            del r_nodes
 
             for gen in range(generations + 1):
                 if gen > 0:
@@ -243,6 +219,42 @@ def evolve(
     )
 
 
+def _first_generation(
+    codec: Codec,
+    reborn: Iterable[str],
+    population: int,
+    master: np.random.Generator,
+    handle: SharedArrays,
+    data: dict[str, np.ndarray],
+    columns: tuple[str, ...],
+    cfg: EvalConfig,
+    params: VariationParams,
+    n_tasks: int,
+    run_tasks: Callable[[list[BreedTask]], list[BreedResult]],
+) -> tuple[_Population, int, int, int]:
+    """Reborn seeds first (scored here), then ramped half-and-half trees built by the pool."""
+    seeded = _reborn_programs(codec, reborn, population)
+    n_random = population - len(seeded)
+    seeds = master.integers(0, _SEED_MAX, n_random)
+    empty = np.zeros(0, dtype=np.int64)
+    results = run_tasks([
+        BreedTask(handle, columns, cfg, params, seeds[s], empty, empty)
+        for s in split_seeds(n_random, n_tasks)
+    ])
+    seeded_metrics, computed, _ = _cached_metrics(handle.key, data, cfg, seeded)
+    programs = list(seeded)
+    metrics = [seeded_metrics]
+    nodes = sum(len(c) for c, _ in seeded)
+    for res in results:
+        code, vals, offs = res.children
+        programs += [unpack(code, vals, offs, i) for i in range(len(offs) - 1)]
+        metrics.append(res.metrics)
+        computed += res.computed
+        nodes += res.sizes
+    sizes = np.array([len(c) for c, _ in programs], dtype=np.int64)
+    return _Population(programs, np.concatenate(metrics), sizes), len(programs), computed, nodes
+
+
 def _reborn_programs(codec: Codec, reborn: Iterable[str], population: int) -> list[Program]:
     out: list[Program] = []
     seen: set[bytes] = set()
@@ -264,12 +276,12 @@ def _next_generation(
     islands: Sequence[tuple[int, int]],
     settings: EvolutionSettings,
     master: np.random.Generator,
-    handle: object,
+    handle: SharedArrays,
     columns: tuple[str, ...],
     cfg: EvalConfig,
     params: VariationParams,
     n_tasks: int,
-    run_tasks: object,
+    run_tasks: Callable[[list[BreedTask]], list[BreedResult]],
 ) -> tuple[_Population, int, int, int]:
     sel = pop.selection_fitness(settings.parsimony)
     elites: list[list[int]] = []
@@ -286,10 +298,10 @@ def _next_generation(
     packed = pack(pop.programs)
     lo_a, hi_a = np.array(lo, dtype=np.int64), np.array(hi, dtype=np.int64)
     tasks = [
-        BreedTask(handle, columns, cfg, params, seeds[s], lo_a[s], hi_a[s], packed, sel)  # type: ignore[arg-type]
+        BreedTask(handle, columns, cfg, params, seeds[s], lo_a[s], hi_a[s], packed, sel)
         for s in split_seeds(n_children, n_tasks)
     ]
-    results = run_tasks(tasks)  # type: ignore[operator]
+    results = run_tasks(tasks)
     child_progs: list[Program] = []
     child_metrics: list[np.ndarray] = []
     evals = computed = nodes = 0
