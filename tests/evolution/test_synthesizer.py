@@ -121,3 +121,8 @@ def test_input_errors_are_one_line(market) -> None:
     with pytest.raises(ConfigError, match="too small for 4 islands"):
         evolve(inputs, candles, population=6, generations=1,
                settings=EvolutionSettings(islands=4, elitism=1))
+
+
+def test_hall_of_fame_holds_distinct_behaviours(serial_run) -> None:
+    figures = [(h.fitness, h.trades, h.max_drawdown, h.total_return) for h in serial_run.hall_of_fame]
+    assert len(set(figures)) == len(figures)

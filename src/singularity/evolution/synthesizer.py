@@ -366,9 +366,16 @@ class _Fame:
     generation: int
 
 
+def _behaviour(m: np.ndarray) -> tuple[float, ...]:
+    """Trees with equal figures trade the same positions (in practice): one of them is enough."""
+    return (float(m[M_FITNESS]), float(m[M_TRADES]), float(m[M_MAXDD]), float(m[M_RETURN]))
+
+
 def _update_hof(hof: dict[bytes, _Fame], pop: _Population, gen: int, size: int) -> None:
+    """Keep the best ``size`` distinct behaviours, each by its best-ranked (smallest) tree."""
     fit = pop.metrics[:, M_FITNESS]
     order = np.lexsort((pop.sizes, -fit))
+    by_behaviour = {_behaviour(f.metrics): k for k, f in hof.items()}
     worst = sorted(f.rank for f in hof.values())[size - 1] if len(hof) >= size else None
     for i in order[: size * 4].tolist():
         m = pop.metrics[i]
@@ -379,7 +386,13 @@ def _update_hof(hof: dict[bytes, _Fame], pop: _Population, gen: int, size: int) 
         rank = (-float(m[M_FITNESS]), len(prog[0]), k)
         if k in hof or (worst is not None and rank >= worst):
             continue
+        twin = by_behaviour.get(_behaviour(m))
+        if twin is not None:
+            if hof[twin].rank <= rank:
+                continue
+            del hof[twin]  # the same behaviour by a smaller tree
         hof[k] = _Fame(rank, prog, m.copy(), gen)
+        by_behaviour[_behaviour(m)] = k
     if len(hof) > size:
         for k, _f in sorted(hof.items(), key=lambda kv: kv[1].rank)[size:]:
             del hof[k]
