@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -138,8 +138,9 @@ class BreedTask:
     seeds: np.ndarray
     lo: np.ndarray
     hi: np.ndarray
-    population: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-    selection_fitness: np.ndarray | None = field(default=None, repr=False)
+    population: SharedArrays | None = None
+    """The previous generation, shared once per generation (not pickled into every task):
+    arrays ``code``, ``vals``, ``offsets`` (packed programs) and ``fitness`` (selection)."""
 
 
 @dataclass(frozen=True)
@@ -165,9 +166,9 @@ def breed(task: BreedTask) -> BreedResult:
     if task.population is None:
         new = [random_tree(codec, int(s), task.params) for s in task.seeds]
     else:
-        code, vals, offs = task.population
-        fit = task.selection_fitness
-        assert fit is not None
+        shared = task.population.load()
+        code, vals, offs = shared["code"], shared["vals"], shared["offsets"]
+        fit = shared["fitness"]
         memo: dict[int, list] = {}  # type: ignore[type-arg]
 
         def program(i: int) -> Program:

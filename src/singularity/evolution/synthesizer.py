@@ -165,7 +165,7 @@ def evolve(
                 if gen > 0:
                     pop, evals, computed, nodes = _next_generation(
                         pop, islands, settings, master, handle, columns, cfg, params, n_tasks,
-                        run_tasks,
+                        run_tasks, pool,
                     )
                     if len(islands) > 1 and gen % settings.migration_every == 0:
                         _migrate(pop, islands, settings)
@@ -282,6 +282,7 @@ def _next_generation(
     params: VariationParams,
     n_tasks: int,
     run_tasks: Callable[[list[BreedTask]], list[BreedResult]],
+    pool: Pool | None,
 ) -> tuple[_Population, int, int, int]:
     sel = pop.selection_fitness(settings.parsimony)
     elites: list[list[int]] = []
@@ -295,13 +296,18 @@ def _next_generation(
         hi += [b] * (b - a - k)
     n_children = len(lo)
     seeds = master.integers(0, _SEED_MAX, n_children)
-    packed = pack(pop.programs)
+    code, vals, offsets = pack(pop.programs)
+    shared = share_arrays({"code": code, "vals": vals, "offsets": offsets, "fitness": sel}, pool)
     lo_a, hi_a = np.array(lo, dtype=np.int64), np.array(hi, dtype=np.int64)
     tasks = [
-        BreedTask(handle, columns, cfg, params, seeds[s], lo_a[s], hi_a[s], packed, sel)
+        BreedTask(handle, columns, cfg, params, seeds[s], lo_a[s], hi_a[s], shared)
         for s in split_seeds(n_children, n_tasks)
     ]
-    results = run_tasks(tasks)
+    try:
+        results = run_tasks(tasks)
+    finally:
+        if pool is not None:
+            pool.release(shared)
     child_progs: list[Program] = []
     child_metrics: list[np.ndarray] = []
     evals = computed = nodes = 0

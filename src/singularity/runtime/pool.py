@@ -82,8 +82,9 @@ class SharedArrays:
         """The arrays, memory-mapped read-only (once per process)."""
         if self.inline is not None:
             return dict(self.inline)
-        hit = _SHARED_CACHE.get(self.key)
+        hit = _SHARED_CACHE.pop(self.key, None)
         if hit is not None:
+            _SHARED_CACHE[self.key] = hit  # most recently used last: evicted last
             return hit
         if self.directory is None:
             raise WorkerError(f"shared arrays {self.key!r} are not available in this process")
