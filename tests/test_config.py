@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from singularity.config import DEFAULT_CONFIG_TOML, Settings, effective_items, load_settings
 from singularity.errors import ConfigError
@@ -54,7 +55,7 @@ def test_env_list_value(tmp_path: Path) -> None:
 
 def test_settings_are_frozen() -> None:
     s = Settings()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         s.costs.fee_bps = 1.0  # type: ignore[misc]
 
 

@@ -94,7 +94,7 @@ def test_planted_edge_is_promoted(tmp_path: Path) -> None:
     assert out.champion is not None, [v["detail"] for v in out.gauntlet if not v["passed"]]
     # The planted rule: hold sign(this bar's return). Its holdout Sharpe, net of the same
     # costs, is what a perfect discovery would earn.
-    hold = candles.iloc[-int(round(len(candles) * 0.25)):]
+    hold = candles.iloc[-round(len(candles) * 0.25):]
     oracle = np.sign(hold["close"].to_numpy() / hold["open"].to_numpy() - 1.0)
     planted = backtest(hold, oracle, timeframe="1h", fee_bps=2.0, slippage_bps=1.0).metrics["sharpe"]
     got = out.champion["holdout"]["sharpe"]

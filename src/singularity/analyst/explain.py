@@ -10,7 +10,6 @@ nothing here needs one.
 from __future__ import annotations
 
 import json
-import math
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from singularity.analyst.simplify import inputs_used, parse, simplify, to_infix, to_prefix
-from singularity.backtest.kernel import bar_returns, count_trades
+from singularity.backtest.kernel import count_trades, sharpe_from_returns
+from singularity.backtest.runner import net_returns
 
 PositionsFn = Callable[[str, pd.DataFrame], np.ndarray]
 
@@ -38,13 +38,11 @@ class Explanation:
 
 
 def _sharpe(r: np.ndarray, ppy: float) -> float:
-    sd = float(np.std(r, ddof=1)) if r.size > 1 else 0.0
-    return float(np.mean(r) / sd * math.sqrt(ppy)) if sd > 0 else 0.0
+    return float(sharpe_from_returns(np.ascontiguousarray(r, dtype=np.float64), ppy))
 
 
 def _returns(candles: pd.DataFrame, target: np.ndarray, cost_rate: float) -> np.ndarray:
-    return bar_returns(candles["open"].to_numpy(np.float64), candles["close"].to_numpy(np.float64),
-                       np.asarray(target, dtype=np.float64), cost_rate, True)
+    return net_returns(candles, target, cost_rate)
 
 
 def regime_masks(candles: pd.DataFrame, *, vol_window: int = 24, trend_window: int = 200) -> dict[str, np.ndarray]:
@@ -120,6 +118,6 @@ def rewrite_with_llm(text: str, *, base_url: str, model: str, api_key: str | Non
     req = urllib.request.Request(base_url.rstrip("/") + "/chat/completions", data=body,
                                  headers={"Content-Type": "application/json",
                                           **({"Authorization": f"Bearer {api_key}"} if api_key else {})})
-    with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - configured URL
+    with urllib.request.urlopen(req, timeout=timeout_s) as resp:
         data: Any = json.loads(resp.read())
     return str(data["choices"][0]["message"]["content"]).strip()

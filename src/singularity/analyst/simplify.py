@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Union
+from typing import Any
 
-Node = Union[str, float, tuple[Any, ...]]
+Node = str | float | tuple[Any, ...]
 _TOKEN = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*|-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|[(),])")
 DIV_EPS = 1e-9
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "gt": ">", "lt": "<", "and_": "and", "or_": "or"}
@@ -73,7 +73,7 @@ def _fold(op: str, a: float, b: float | None = None) -> float | None:
     return round(v, 10) if math.isfinite(v) else None
 
 
-def simplify(n: Node) -> Node:  # noqa: C901 - a flat table of rewrite rules reads best
+def simplify(n: Node) -> Node:
     if not isinstance(n, tuple):
         return n
     op, *kids = n

@@ -12,7 +12,7 @@ from singularity.backtest.kernel import (
     simulate,
 )
 from singularity.backtest.metrics import compute_metrics
-from singularity.backtest.runner import TRADE_COLUMNS, BacktestResult, run
+from singularity.backtest.runner import TRADE_COLUMNS, BacktestResult, net_returns, run
 
 __all__ = [
     "TRADE_COLUMNS",
@@ -21,6 +21,7 @@ __all__ = [
     "compute_metrics",
     "count_trades",
     "max_drawdown_from_returns",
+    "net_returns",
     "run",
     "sharpe_from_returns",
     "simulate",

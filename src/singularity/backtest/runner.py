@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from singularity.backtest.kernel import simulate
+from singularity.backtest.kernel import bar_returns, simulate
 from singularity.backtest.metrics import compute_metrics
 from singularity.errors import ConfigError, DataError
 from singularity.timeframes import periods_per_year, timeframe_delta
@@ -216,3 +216,13 @@ def run(
         trades=trades,
         metrics=metrics,
     )
+
+
+def net_returns(candles: pd.DataFrame, target: np.ndarray | pd.Series, cost_rate: float, *,
+                fill_on_open: bool = True) -> np.ndarray:
+    """Net per-bar returns of ``target`` on ``candles`` through the lean kernel
+    (``bar_returns``): fee and slippage folded into ``cost_rate`` per unit of traded notional.
+    For loops that score many position series; ``run`` gives the full accounting."""
+    return bar_returns(candles["open"].to_numpy(np.float64), candles["close"].to_numpy(np.float64),
+                       np.asarray(target, dtype=np.float64), float(cost_rate), fill_on_open)
+

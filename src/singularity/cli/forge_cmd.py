@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
 
 from singularity.cli._context import console, err_console, settings
+from singularity.cli._tables import gauntlet_table
 
 
 def forge(
@@ -57,13 +57,7 @@ def print_outcome(outcome) -> None:  # type: ignore[no-untyped-def]
         if outcome.best:
             console.print(f"best candidate: strategy {outcome.best['id']}: {outcome.best['readable']}")
     if outcome.gauntlet:
-        table = Table(title="gauntlet")
-        table.add_column("test")
-        table.add_column("verdict")
-        table.add_column("detail", overflow="fold")
-        for v in outcome.gauntlet:
-            table.add_row(v["test"], "[green]PASS[/]" if v["passed"] else "[red]FAIL[/]", v["detail"])
-        console.print(table)
+        console.print(gauntlet_table(outcome.gauntlet))
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in outcome.stage_seconds.items())
     console.print(f"stages: {stages}")
     if outcome.report:

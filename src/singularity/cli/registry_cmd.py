@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from singularity.cli._context import console, settings
+from singularity.cli._tables import gauntlet_table
 
 app = typer.Typer(help="Browse strategies, forge runs and lineage.", no_args_is_help=True)
 
@@ -78,13 +79,7 @@ def show(
         metrics.add_row(k, fmt(st.in_sample.get(k)), fmt(st.holdout.get(k)))
     console.print(metrics)
     if st.gauntlet:
-        g = Table(title="gauntlet")
-        g.add_column("test")
-        g.add_column("verdict")
-        g.add_column("detail", overflow="fold")
-        for v in st.gauntlet:
-            g.add_row(v["test"], "[green]PASS[/]" if v["passed"] else "[red]FAIL[/]", v["detail"])
-        console.print(g)
+        console.print(gauntlet_table(st.gauntlet))
     if st.explanation:
         console.print(st.explanation)
     console.print("lineage: " + " ← ".join(f"{x.id} ({x.status})" for x in lineage))

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from singularity.config import Settings
+from singularity.evolution.variation import random_tree
 from singularity.forge.split import Split
 from singularity.registry import Registry
-from singularity.evolution.variation import random_tree
 from singularity.timeframes import periods_per_year
 from singularity.validation.gauntlet import GauntletContext, GauntletReport, run_gauntlet, trade
 from singularity.validation.gauntlet import summary as trade_summary

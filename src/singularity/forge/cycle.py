@@ -188,7 +188,7 @@ def _cycle(settings: Settings, opts: ForgeOptions, exchange: str, universe: dict
         inputs = ready.copy()
         inputs[MODEL_SIGNAL] = bake.predict_walk_forward(ready).to_numpy()
         st.say(f"  winner: {bake.winner}")
-    train_x, hold_x = inputs.iloc[split.train], inputs.iloc[split.holdout]
+    train_x = inputs.iloc[split.train]
 
     with st.stage("evolution", f"population {opts.population}, {opts.generations} generations"):
         evo = ch.evolve_training(settings, opts, train_x, train_c, pool,

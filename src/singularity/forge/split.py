@@ -25,7 +25,7 @@ def time_split(n: int, *, holdout_fraction: float, embargo: int, min_train: int 
                min_holdout: int = 100) -> Split:
     """The last ``holdout_fraction`` of ``n`` bars is the holdout; ``embargo`` bars before it
     belong to neither side (labels and rolling windows of the training end cannot reach it)."""
-    n_hold = int(round(n * holdout_fraction))
+    n_hold = round(n * holdout_fraction)
     train_end = n - n_hold - embargo
     if n_hold < min_holdout or train_end < min_train:
         raise DataError(f"{n} candles are too few to split: need at least {min_train} training bars, "

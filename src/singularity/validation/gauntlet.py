@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from singularity.backtest.kernel import bar_returns, count_trades, max_drawdown_from_returns
+from singularity.backtest.kernel import count_trades, max_drawdown_from_returns, sharpe_from_returns
+from singularity.backtest.runner import net_returns as trade
 from singularity.timeframes import periods_per_year
 from singularity.validation.settings import GauntletSettings
 from singularity.validation.stats import (
@@ -80,15 +81,8 @@ class GauntletContext:
         return periods_per_year(self.timeframe)
 
 
-def trade(candles: pd.DataFrame, target: np.ndarray, cost_rate: float) -> np.ndarray:
-    """Net per-bar returns of ``target`` (decided at each close, filled at the next open)."""
-    return bar_returns(candles["open"].to_numpy(np.float64), candles["close"].to_numpy(np.float64),
-                       np.asarray(target, dtype=np.float64), float(cost_rate), True)
-
-
 def annual_sharpe(r: np.ndarray, ppy: float) -> float:
-    sd = float(np.std(r, ddof=1)) if r.size > 1 else 0.0
-    return float(np.mean(r) / sd * math.sqrt(ppy)) if sd > 0 else 0.0
+    return float(sharpe_from_returns(np.asarray(r, dtype=np.float64), ppy))
 
 
 def summary(r: np.ndarray, target: np.ndarray, ppy: float) -> dict[str, float]:
@@ -147,7 +141,7 @@ def permutation_test(ctx: GauntletContext, expr: str) -> Verdict:
     # Returns each decision earns: target[t] is held over bar t+1 (open fill), so pair them.
     fwd = np.zeros(len(c))
     fwd[:-1] = c["close"].to_numpy()[1:] / c["open"].to_numpy()[1:] - 1.0
-    obs, p = block_permutation_pvalue(target, fwd, n_permutations=s.permutation_runs,
+    _, p = block_permutation_pvalue(target, fwd, n_permutations=s.permutation_runs,
                                       block=s.permutation_block, seed=ctx.seed)
     fig: dict[str, Any] = {"p_positions": round(p, 4)}
     ok = p <= s.max_p_value
