@@ -169,10 +169,11 @@ def test_dask_local_cluster_gives_the_same_hall_of_fame() -> None:
     from singularity.runtime.dask_pool import DaskPool
 
     inputs, candles = random_market(n=400, n_features=4, seed=6)
-    kw = dict(population=40, generations=2, seed=7, settings=EvolutionSettings(islands=2))
+    kw = dict(population=40, generations=3, seed=7,
+              settings=EvolutionSettings(islands=2, batch_timeout_s=60))
     local = evolve(inputs, candles, **kw)
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster, DaskPool(cluster.scheduler_address) as pool:
         assert pool.workers == 2
         remote = evolve(inputs, candles, pool=pool, **kw)

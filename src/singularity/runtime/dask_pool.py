@@ -57,7 +57,11 @@ class DaskPool:
 
     def share(self, arrays: Mapping[str, np.ndarray]) -> SharedArrays:
         key = uuid.uuid4().hex
-        self._shared[key] = self._client.scatter(dict(arrays), broadcast=True, hash=False)
+        # A list, not a dict: Dask would use dict keys ("code", ...) as the data's keys, and a
+        # later share of the same names would clash with (and release) this one.
+        names = list(arrays)
+        futures = self._client.scatter([arrays[n] for n in names], broadcast=True, hash=False)
+        self._shared[key] = dict(zip(names, futures, strict=True))
         handle = SharedArrays(key=key, names=tuple(arrays))
         _remember(key, dict(arrays))  # the parent reads its own copy
         return handle
