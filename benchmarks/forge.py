@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from rich.console import Console
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SINGULARITY_SHARED_DATA", REPO.parent / "shared" / "data")) / "binance-spot-2024-2026"
@@ -49,7 +50,7 @@ def main() -> None:
         opts = ForgeOptions(symbol="BTC/USDT", timeframe="1h", population=a.population, generations=a.generations,
                             seed=a.seed, workers=a.workers, bars=a.bars, progress=False)
         t0 = time.perf_counter()
-        out = run_forge(s, opts, say=lambda m: print(m, file=sys.stderr))
+        out = run_forge(s, opts, say=Console(stderr=True).print)
         wall = time.perf_counter() - t0
     print(json.dumps({
         "benchmark": "forge cycle", "symbol": "BTC/USDT", "timeframe": "1h", "bars": a.bars,
