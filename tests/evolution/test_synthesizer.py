@@ -38,7 +38,10 @@ def test_same_seed_same_hall_of_fame_for_1_and_2_workers(market, serial_run) -> 
         a = evolve(inputs, candles, population=60, generations=3, seed=5, settings=settings, pool=one)
     with WorkerPool(2) as two:
         b = evolve(inputs, candles, population=60, generations=3, seed=5, settings=settings, pool=two)
-    assert _hof(a) == _hof(b) == _hof(serial_run)
+        # 12 tasks a generation: the population goes to the workers as shared arrays
+        small = settings.model_copy(update={"batch_size": 5})
+        c = evolve(inputs, candles, population=60, generations=3, seed=5, settings=small, pool=two)
+    assert _hof(a) == _hof(b) == _hof(c) == _hof(serial_run)
     assert [g.best for g in a.generations] == [g.best for g in serial_run.generations]
     other = evolve(inputs, candles, population=60, generations=3, seed=6, settings=settings)
     assert _hof(other) != _hof(serial_run)

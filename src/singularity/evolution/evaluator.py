@@ -166,7 +166,8 @@ def breed(task: BreedTask) -> BreedResult:
     if task.population is None:
         new = [random_tree(codec, int(s), task.params) for s in task.seeds]
     else:
-        shared = task.population.load()
+        # Plain ndarray views of the mapped files: np.memmap slices carry Python overhead.
+        shared = {k: np.asarray(v) for k, v in task.population.load().items()}
         code, vals, offs = shared["code"], shared["vals"], shared["offsets"]
         fit = shared["fitness"]
         memo: dict[int, list] = {}  # type: ignore[type-arg]
