@@ -55,7 +55,7 @@ def context(candles: pd.DataFrame, inputs: pd.DataFrame, **over) -> GauntletCont
         train_candles=tc, train_inputs=tx, holdout_candles=candles.iloc[split:],
         holdout_inputs=inputs.iloc[split:], timeframe="1h", fee_bps=3.0, slippage_bps=2.0,
         settings=settings, positions=positions, n_trials=len(inputs.columns),
-        trial_sharpes=trials, top_returns=top, search=search, seed=1)
+        trial_sharpe_variance=float(np.var(trials, ddof=1)), top_returns=top, search=search, seed=1)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -77,7 +77,10 @@ def test_planted_edge_passes_every_test() -> None:
     assert report.passed, [v.detail for v in report.failures]
     by = {v.test: v for v in report.verdicts}
     assert by["holdout"].figures["sharpe"] > 5
-    assert by["deflated_sharpe"].figures["trials"] == 12
+    dsr = by["deflated_sharpe"].figures
+    assert dsr["trials"] == 12 and dsr["variance"] == "null"
+    assert dsr["sr_variance"] == pytest.approx(1 / (len(ctx.train_candles) - 1))
+    assert 0.0 <= dsr["dsr_trials_variance"] <= 1.0  # reported beside the deciding one
     assert by["permutation"].figures["p_positions"] == pytest.approx(1 / 101, abs=1e-4)
 
 

@@ -58,6 +58,10 @@ class EvolutionResult:
     seed: int
     stopped_early: bool
     seconds: float
+    distinct_trials: int = 0
+    """Distinct valid trees evaluated (the deflated Sharpe ratio's number of trials)."""
+    trial_sharpe_variance: float = 0.0
+    """Sample variance of those trees' annualised in-sample Sharpe ratios."""
 
     @property
     def best(self) -> HallOfFameEntry:
@@ -72,4 +76,6 @@ class EvolutionResult:
             "seed": self.seed,
             "stopped_early": self.stopped_early,
             "seconds": self.seconds,
+            "distinct_trials": self.distinct_trials,
+            "trial_sharpe_variance": self.trial_sharpe_variance,
         }

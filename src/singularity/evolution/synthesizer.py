@@ -153,6 +153,7 @@ def evolve(
     best_so_far = -np.inf
     stale = 0
     stopped_early = False
+    trials = TrialLog()
 
     def run_tasks(tasks: list[BreedTask]) -> list[BreedResult]:
         return run_map(pool, breed, tasks, timeout=timeout, chunksize=1)
@@ -176,6 +177,7 @@ def evolve(
                 wall, cpu = meter.since()
                 meter.mark()
                 _update_hof(hof, pop, gen, settings.hall_of_fame)
+                trials.add(pop)
                 fit = pop.metrics[:, M_FITNESS]
                 best_i = int(np.argmax(fit))
                 stats = GenerationStats(
@@ -219,7 +221,31 @@ def evolve(
         seed=seed,
         stopped_early=stopped_early,
         seconds=time.perf_counter() - t_start,
+        distinct_trials=trials.count,
+        trial_sharpe_variance=trials.variance(),
     )
+
+
+class TrialLog:
+    """Distinct valid trees seen by the search and their in-sample Sharpe ratios: the trial
+    count and the Sharpe dispersion a deflated Sharpe ratio needs."""
+
+    def __init__(self) -> None:
+        self._sharpe: dict[bytes, float] = {}
+
+    def add(self, pop: _Population) -> None:
+        for prog, m in zip(pop.programs, pop.metrics, strict=True):
+            if m[M_VALID]:
+                self._sharpe.setdefault(program_key(prog), float(m[M_SHARPE]))
+
+    @property
+    def count(self) -> int:
+        return len(self._sharpe)
+
+    def variance(self) -> float:
+        """Sample variance of the annualised Sharpe ratios (0 with fewer than two trials)."""
+        v = np.fromiter(self._sharpe.values(), dtype=np.float64)
+        return float(v.var(ddof=1)) if v.size > 1 else 0.0
 
 
 def _first_generation(

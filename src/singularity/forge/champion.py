@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -62,18 +61,11 @@ def positions_fn(settings: Settings):  # type: ignore[no-untyped-def]
     return positions
 
 
-def trial_statistics(evo: Any, ppy: float) -> tuple[int, np.ndarray]:
-    """(distinct trees evaluated, per-period Sharpe ratios of the trials).
-
-    The count is the interpreter's work (duplicates and cache hits not counted twice). The
-    Sharpe dispersion comes from the run's per-trial record when the GP keeps one, else from
-    its hall of fame, whose spread understates the trials' (so the deflation is milder than
-    it should be: noted in the report's figures)."""
-    n = int(sum(g.computed for g in evo.generations)) or int(evo.evaluations)
-    sharpes = getattr(evo, "trial_sharpes", None)
-    if sharpes is None or len(sharpes) < 2:
-        sharpes = [h.sharpe for h in evo.hall_of_fame]
-    return max(1, n), np.asarray(sharpes, dtype=np.float64) / math.sqrt(ppy)
+def trial_statistics(evo: Any, ppy: float) -> tuple[int, float]:
+    """(distinct valid trees the search evaluated, variance of their per-period Sharpe ratios):
+    the deflated Sharpe ratio's N and V[SR]. The GP reports annualised Sharpe ratios, so the
+    variance is divided by the periods per year."""
+    return max(1, int(evo.distinct_trials)), float(evo.trial_sharpe_variance) / ppy
 
 
 def pbo_candidates(settings: Settings, evo: Any, columns: list[str], n: int, seed: int) -> list[str]:
@@ -106,7 +98,7 @@ def gauntlet_context(settings: Settings, opts: Any, evo: Any, candles: pd.DataFr
     cost = (settings.costs.fee_bps + settings.costs.slippage_bps) / 1e4
     top = pbo_candidates(settings, evo, list(inputs.columns), settings.gauntlet.pbo_candidates, opts.seed)
     top_returns = np.column_stack([trade(train_c, positions(e, train_x), cost) for e in top]) if top else np.empty((0, 0))
-    n_trials, trial_sr = trial_statistics(evo, ppy)
+    n_trials, trial_var = trial_statistics(evo, ppy)
     small_pop = max(20, int(opts.population * SEARCH_BUDGET_SHARE))
     small_gen = max(2, int(opts.generations * SEARCH_BUDGET_SHARE))
 
@@ -125,7 +117,7 @@ def gauntlet_context(settings: Settings, opts: Any, evo: Any, candles: pd.DataFr
         train_candles=train_c, train_inputs=train_x, holdout_candles=candles.iloc[split.holdout],
         holdout_inputs=inputs.iloc[split.holdout], timeframe=opts.timeframe,
         fee_bps=settings.costs.fee_bps, slippage_bps=settings.costs.slippage_bps, settings=settings.gauntlet,
-        positions=positions, n_trials=n_trials, trial_sharpes=trial_sr, top_returns=top_returns,
+        positions=positions, n_trials=n_trials, trial_sharpe_variance=trial_var, top_returns=top_returns,
         search=search, recompute_inputs=recompute_inputs, full_candles=full, seed=opts.seed)
 
 

@@ -59,8 +59,8 @@ class GauntletContext:
     positions: PositionsFn
     n_trials: int
     """Distinct trees evaluated by the search that produced the candidate."""
-    trial_sharpes: np.ndarray
-    """Per-period Sharpe ratios of the search's trials (their variance deflates the Sharpe)."""
+    trial_sharpe_variance: float
+    """Variance of the trials' PER-PERIOD Sharpe ratios (it sets the deflation benchmark)."""
     top_returns: np.ndarray
     """Training-window per-bar returns of the top candidates, bars × candidates (for PBO)."""
     search: SearchFn | None = None
@@ -224,16 +224,22 @@ def noise_test(ctx: GauntletContext, expr: str) -> Verdict:
 def deflated_sharpe_test(ctx: GauntletContext, expr: str) -> Verdict:
     target = np.asarray(ctx.positions(expr, ctx.train_inputs), dtype=np.float64)
     r = trade(ctx.train_candles, target, ctx.cost_rate)
-    var = float(np.var(ctx.trial_sharpes, ddof=1)) if len(ctx.trial_sharpes) > 1 else 0.0
+    null_var = 1.0 / max(1, r.size - 1)
+    var = null_var if ctx.settings.dsr_variance == "null" else ctx.trial_sharpe_variance
     d = deflated_sharpe(r, n_trials=max(1, ctx.n_trials), trial_sr_variance=var)
     n_eff = effective_trials(ctx.top_returns) if ctx.top_returns.size else 1
     d_eff = deflated_sharpe(r, n_trials=max(1, n_eff), trial_sr_variance=var)
+    other = "trials" if ctx.settings.dsr_variance == "null" else "null"
+    d_other = deflated_sharpe(r, n_trials=max(1, ctx.n_trials),
+                              trial_sr_variance=ctx.trial_sharpe_variance if other == "trials" else null_var)
     ok = d.dsr >= ctx.settings.min_dsr
     fig = {"dsr": round(d.dsr, 4), "sr_per_period": round(d.sr, 6), "sr0_per_period": round(d.sr0, 6),
            "trials": ctx.n_trials, "effective_trials": n_eff, "dsr_effective": round(d_eff.dsr, 4),
+           "variance": ctx.settings.dsr_variance, "sr_variance": var, f"dsr_{other}_variance": round(d_other.dsr, 4),
            "skew": round(d.skew, 4), "kurtosis_pearson": round(d.kurtosis, 4), "bars": d.n_obs}
     return Verdict("deflated_sharpe", ok, fig,
-                   f"DSR {d.dsr:.3f} over {ctx.n_trials} trials (effective {n_eff}: {d_eff.dsr:.3f}); min {ctx.settings.min_dsr:g}")
+                   f"DSR {d.dsr:.3f} over {ctx.n_trials} trials (effective {n_eff}: {d_eff.dsr:.3f}; "
+                   f"with the {other} variance: {d_other.dsr:.3f}); min {ctx.settings.min_dsr:g}")
 
 
 def pbo_test(ctx: GauntletContext, expr: str) -> Verdict:

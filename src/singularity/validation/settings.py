@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from singularity.settings_base import FrozenModel
@@ -31,6 +33,11 @@ class GauntletSettings(FrozenModel):
     min_stressed_sharpe: float = 0.0
     """Annualised Sharpe the holdout must keep with costs doubled (the first multiplier)."""
     min_dsr: float = Field(default=0.95, ge=0, le=1)
+    dsr_variance: Literal["null", "trials"] = "null"
+    """V[SR] behind the DSR benchmark: 'null' = the Sharpe estimator's variance when no trial
+    has skill, 1/(T-1) per period (a test of 'every trial is luck'); 'trials' = the
+    cross-sectional variance of the search's trial Sharpes, which real skill spread over many
+    related trees inflates. Both DSRs are reported; this one decides."""
     max_pbo: float = Field(default=0.5, ge=0, le=1)
     pbo_blocks: int = Field(default=10, ge=2)
     pbo_candidates: int = Field(default=16, ge=2)
