@@ -112,6 +112,33 @@ def test_planted_edge_is_promoted(tmp_path: Path) -> None:
     children = [st for st in reg.strategies() if st.run_id == again.run_id]
     assert children and all(out.champion["id"] in st.parents for st in children)
     assert out.champion["id"] in [x.id for x in reg.lineage(children[0].id)]
+    current = again.champion["id"] if again.champion else out.champion["id"]
+    _check_registry_cli(tmp_path, out.champion["id"], current, children[0].id)
+
+
+def _cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SINGULARITY_")}
+    env["SINGULARITY_DATA_DIR"] = str(tmp / "data")
+    return subprocess.run([sys.executable, "-m", "singularity", *args], env=env, cwd=tmp,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _check_registry_cli(tmp: Path, champion: int, current: int, child: int) -> None:
+    """What a user sees of that registry from another process. ``current`` is the symbol's
+    champion now: the second cycle's if it promoted one (the first is then retired)."""
+    listed = json.loads(_cli(tmp, "registry", "list", "--status", "champion", "--json").stdout)
+    assert [x["id"] for x in listed] == [current]
+    shown = json.loads(_cli(tmp, "registry", "show", str(child), "--json").stdout)
+    assert champion in shown["lineage"] and shown["lineage"][0] == child
+    runs = json.loads(_cli(tmp, "registry", "runs", "--json").stdout)
+    assert [(r["status"], r["generation"]) for r in runs] == [("succeeded", 2), ("succeeded", 1)]
+    assert runs[1]["champion_id"] == champion and runs[0]["parent_champion_id"] == champion
+    out = tmp / "again.html"
+    r = _cli(tmp, "report", str(champion), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size > 3_000_000 and "Gauntlet" in out.read_text()
+    missing = _cli(tmp, "registry", "show", "999")
+    assert missing.returncode == 1 and "no strategy with id 999" in missing.stderr
 
 
 @pytest.mark.slow
