@@ -23,33 +23,15 @@ def evolve_training(settings: Settings, opts: Any, inputs: pd.DataFrame, candles
                     pool: Any, *, reborn: list[str], stats_path: Any = None,
                     population: int | None = None, generations: int | None = None,
                     seed: int | None = None, progress: bool | None = None) -> Any:
+    """The GP on the training window. Reborn expressions that name inputs this run lacks are
+    skipped by the synthesizer (with a warning), so seeds from older feature sets are safe."""
     from singularity.evolution.synthesizer import evolve
 
-    cols = set(inputs.columns)
-    from singularity.analyst.simplify import parse
-
-    usable = []
-    for expr in reborn:  # a seed naming inputs this run lacks cannot be re-run
-        try:
-            names = _names(parse(expr))
-        except ValueError:
-            continue
-        if names <= cols | _NON_INPUTS:
-            usable.append(expr)
     return evolve(inputs, candles, settings=settings.evolution,
                   population=population or opts.population, generations=generations or opts.generations,
                   seed=opts.seed if seed is None else seed, costs=settings.costs, timeframe=opts.timeframe,
-                  pool=pool, reborn=usable, progress=opts.progress if progress is None else progress,
+                  pool=pool, reborn=reborn, progress=opts.progress if progress is None else progress,
                   stats_path=stats_path)
-
-
-_NON_INPUTS = {"true", "false"} | {f"w{w}" for w in range(1, 1000)} | {f"l{k}" for k in range(1, 1000)}
-
-
-def _names(tree: Any) -> set[str]:
-    if isinstance(tree, tuple):
-        return set().union(*(_names(c) for c in tree[1:])) if len(tree) > 1 else set()
-    return {tree} if isinstance(tree, str) else set()
 
 
 def positions_fn(settings: Settings):  # type: ignore[no-untyped-def]
