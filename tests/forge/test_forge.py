@@ -196,3 +196,20 @@ def test_killed_forge_leaves_consistent_registry(tmp_path: Path) -> None:
     assert Registry(s.database_url).strategies() == []  # nothing half-written
     with Registry(s.database_url).engine.connect() as c:
         assert c.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+
+
+@pytest.mark.slow
+def test_same_seed_same_cycle_for_1_and_2_workers(tmp_path: Path) -> None:
+    """A cycle is a function of (data, settings, seed), whatever the number of workers."""
+    candles = _candles(_momentum_returns(2500, 11, strength=0.2), 11)
+    results = []
+    for workers in (1, 2):
+        s = _settings(tmp_path / f"w{workers}")
+        CandleStore(s.data.dir).write("synthetic", "BTC/USDT", "1h", candles)
+        opts = ForgeOptions(symbol="BTC/USDT", timeframe="1h", population=80, generations=3, seed=3,
+                            workers=workers, exchange="synthetic", candidates=1, progress=False)
+        out = run_forge(s, opts, say=lambda _m: None)
+        results.append((out.best["expression"], out.best["fitness"], out.best["holdout"],
+                        [(v["test"], v["passed"], v["figures"]) for v in out.gauntlet],
+                        out.bakeoff["winner"], [m["log_loss"] for m in out.bakeoff["models"]]))
+    assert results[0] == results[1]
