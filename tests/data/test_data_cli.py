@@ -173,12 +173,12 @@ def test_download_command_wiring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     calls: list[dict[str, object]] = []
 
     def fake_download(store, exchange, symbol, timeframe, since, *, until=None, progress=None, exchange_config=None):  # type: ignore[no-untyped-def]
-        calls.append(dict(exchange=exchange, symbol=symbol, timeframe=timeframe, since=since, until=until, config=exchange_config))
+        calls.append(dict(exchange=exchange, symbol=symbol, timeframe=timeframe, since=since, until=until))
         df = hourly(3)
-        rep = store.write(exchange, symbol, timeframe, df)
+        rep = store.write(exchange.id, symbol, timeframe, df)
         progress(3)
         return downloader.DownloadReport(
-            exchange=exchange, symbol=symbol, timeframe=timeframe, candles_added=rep.added,
+            exchange=exchange.id, symbol=symbol, timeframe=timeframe, candles_added=rep.added,
             first=df.index[0], last=df.index[-1], pages=1, retries=0,
         )
 
@@ -189,8 +189,10 @@ def test_download_command_wiring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert [c["symbol"] for c in calls] == ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
     assert calls[0]["since"] == pd.Timestamp("2024-09-14", tz="UTC")
     assert calls[0]["until"] == pd.Timestamp("2024-09-14 03:00", tz="UTC")
-    assert calls[0]["exchange"] == "binance" and calls[0]["timeframe"] == "1h"
-    assert calls[0]["config"] == {"timeout": 15000}
+    client = calls[0]["exchange"]
+    assert client.id == "binance" and calls[0]["timeframe"] == "1h"
+    assert client.timeout == 15000 and client.enableRateLimit
+    assert all(c["exchange"] is client for c in calls)  # one client: markets load once
     assert "downloaded from binance" in r.stdout and "SOL/USDT" in r.stdout
     assert len(json.loads(invoke(["data", "list", "--json"], tmp_path).stdout)) == 3
     bad = invoke(["data", "download", "--since", "yesterday-ish"], tmp_path)

@@ -155,7 +155,7 @@ def download(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from singularity.data.downloader import download_ohlcv
+    from singularity.data.downloader import build_exchange, download_ohlcv
     from singularity.data.store import CandleStore
     from singularity.timeframes import timeframe_delta
 
@@ -172,6 +172,8 @@ def download(
     if st.exchange.api_key:
         exchange_config.update(apiKey=st.exchange.api_key, secret=st.exchange.secret)
 
+    # One client for every symbol: the exchange's markets are loaded once, not per symbol.
+    client = build_exchange(exchange, timeout_ms=st.exchange.timeout_ms, exchange_config=exchange_config)
     reports = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
@@ -187,8 +189,7 @@ def download(
 
             reports.append(
                 download_ohlcv(
-                    store, exchange, sym, tf, start, until=stop, progress=advance,
-                    exchange_config=exchange_config,
+                    store, client, sym, tf, start, until=stop, progress=advance,
                 )
             )
             progress.update(task, total=expected, completed=expected)  # the estimate was rough
