@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -103,12 +104,17 @@ def gauntlet_context(settings: Settings, opts: Any, evo: Any, candles: pd.DataFr
         search=search, recompute_inputs=recompute_inputs, full_candles=full, seed=opts.seed)
 
 
-def run_candidates(ctx: GauntletContext, evo: Any, k: int) -> tuple[GauntletReport | None, list[GauntletReport]]:
+def run_candidates(ctx: GauntletContext, evo: Any, k: int,
+                   say: Callable[[str], None] | None = None) -> tuple[GauntletReport | None, list[GauntletReport]]:
     """Gauntlet for the best ``k`` hall-of-fame entries in fitness order; the first that passes
     every test is the champion. Every candidate runs every test (the report shows all)."""
     reports: list[GauntletReport] = []
-    for h in evo.hall_of_fame[:k]:
-        rep = run_gauntlet(ctx, h.expression)
+    for i, h in enumerate(evo.hall_of_fame[:k], 1):
+        def tell(v: Any, i: int = i) -> None:
+            if say is not None:
+                say(f"  candidate {i}: {v.test} {'PASS' if v.passed else 'FAIL'} — {v.detail}")
+
+        rep = run_gauntlet(ctx, h.expression, on_verdict=tell)
         reports.append(rep)
         if rep.passed:
             return rep, reports

@@ -198,7 +198,7 @@ def _cycle(settings: Settings, opts: ForgeOptions, exchange: str, universe: dict
 
     with st.stage("gauntlet", f"up to {opts.candidates} candidates"):
         ctx = ch.gauntlet_context(settings, opts, evo, candles, inputs, split, universe, fs, bake, pool)
-        picked, reports = ch.run_candidates(ctx, evo, opts.candidates)
+        picked, reports = ch.run_candidates(ctx, evo, opts.candidates, say=st.say)
 
     with st.stage("registry"):
         ids = ch.record(registry, run_id, settings, opts, evo, reports, picked, ctx, fs,

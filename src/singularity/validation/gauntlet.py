@@ -318,9 +318,11 @@ class GauntletReport:
 
 
 def run_gauntlet(ctx: GauntletContext, expr: str, *, tests: tuple[str, ...] | None = None,
-                 stop_early: bool = False) -> GauntletReport:
+                 stop_early: bool = False,
+                 on_verdict: Callable[[Verdict], None] | None = None) -> GauntletReport:
     """Run the enabled tests in order. ``stop_early`` skips the costly tests after the
-    first failure (the verdicts list then says which ran)."""
+    first failure (the verdicts list then says which ran); ``on_verdict`` sees each verdict
+    as it is reached (progress for long runs)."""
     names = tests if tests is not None else ctx.settings.tests
     unknown = [t for t in names if t not in TESTS]
     if unknown:
@@ -329,6 +331,8 @@ def run_gauntlet(ctx: GauntletContext, expr: str, *, tests: tuple[str, ...] | No
     for name in names:
         v = TESTS[name](ctx, expr)
         verdicts.append(v)
+        if on_verdict is not None:
+            on_verdict(v)
         if stop_early and not v.passed:
             break
     return GauntletReport(expr, tuple(verdicts))
