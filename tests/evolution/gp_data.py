@@ -5,22 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from singularity.evolution.bench import synthetic_market
+
 
 def random_market(n: int = 600, n_features: int = 5, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Random-walk candles and random-walk input columns f0..f{k-1} on one UTC index."""
-    rng = np.random.default_rng(seed)
-    idx = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC", name="timestamp")
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = np.r_[close[0], close[:-1]]
-    candles = pd.DataFrame(
-        {"open": open_, "high": np.maximum(open_, close), "low": np.minimum(open_, close),
-         "close": close, "volume": 1.0},
-        index=idx,
-    )
-    inputs = pd.DataFrame(
-        {f"f{i}": rng.normal(0, 1, n).cumsum() for i in range(n_features)}, index=idx
-    )
-    return inputs, candles
+    """Random-walk candles and random-walk input columns f0..f{k-1} on one UTC index (the GP
+    benchmark's data, smaller)."""
+    return synthetic_market(n, n_features, seed)
 
 
 def planted_market(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
