@@ -32,8 +32,9 @@ def test_run_lifecycle_and_generations(reg: Registry) -> None:
     reg.set_stage(r1, "features", "8 assets", stage_seconds={"data": 0.5})
     got = reg.run(r1)
     assert (got.status, got.stage, got.stage_detail, got.generation) == ("running", "features", "8 assets", 1)
-    reg.finish_run(r1, status="succeeded", seconds=3.0)
-    assert reg.run(r1).status == "succeeded"
+    reg.finish_run(r1, status="succeeded", seconds=3.0, stage_seconds={"data": 0.5, "features": 2.0})
+    done = reg.run(r1)
+    assert (done.status, done.stage, done.stage_seconds) == ("succeeded", "done", {"data": 0.5, "features": 2.0})
     assert reg.run(_run(reg)).generation == 2
     assert reg.run(_run(reg, "ETH/USDT")).generation == 1
 

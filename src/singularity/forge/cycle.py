@@ -141,13 +141,12 @@ def run_forge(settings: Settings, opts: ForgeOptions, *, say: Callable[[str], No
             outcome = _cycle(settings, opts, exchange, universe, reborn, registry, run_id, st, pool)
         outcome.seconds = time.perf_counter() - t_start
         outcome.stage_seconds = dict(st.seconds)
-        registry.set_stage(run_id, "report", stage_seconds=st.seconds)
-        registry.finish_run(run_id, status="succeeded", seconds=outcome.seconds,
+        registry.finish_run(run_id, status="succeeded", seconds=outcome.seconds, stage_seconds=st.seconds,
                             champion_id=outcome.champion["id"] if outcome.champion else None,
                             report_path=outcome.report)
         return outcome
     except BaseException as e:
-        registry.finish_run(run_id, status="failed", seconds=time.perf_counter() - t_start,
+        registry.finish_run(run_id, status="failed", seconds=time.perf_counter() - t_start, stage_seconds=st.seconds,
                             error=f"{type(e).__name__}: {e}"[:2000])
         raise
 

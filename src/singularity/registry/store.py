@@ -129,12 +129,14 @@ class Registry:
             s.execute(update(ForgeRun).where(ForgeRun.id == run_id).values(**values))
 
     def finish_run(self, run_id: int, *, status: str, seconds: float, error: str = "",
-                   champion_id: int | None = None, report_path: str = "") -> None:
+                   champion_id: int | None = None, report_path: str = "",
+                   stage_seconds: dict[str, float] | None = None) -> None:
         if status not in ("succeeded", "failed"):
             raise ValueError(f"bad final status {status!r}")
+        extra = {"stage_seconds": dict(stage_seconds)} if stage_seconds is not None else {}
         with self.session() as s:
             s.execute(update(ForgeRun).where(ForgeRun.id == run_id).values(
-                status=status, seconds=seconds, error=error, champion_id=champion_id,
+                **extra, status=status, seconds=seconds, error=error, champion_id=champion_id,
                 report_path=report_path, finished_at=utcnow(), updated_at=utcnow(),
                 stage="done" if status == "succeeded" else "failed"))
 
