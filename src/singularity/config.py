@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
+from singularity.engine.settings import EngineSettings
 from singularity.errors import ConfigError
 from singularity.evolution.settings import EvolutionSettings
 from singularity.features.settings import FeatureSettings
@@ -121,6 +122,7 @@ class Settings(FrozenModel):
     bakeoff: BakeoffSettings = BakeoffSettings()
     evolution: EvolutionSettings = EvolutionSettings()
     gauntlet: GauntletSettings = GauntletSettings()
+    engine: EngineSettings = EngineSettings()
 
 
     @property

@@ -52,6 +52,7 @@ from singularity.cli import (  # noqa: E402
     config_cmd,
     data_cmd,
     demo_cmd,
+    engine_cmd,
     evolve_cmd,
     features_cmd,
     forge_cmd,
@@ -69,6 +70,8 @@ app.command("forge")(forge_cmd.forge)
 app.add_typer(registry_cmd.app, name="registry")
 app.command("report")(registry_cmd.report)
 app.command("demo")(demo_cmd.demo)
+app.command("status")(engine_cmd.status)
+app.command("ledger")(engine_cmd.ledger)
 
 
 def main() -> None:
