@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from singularity.db import UTCDateTime
 
 RUN_STATUSES = ("running", "succeeded", "failed")
 STRATEGY_STATUSES = ("candidate", "champion", "retired")
@@ -27,10 +29,10 @@ class Dataset(Base):
     exchange: Mapped[str] = mapped_column(String(64))
     symbol: Mapped[str] = mapped_column(String(64), index=True)
     timeframe: Mapped[str] = mapped_column(String(8))
-    first: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    first: Mapped[datetime] = mapped_column(UTCDateTime())
+    last: Mapped[datetime] = mapped_column(UTCDateTime())
     rows: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ForgeRun(Base):
@@ -51,9 +53,13 @@ class ForgeRun(Base):
     champion_id: Mapped[int | None] = mapped_column(ForeignKey("strategies.id", use_alter=True))
     host: Mapped[str] = mapped_column(String(255), default="")
     pid: Mapped[int] = mapped_column(Integer, default=0)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    machine_id: Mapped[str | None] = mapped_column(String(64), default="")
+    boot_id: Mapped[str | None] = mapped_column(String(64), default="")
+    pid_started: Mapped[float | None] = mapped_column(Float)
+    """The process's start time: with machine and boot ids it tells a reused pid from the run's."""
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     seconds: Mapped[float | None] = mapped_column(Float)
     stage_seconds: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str] = mapped_column(Text, default="")
@@ -77,7 +83,7 @@ class Strategy(Base):
     explanation: Mapped[str] = mapped_column(Text, default="")
     parents: Mapped[list[Any]] = mapped_column(default=list)
     """Ids of the registry strategies this one descends from (Reborn seeding)."""
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Model(Base):

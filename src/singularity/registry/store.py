@@ -1,7 +1,9 @@
 """Transactional access to the registry.
 
 SQLite runs in WAL mode with a busy timeout, so the forge (writer) and the CLI or dashboard
-(readers) in other processes can use it at once. Every method is one transaction. A run
+(readers) in other processes can use it at once (see singularity.db). Every method is one
+transaction; writing ones take the write lock when they begin, so concurrent writers queue
+instead of interleaving a read and the insert that depends on it. A run
 whose process died is never left "running": ``Registry(...)`` marks such runs failed when it
 opens (crash-only recovery).
 """
@@ -13,13 +15,12 @@ import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from singularity.db import create_schema, insert_ignore, make_engine, write_lock, writer
 from singularity.errors import DataError
 from singularity.registry.schema import (
     Base,
@@ -30,50 +31,31 @@ from singularity.registry.schema import (
     Strategy,
     utcnow,
 )
+from singularity.runtime.process import ProcessIdentity, is_gone
 
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.close()
-
-
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
+__all__ = ["Registry", "make_engine"]
 
 
 class Registry:
     def __init__(self, url: str, *, recover: bool = True) -> None:
         self.url = url
-        self.engine = make_engine(url)
-        Base.metadata.create_all(self.engine)
+        self.engine = make_engine(url, future=True)
+        create_schema(self.engine, Base.metadata)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._writes = sessionmaker(writer(self.engine), expire_on_commit=False)
         if recover:
             self.fail_interrupted_runs()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        """A read transaction (it takes no write lock; SQLite readers never wait for writers)."""
         with self._sessions.begin() as s:
+            yield s
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction: it holds the write lock from its first statement."""
+        with self._writes.begin() as s:
             yield s
 
     def close(self) -> None:
@@ -81,12 +63,23 @@ class Registry:
 
     # -- recovery ------------------------------------------------------------------------
     def fail_interrupted_runs(self) -> list[int]:
-        """Mark failed every 'running' run of this host whose process is gone."""
+        """Mark failed every 'running' run of this machine whose process is gone.
+
+        A process is (machine id, boot id, pid, start time): a reused pid or a renamed host
+        does not keep a dead run 'running'. Runs recorded before these ids existed fall back to
+        the host name and pid.
+        """
         host = socket.gethostname()
         failed: list[int] = []
-        with self.session() as s:
+        with self.write() as s:
             for run in s.scalars(select(ForgeRun).where(ForgeRun.status == "running")):
-                if run.host == host and not _pid_alive(run.pid):
+                if run.machine_id:
+                    gone = is_gone(machine=run.machine_id, boot=run.boot_id or "", pid=run.pid,
+                                   started=run.pid_started)
+                else:
+                    gone = None if run.host != host else is_gone(machine="", boot="", pid=run.pid,
+                                                                 started=None)
+                if gone:
                     run.status = "failed"
                     run.error = f"interrupted: process {run.pid} ended during stage '{run.stage}'"
                     run.finished_at = utcnow()
@@ -96,26 +89,27 @@ class Registry:
     # -- datasets --------------------------------------------------------------------------
     def upsert_dataset(self, *, fingerprint: str, exchange: str, symbol: str, timeframe: str,
                        first: datetime, last: datetime, rows: int) -> int:
-        with self.session() as s:
-            ds = s.scalar(select(Dataset).where(Dataset.fingerprint == fingerprint))
-            if ds is None:
-                ds = Dataset(fingerprint=fingerprint, exchange=exchange, symbol=symbol,
-                             timeframe=timeframe, first=first, last=last, rows=rows)
-                s.add(ds)
-                s.flush()
-            return ds.id
+        # Insert-or-ignore, then select: two processes registering one dataset both get its id.
+        with self.write() as s:
+            s.execute(insert_ignore(Dataset.__table__, self.engine.dialect.name).values(
+                fingerprint=fingerprint, exchange=exchange, symbol=symbol, timeframe=timeframe,
+                first=first, last=last, rows=rows, created_at=utcnow()))
+            return int(s.scalar(select(Dataset.id).where(Dataset.fingerprint == fingerprint)))
 
     # -- runs ------------------------------------------------------------------------------
     def start_run(self, *, symbol: str, timeframe: str, seed: int, settings: dict[str, Any],
                   dataset_id: int | None = None, agent_id: str = "",
                   parent_champion_id: int | None = None) -> int:
-        with self.session() as s:
+        me = ProcessIdentity.current()
+        with self.write() as s:
+            write_lock(s, f"forge-generation:{symbol}")  # read-then-insert of the next number
             prev = s.scalar(select(ForgeRun.generation).where(ForgeRun.symbol == symbol)
                             .order_by(ForgeRun.generation.desc()).limit(1))
             run = ForgeRun(symbol=symbol, timeframe=timeframe, seed=seed, settings=settings,
                            dataset_id=dataset_id, agent_id=agent_id or f"{socket.gethostname()}:{os.getpid()}",
                            parent_champion_id=parent_champion_id, generation=(prev or 0) + 1,
-                           host=socket.gethostname(), pid=os.getpid(), status="running")
+                           host=socket.gethostname(), pid=me.pid, machine_id=me.machine,
+                           boot_id=me.boot, pid_started=me.started, status="running")
             s.add(run)
             s.flush()
             return run.id
@@ -125,7 +119,7 @@ class Registry:
         values: dict[str, Any] = {"stage": stage, "stage_detail": detail, "updated_at": utcnow()}
         if stage_seconds is not None:
             values["stage_seconds"] = dict(stage_seconds)
-        with self.session() as s:
+        with self.write() as s:
             s.execute(update(ForgeRun).where(ForgeRun.id == run_id).values(**values))
 
     def finish_run(self, run_id: int, *, status: str, seconds: float, error: str = "",
@@ -134,7 +128,7 @@ class Registry:
         if status not in ("succeeded", "failed"):
             raise ValueError(f"bad final status {status!r}")
         extra = {"stage_seconds": dict(stage_seconds)} if stage_seconds is not None else {}
-        with self.session() as s:
+        with self.write() as s:
             s.execute(update(ForgeRun).where(ForgeRun.id == run_id).values(
                 **extra, status=status, seconds=seconds, error=error, champion_id=champion_id,
                 report_path=report_path, finished_at=utcnow(), updated_at=utcnow(),
@@ -160,7 +154,7 @@ class Registry:
                      holdout: dict[str, Any] | None = None, gauntlet: list[Any] | None = None,
                      explanation: str = "", parents: Iterable[int] = (),
                      status: str = "candidate") -> int:
-        with self.session() as s:
+        with self.write() as s:
             st = Strategy(run_id=run_id, symbol=symbol, timeframe=timeframe, expression=expression,
                           readable=readable, size=size, fitness=fitness, in_sample=in_sample,
                           holdout=holdout or {}, gauntlet=gauntlet or [], explanation=explanation,
@@ -171,7 +165,7 @@ class Registry:
 
     def promote(self, strategy_id: int) -> None:
         """Make a strategy its symbol's champion; the previous champion is retired."""
-        with self.session() as s:
+        with self.write() as s:
             st = s.get(Strategy, strategy_id)
             if st is None:
                 raise DataError(f"no strategy with id {strategy_id}")
@@ -234,7 +228,7 @@ class Registry:
     # -- models and GP statistics ---------------------------------------------------------------
     def add_model(self, *, run_id: int, name: str, artifact_path: str, metrics: dict[str, Any],
                   winner: bool) -> int:
-        with self.session() as s:
+        with self.write() as s:
             m = Model(run_id=run_id, name=name, artifact_path=artifact_path, metrics=metrics, winner=winner)
             s.add(m)
             s.flush()
@@ -245,7 +239,7 @@ class Registry:
             return list(s.scalars(select(Model).where(Model.run_id == run_id)))
 
     def add_generation_stats(self, run_id: int, rows: Iterable[dict[str, Any]]) -> None:
-        with self.session() as s:
+        with self.write() as s:
             s.add_all(GenerationStat(run_id=run_id, generation=int(r.get("generation", i)), stats=dict(r))
                       for i, r in enumerate(rows))
 

@@ -1,0 +1,80 @@
+"""Who a process is, in a way that survives pid reuse and host renames.
+
+A pid alone is not an identity: after the process ends the kernel hands the number to another
+one, and after a reboot every number starts again. A process is identified by (machine id,
+boot id, pid, start time); the host name is only a label (it can change under a running system).
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import psutil
+
+_START_TOLERANCE_S = 0.05  # create_time() has clock-tick resolution (10 ms)
+
+
+def _read_first_line(*paths: str) -> str:
+    for p in paths:
+        try:
+            line = Path(p).read_text().strip()
+        except OSError:
+            continue
+        if line:
+            return line
+    return ""
+
+
+@cache
+def machine_id() -> str:
+    """A stable id of this machine (systemd's machine-id), or the host name where there is none."""
+    return _read_first_line("/etc/machine-id", "/var/lib/dbus/machine-id") or socket.gethostname()
+
+
+def boot_id() -> str:
+    """The id of this boot of the machine ('' where the platform has none)."""
+    return _read_first_line("/proc/sys/kernel/random/boot_id")
+
+
+def process_start_time(pid: int) -> float | None:
+    """Start time of ``pid`` (seconds since the epoch), None if there is no such process."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, ValueError):
+        return None
+    except psutil.AccessDenied:
+        return None
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    machine: str
+    boot: str
+    pid: int
+    started: float | None
+
+    @classmethod
+    def current(cls) -> ProcessIdentity:
+        import os
+
+        return cls(machine_id(), boot_id(), os.getpid(), process_start_time(os.getpid()))
+
+
+def is_gone(*, machine: str, boot: str, pid: int, started: float | None) -> bool | None:
+    """Whether the recorded process has ended: True, False, or None if this machine cannot tell
+    (the process ran on another machine)."""
+    if machine and machine != machine_id():
+        return None
+    if boot and boot_id() and boot != boot_id():
+        return True  # the machine rebooted since
+    if pid <= 0:
+        return True
+    now_started = process_start_time(pid)
+    if now_started is None:
+        return not psutil.pid_exists(pid)
+    if started is None:
+        return False  # a live pid and nothing to compare it with: assume it is the same process
+    return abs(now_started - started) > _START_TOLERANCE_S
