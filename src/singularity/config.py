@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
+from singularity.dashboard.settings import DashboardSettings
 from singularity.engine.settings import EngineSettings
 from singularity.errors import ConfigError
 from singularity.evolution.settings import EvolutionSettings
@@ -123,6 +124,7 @@ class Settings(FrozenModel):
     evolution: EvolutionSettings = EvolutionSettings()
     gauntlet: GauntletSettings = GauntletSettings()
     engine: EngineSettings = EngineSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
 
     @property
@@ -211,6 +213,8 @@ def _format_validation_error(err: ValidationError) -> str:
     msg = first["msg"].removeprefix("Value error, ")
     got = first.get("input")
     got_s = f" (got {got!r})" if got is not None and not isinstance(got, dict) else ""
+    if any(word in key for word in ("password", "secret", "api_key")):
+        got_s = ""  # never echo what may be a secret
     return f"invalid setting {key!r}: {msg}{got_s}"
 
 
@@ -313,4 +317,12 @@ workers = 0               # 0 = every core
 holdout_fraction = 0.2    # the last 20 % of candles; only the gauntlet opens it
 embargo_bars = 24         # bars dropped between training window and holdout
 # cluster = "tcp://127.0.0.1:8786"   # run evaluations on a Dask cluster
+
+[dashboard]
+host = "127.0.0.1"        # any other address needs password_hash
+port = 8750
+# password_hash = "scrypt$..."   # from: singularity dashboard --hash-password
+session_hours = 12.0
+login_attempts = 5        # failed logins per client address per window, then 429
+login_window_s = 300.0
 """

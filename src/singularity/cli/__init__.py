@@ -50,6 +50,7 @@ def _root(
 from singularity.cli import (  # noqa: E402
     bakeoff_cmd,
     config_cmd,
+    dashboard_cmd,
     data_cmd,
     demo_cmd,
     engine_cmd,
@@ -72,6 +73,7 @@ app.command("report")(registry_cmd.report)
 app.command("demo")(demo_cmd.demo)
 app.command("status")(engine_cmd.status)
 app.command("ledger")(engine_cmd.ledger)
+app.command("dashboard")(dashboard_cmd.dashboard)
 
 
 def main() -> None:
