@@ -74,6 +74,8 @@ app.command("demo")(demo_cmd.demo)
 app.command("status")(engine_cmd.status)
 app.command("ledger")(engine_cmd.ledger)
 app.command("dashboard")(dashboard_cmd.dashboard)
+app.command("run")(engine_cmd.run)
+app.command("stop")(engine_cmd.stop)
 
 
 def main() -> None:

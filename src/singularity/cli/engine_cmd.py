@@ -84,3 +84,118 @@ def ledger(
         table.add_row(str(e.seq), _when(e.time.isoformat()), e.kind, e.symbol or "", e.key,
                       json.dumps(e.payload, default=str))
     console.print(table)
+
+
+def _ts(value: str | None, what: str) -> Any:
+    import pandas as pd
+
+    from singularity.errors import ConfigError
+
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except ValueError:
+        raise ConfigError(f"{what}: cannot read {value!r} as a date (e.g. 2024-01-31 or 2024-01-31T12:00)") from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def run(
+    ctx: typer.Context,
+    symbols: list[str] = typer.Argument(None, help="Symbols to trade (default: the configured universe)."),
+    mode: str = typer.Option("paper", "--mode", help="replay (stored candles), paper or live."),
+    start: str | None = typer.Option(None, "--from", help="Replay: first candle (UTC date or time)."),
+    end: str | None = typer.Option(None, "--to", help="Replay: stop before this time."),
+    speed: float | None = typer.Option(None, "--speed", min=0.0, help="Replay pace: this many times real time "
+                                       "(default: as fast as possible)."),
+    timeframe: str = typer.Option("tactical", "--timeframe", help="Named timeframe or e.g. '1h'."),
+    as_json: bool = typer.Option(False, "--json", help="At the end, print the final status as JSON."),
+) -> None:
+    """Trade the symbols' champions (or pinned strategies): replay, paper or live."""
+    import os
+    import sys
+
+    from singularity.config import check_symbol
+    from singularity.engine.assemble import RunOptions, build_replay, run_engine
+    from singularity.engine.guard import check_live, load_keys, scrub_environ
+    from singularity.engine.ledger import MODES, Ledger, ledger_url
+    from singularity.engine.status import status_document
+    from singularity.errors import ConfigError
+
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}: expected replay, paper or live")
+    s = settings(ctx)
+    # the three locks are checked before anything touches the network or the disk
+    check_live(mode=mode, live_setting=s.engine.live, exchange_id=s.exchange.name, environ=os.environ)
+    secrets: tuple[str, ...] = ()
+    if mode == "live":
+        secrets = load_keys(s, os.environ)
+    scrub_environ(secrets=secrets)  # before any child process exists
+    for sym in symbols or ():
+        try:
+            check_symbol(sym)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    opts = RunOptions(mode=mode, symbols=tuple(symbols or s.universe.symbols), timeframe=s.timeframe(timeframe),
+                      start=_ts(start, "--from"), end=_ts(end, "--to"), speed=speed or None)
+    extra = []
+    if sys.stdout.isatty() and not as_json:
+        extra.append(_live_table)
+    if mode == "replay":
+        engine = build_replay(s, opts, extra_tasks=extra)
+    else:
+        from singularity.engine.assemble import build_exchange_engine
+
+        engine = build_exchange_engine(s, opts, extra_tasks=extra, secrets=secrets)
+    run_engine(engine)
+    doc = status_document(Ledger(ledger_url(s, mode)), mode)
+    if as_json:
+        typer.echo(json.dumps(doc, default=str))
+    else:
+        console.print(symbol_table(doc))
+
+
+async def _live_table(engine: Any) -> None:
+    """Redraw the per-symbol table every second while the engine runs (a tty only)."""
+    import asyncio
+
+    from rich.live import Live
+
+    def doc() -> dict[str, Any]:
+        rows = []
+        for r in engine.summary():
+            b = engine.books.get(r["symbol"])
+            day_pnl = (b.equity() - b.day_start_equity) if b is not None and b.day else 0.0
+            rows.append({**r, "day_pnl": day_pnl, "pause_reason": b.pause_reason if b else ""})
+        return {"mode": engine.s.mode, "running": True, "loop_lag_ms": engine.lag.summary(), "symbols": rows}
+
+    with Live(symbol_table(doc()), console=console, refresh_per_second=2, transient=True) as live:
+        while True:
+            await asyncio.sleep(1.0)
+            live.update(symbol_table(doc()))
+
+
+def stop(
+    ctx: typer.Context,
+    mode: str = typer.Option("paper", "--mode", help=_MODE_HELP),
+    flatten: bool = typer.Option(False, "--flatten", help="Kill switch: close every position first."),
+    wait: float = typer.Option(10.0, "--wait", min=0.0, help="Seconds to wait for the engine to stop."),
+) -> None:
+    """Ask the running engine to stop (with --flatten: close all positions, then stop)."""
+    import time
+
+    from singularity.engine.ledger import Ledger, ledger_url
+    from singularity.engine.status import is_running
+    from singularity.errors import SingularityError
+
+    led = Ledger(ledger_url(settings(ctx), mode))
+    if not is_running(led.status_row()):
+        raise SingularityError(f"no {mode} engine is running (nothing to stop)")
+    led.add_command("stop", {"flatten": flatten})
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if not is_running(led.status_row()):
+            console.print(f"{mode} engine stopped" + (" after flattening every position" if flatten else ""))
+            return
+        time.sleep(0.2)
+    raise SingularityError(f"the {mode} engine did not stop within {wait:g}s (it may be busy); check 'singularity status'")

@@ -279,33 +279,41 @@ class Ledger:
         assert self._books is not None
         if not batch:
             return []
-        books = {s: copy.deepcopy(b) for s, b in self._books.items()}
         keys = [e.key for e in batch]
         if len(set(keys)) != len(keys):
             raise ValueError(f"duplicate idempotency keys in one batch: {keys}")
+        books: dict[str, Book] = {}
         written: list[Event] = []
-        touched: set[str] = set()
         now = utcnow()
         with self.engine.begin() as c:
-            known = set(c.execute(select(events_table.c.key).where(events_table.c.key.in_(keys))).scalars())
+            known: set[str] = set()
+            for i in range(0, len(keys), 500):
+                known.update(c.execute(select(events_table.c.key).where(
+                    events_table.c.key.in_(keys[i:i + 500]))).scalars())
+            # the engine is the only writer: sequence numbers are assigned here, in order
+            seq = int(c.execute(select(func.max(events_table.c.seq))).scalar() or 0)
+            rows = []
             for e in batch:
                 if e.key in known:
                     continue
-                seq = c.execute(insert(events_table).values(
-                    time=e.time, recorded_at=now, kind=e.kind, symbol=e.symbol, key=e.key,
-                    payload=e.payload)).inserted_primary_key[0]
-                written.append(Event(int(seq), e.time, e.kind, e.symbol, e.key, e.payload))
+                seq += 1
+                rows.append({"seq": seq, "time": e.time, "recorded_at": now, "kind": e.kind,
+                             "symbol": e.symbol, "key": e.key, "payload": e.payload})
+                written.append(Event(seq, e.time, e.kind, e.symbol, e.key, e.payload))
                 if e.symbol is not None:
-                    apply(books.setdefault(e.symbol, Book(e.symbol)), e.kind, e.payload, int(seq))
-                    touched.add(e.symbol)
-            for sym in sorted(touched):
+                    if e.symbol not in books:
+                        books[e.symbol] = copy.deepcopy(self._books.get(e.symbol) or Book(e.symbol))
+                    apply(books[e.symbol], e.kind, e.payload, seq)
+            if rows:
+                c.execute(insert(events_table), rows)
+            for sym in sorted(books):
                 row = books[sym].as_dict()
                 for table, cols in _PROJECTIONS:
                     values = {col: row[col] for col in cols}
                     res = c.execute(update(table).where(table.c.symbol == sym).values(**values))
                     if res.rowcount == 0:
                         c.execute(insert(table).values(symbol=sym, **values))
-        self._books = books
+        self._books.update(books)
         return written
 
     # -- status and commands -------------------------------------------------------------------

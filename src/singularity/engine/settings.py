@@ -9,10 +9,10 @@ from singularity.settings_base import FrozenModel
 
 class RiskSettings(FrozenModel):
     """Limits the engine applies between a strategy's target and the venue. Fractions are of
-    the symbol's account equity; notional caps are in quote currency (0 = no cap)."""
+    the symbol's account equity; notional caps are in quote currency; 0 = no cap/limit."""
 
-    max_order_fraction: float = Field(default=1.0, gt=0, le=1)
-    """Largest change of position one order may make."""
+    max_order_fraction: float = Field(default=0.0, ge=0)
+    """Largest change of position one order may make, fraction of equity (0 = no cap)."""
     max_position_fraction: float = Field(default=1.0, gt=0, le=1)
     max_order_notional: float = Field(default=0.0, ge=0)
     max_position_notional: float = Field(default=0.0, ge=0)

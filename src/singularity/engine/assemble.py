@@ -1,0 +1,130 @@
+"""Putting an engine together for a mode: feed, venue, strategies, ledger (the CLI's ``run``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from singularity.config import Settings
+from singularity.data.store import CandleStore
+from singularity.engine.core import Engine, EngineSetup
+from singularity.engine.ledger import Ledger, NewEvent, ledger_url
+from singularity.engine.strategy import StrategySpec, StrategyWorker
+from singularity.errors import ConfigError, DataError
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    mode: str
+    symbols: tuple[str, ...]
+    timeframe: str
+    start: pd.Timestamp | None = None
+    end: pd.Timestamp | None = None
+    speed: float | None = None
+
+
+def strategy_specs(settings: Settings, opts: RunOptions) -> dict[str, StrategySpec]:
+    """Each symbol's pinned strategy or champion; symbols without one are left out (an error
+    if none is left)."""
+    from singularity.engine.pins import resolve
+    from singularity.registry import Registry
+
+    reg = Registry(settings.database_url, recover=False)
+    specs: dict[str, StrategySpec] = {}
+    missing = []
+    for sym in opts.symbols:
+        st = resolve(reg, sym, opts.timeframe, opts.mode)
+        if st is None:
+            missing.append(sym)
+            continue
+        specs[sym] = StrategySpec(strategy_id=st.id, symbol=sym, expression=st.expression,
+                                  long_only=settings.evolution.long_only, features=settings.features,
+                                  cache_dir=str(settings.data_dir / "features" / "engine"))
+    reg.close()
+    if not specs:
+        raise ConfigError(f"no strategy to trade for {', '.join(opts.symbols)} on {opts.timeframe}: run "
+                          "'singularity forge SYMBOL' or 'singularity strategy add SYMBOL EXPR' and pin it")
+    return specs
+
+
+def lookback_bars(settings: Settings) -> int:
+    from singularity.features.factory import FeatureFactory
+
+    return 2 * FeatureFactory(settings.features).known_warmup(1) + 100
+
+
+def anchors(ledger: Ledger, store: CandleStore, settings: Settings, opts: RunOptions,
+            starts: dict[str, pd.Timestamp]) -> dict[str, pd.Timestamp]:
+    """First candle of each symbol's feature history, fixed at the first run (a ``control``
+    event), so that every restart computes the same features."""
+    have = {e.symbol: pd.Timestamp(e.payload["anchor"]) for e in ledger.events(kinds=["control"])
+            if e.payload.get("action") == "anchor"}
+    out, new = {}, []
+    back = lookback_bars(settings)
+    for sym, start in starts.items():
+        if sym in have:
+            out[sym] = have[sym]
+            continue
+        before = store.read(settings.exchange.name, sym, opts.timeframe, end=start)
+        anchor = before.index[-back] if len(before) >= back else (before.index[0] if len(before) else start)
+        out[sym] = anchor
+        new.append(NewEvent("control", f"anchor:{sym}", {"action": "anchor", "anchor": anchor.isoformat(),
+                                                         "lookback_bars": back}, sym))
+    ledger.append(new)
+    return out
+
+
+def build_replay(settings: Settings, opts: RunOptions, *,
+                 extra_tasks: Sequence[Callable[[Engine], Awaitable[Any]]] = (),
+                 ledger: Ledger | None = None) -> Engine:
+    from singularity.engine.feeds.replay import ReplayFeed
+    from singularity.engine.venues.replay import ReplayVenue
+
+    store = CandleStore(settings.data_dir)
+    ex = settings.exchange.name
+    specs = strategy_specs(settings, opts)
+    ledger = ledger or Ledger(ledger_url(settings, "replay"))
+    frames: dict[str, pd.DataFrame] = {}
+    for sym in specs:
+        frame = store.read(ex, sym, opts.timeframe, opts.start, opts.end)
+        if frame.empty:
+            raise DataError(f"no stored {opts.timeframe} candles of {sym} between {opts.start} and {opts.end}: "
+                            f"see 'singularity data list'")
+        frames[sym] = frame
+    starts = {s: f.index[0] for s, f in frames.items()}
+    anchor = anchors(ledger, store, settings, opts, starts)
+    # resume after the ledger's cursor: a restarted replay ends where an uninterrupted one does
+    books = ledger.open_books()
+    for sym, frame in frames.items():
+        b = books.get(sym)
+        if b is not None and b.last_candle is not None:
+            frames[sym] = frame.loc[frame.index > pd.Timestamp(b.last_candle)]
+
+    def history(sym: str, first: pd.Timestamp | None) -> pd.DataFrame:
+        return store.read(ex, sym, opts.timeframe, anchor[sym], first if first is not None else starts[sym])
+
+    feed = ReplayFeed(frames, timeframe=opts.timeframe, chunk=settings.engine.replay_chunk, speed=opts.speed)
+    venue = ReplayVenue(fee_bps=settings.costs.fee_bps, slippage_bps=settings.costs.slippage_bps)
+    return Engine(EngineSetup(
+        mode="replay", timeframe=opts.timeframe, ledger=ledger, feed=feed, venue=venue,
+        worker=StrategyWorker(timeout_s=settings.engine.worker_timeout_s), specs=specs, history=history,
+        settings=settings.engine, extra_tasks=extra_tasks, capital=settings.engine.capital))
+
+
+def run_engine(engine: Engine) -> dict[str, Any]:
+    """Run on a fresh event loop; Ctrl-C and SIGTERM finish the current candle and stop."""
+
+    async def main() -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, engine.request_stop)
+        return await engine.run()
+
+    return asyncio.run(main())

@@ -1,0 +1,163 @@
+"""Strategies in a warm worker process: features extend and signals are computed there, never
+on the event loop.
+
+One spawned process (``StrategyWorker``) keeps, per symbol, the candles since a fixed anchor
+(recorded in the ledger, so a restarted engine computes exactly the same features) and the
+rule it trades. ``targets`` sends newly closed candles, the worker extends the feature set
+through the factory's cache (only what the new bars affect is recomputed) and evaluates the
+rule; the engine awaits the answer as a future. A worker that dies or hangs past its timeout
+is replaced and primed again from the store.
+
+Only module-level functions and plain data (frames, strings, settings objects) cross the
+process boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from singularity.errors import SingularityError
+
+
+class StrategyError(SingularityError):
+    """A strategy that cannot run (unknown feature, bad expression, worker failure)."""
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """What the worker needs to trade one symbol (plain, picklable)."""
+
+    strategy_id: int
+    symbol: str
+    expression: str
+    long_only: bool
+    features: Any  # FeatureSettings
+    cache_dir: str | None
+
+
+# -- worker side (module-level: runs in the spawned process) ----------------------------------
+
+_STATE: dict[str, dict[str, Any]] = {}
+
+
+def _worker_init() -> None:
+    from singularity.runtime.threads import limit_threads
+
+    limit_threads(1)
+
+
+def _targets_for(spec: StrategySpec, candles: pd.DataFrame) -> pd.Series:
+    from singularity.evolution.expressions import evaluate_expression
+    from singularity.features.factory import FeatureFactory
+
+    cache = Path(spec.cache_dir) if spec.cache_dir else None
+    fs = FeatureFactory(spec.features, cache_dir=cache).build({spec.symbol: candles}, progress=False)
+    inputs = fs.frames[spec.symbol][fs.feature_names]
+    return evaluate_expression(spec.expression, inputs, long_only=spec.long_only)
+
+
+def worker_prime(spec: StrategySpec, history: pd.DataFrame) -> int:
+    """Start (or restart) ``spec.symbol`` with its candles from the anchor; checks the rule
+    parses against the features the worker computes. Returns the number of candles held."""
+    from singularity.evolution.evaluator import codec_for
+    from singularity.features.factory import feature_catalogue
+
+    specs, _ = feature_catalogue(spec.features)
+    names = [s.name for s in specs if s.family != "graph"]
+    try:
+        codec_for(names).parse(spec.expression)
+    except Exception as e:
+        raise StrategyError(f"strategy {spec.strategy_id} ({spec.symbol}) cannot run on the engine's "
+                            f"features: {e}") from None
+    _STATE[spec.symbol] = {"spec": spec, "candles": history.copy()}
+    return len(history)
+
+
+def worker_extend(symbol: str, new: pd.DataFrame) -> list[float]:
+    """Append closed candles and return the rule's target at each of them."""
+    st = _STATE.get(symbol)
+    if st is None:
+        raise StrategyError(f"the strategy worker was not primed for {symbol}")
+    candles: pd.DataFrame = st["candles"]
+    if len(candles) and len(new) and new.index[0] <= candles.index[-1]:
+        new = new.loc[new.index > candles.index[-1]]
+    candles = pd.concat([candles, new]) if len(candles) else new
+    st["candles"] = candles
+    target = _targets_for(st["spec"], candles)
+    return [float(x) for x in target.iloc[len(target) - len(new):]]
+
+
+def worker_env() -> dict[str, str]:
+    """The worker's environment (tests check that no secret reached it)."""
+    return dict(os.environ)
+
+
+def worker_pid() -> int:
+    return os.getpid()
+
+
+# -- engine side -------------------------------------------------------------------------------
+
+
+class StrategyWorker:
+    """One warm spawned process; every call is awaited as a future (the loop never computes)."""
+
+    def __init__(self, *, timeout_s: float = 120.0) -> None:
+        self.timeout_s = timeout_s
+        self._executor: cf.ProcessPoolExecutor | None = None
+        self._primed: dict[str, tuple[StrategySpec, pd.DataFrame]] = {}
+
+    def _start(self) -> cf.ProcessPoolExecutor:
+        if self._executor is None:
+            # spawn: a fresh interpreter, never a fork of a process holding a loop and threads
+            self._executor = cf.ProcessPoolExecutor(
+                max_workers=1, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+        return self._executor
+
+    async def call(self, fn: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        for attempt in (1, 2):
+            ex = self._start()
+            try:
+                fut = loop.run_in_executor(ex, fn, *args)
+                return await asyncio.wait_for(fut, self.timeout_s)
+            except (cf.process.BrokenProcessPool, TimeoutError) as e:
+                self.close(kill=True)
+                if attempt == 2:
+                    raise StrategyError(f"the strategy worker failed twice ({type(e).__name__})") from e
+                await self._reprime()
+        raise AssertionError("unreachable")
+
+    async def _reprime(self) -> None:
+        loop = asyncio.get_running_loop()
+        ex = self._start()
+        for spec, history in self._primed.values():
+            await loop.run_in_executor(ex, worker_prime, spec, history)
+
+    async def prime(self, spec: StrategySpec, history: pd.DataFrame) -> None:
+        await self.call(worker_prime, spec, history)
+        self._primed[spec.symbol] = (spec, history)
+
+    async def targets(self, symbol: str, candles: pd.DataFrame) -> list[float]:
+        out = await self.call(worker_extend, symbol, candles)
+        spec, history = self._primed[symbol]
+        self._primed[symbol] = (spec, pd.concat([history, candles.loc[
+            candles.index > history.index[-1]]]) if len(history) else candles)
+        return out
+
+    def close(self, *, kill: bool = False) -> None:
+        ex, self._executor = self._executor, None
+        if ex is None:
+            return
+        if kill:
+            for p in list(getattr(ex, "_processes", {}).values()):
+                p.kill()
+        ex.shutdown(wait=True, cancel_futures=True)
