@@ -254,3 +254,21 @@ def test_a_flip_every_bar_fits_the_trade_arrays():
     assert len(ti) == n - 1 == count_trades(target)
     assert ti[:-1, 3].sum() == 0 and ti[-1, 3] == 1  # all closed but the last
     assert tf[:, 3].sum() == pytest.approx(equity[-1] - 1.0, rel=1e-9)
+
+
+@pytest.mark.parametrize("on_open", [True, False])
+def test_short_charge_matches_simulate_funding(on_open: bool) -> None:
+    from singularity.backtest import short_financing
+
+    rng = np.random.default_rng(3)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 400)))
+    open_ = np.r_[100.0, close[:-1]]
+    target = rng.choice([-1.0, 0.0, 1.0], 400)
+    lean = bar_returns(open_, close, target, 0.0015, on_open, 2e-4)
+    full = simulate(open_, close, target, 0.0015, 0.0, on_open, short_financing(target, 2e-4, fill_on_open=on_open), 1.0)[0]
+    np.testing.assert_allclose(lean, full, rtol=0, atol=1e-15)
+    free = bar_returns(open_, close, target, 0.0015, on_open)
+    assert np.prod(1 + lean) < np.prod(1 + free)
+    longs = np.abs(target)
+    np.testing.assert_array_equal(bar_returns(open_, close, longs, 0.0015, on_open, 2e-4),
+                                  bar_returns(open_, close, longs, 0.0015, on_open))

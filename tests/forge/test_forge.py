@@ -68,7 +68,7 @@ def _forge(tmp: Path, candles: pd.DataFrame, seed: int, **extra: Any):
     s = _settings(tmp, **extra)
     CandleStore(s.data.dir).write("synthetic", "BTC/USDT", "1h", candles)
     opts = ForgeOptions(symbol="BTC/USDT", timeframe="1h", population=120, generations=4, seed=seed,
-                        workers=2, exchange="synthetic", candidates=2, progress=False)
+                        workers=2, exchange="synthetic", progress=False)
     return s, run_forge(s, opts, say=lambda _m: None)
 
 
@@ -102,10 +102,11 @@ def test_planted_edge_is_promoted(tmp_path: Path) -> None:
     assert Path(out.report).is_file()
     reg = Registry(s.database_url)
     assert [c.id for c in reg.strategies(status="champion")] == [out.champion["id"]]
+    _check_one_holdout(s, reg, out)
     assert reg.strategy(out.champion["id"]).explanation.startswith("Rule: ")
     # Reborn: the next cycle of the symbol seeds its population from the registry and says so.
     opts = ForgeOptions(symbol="BTC/USDT", timeframe="1h", population=60, generations=1, seed=6,
-                        workers=2, exchange="synthetic", candidates=1, progress=False)
+                        workers=2, exchange="synthetic", progress=False)
     again = run_forge(s, opts, say=lambda _m: None)
     run2 = reg.run(again.run_id)
     assert (run2.generation, run2.parent_champion_id) == (2, out.champion["id"])
@@ -114,6 +115,28 @@ def test_planted_edge_is_promoted(tmp_path: Path) -> None:
     assert out.champion["id"] in [x.id for x in reg.lineage(children[0].id)]
     current = again.champion["id"] if again.champion else out.champion["id"]
     _check_registry_cli(tmp_path, out.champion["id"], current, children[0].id)
+
+
+def _check_one_holdout(s, reg: Registry, out) -> None:  # type: ignore[no-untyped-def]
+    """The holdout was opened once (one candidate has holdout figures), and the gauntlet, the
+    registry and the HTML report's saved series give the same holdout figures."""
+    from singularity.backtest import count_trades
+    from singularity.forge.reporting import _metric_sections, series_path
+
+    assert out.holdout_looks == 1 and out.to_json_dict()["holdout_looks"] == 1
+    looked = [st for st in reg.strategies() if st.run_id == out.run_id and st.holdout]
+    assert [st.id for st in looked] == [out.champion["id"]]
+    verdict = next(v for v in out.gauntlet if v["test"] == "holdout")["figures"]
+    assert reg.strategy(out.champion["id"]).holdout == verdict
+    series = pd.read_parquet(series_path(s, out.champion["id"]))
+    start = pd.Timestamp(series["holdout_start"].iloc[0])
+    shown = _metric_sections(series, start, "1h")["holdout"]
+    assert shown["sharpe"] == verdict["sharpe"]
+    assert shown["max_drawdown"] == round(verdict["max_drawdown"], 4)
+    assert shown["total_return"] == round(verdict["total_return"], 4)
+    assert shown["trade_count"] == verdict["trades"] and shown["n_bars"] == verdict["bars"]
+    hold = series[series.index >= start]
+    assert count_trades(hold["target"].to_numpy()) == verdict["trades"]
 
 
 def _cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -153,7 +176,7 @@ def test_real_candles_full_cycle(tmp_path: Path, load_feather) -> None:
         store.write("binance", f"{base}/USDT", "1h", load_feather(base, "1h", tail=3500))
     t0 = time.perf_counter()
     opts = ForgeOptions(symbol="BTC/USDT", timeframe="1h", population=60, generations=2, seed=0,
-                        workers=2, candidates=1, progress=False)
+                        workers=2, progress=False)
     out = run_forge(s, opts, say=lambda _m: None)
     assert time.perf_counter() - t0 < 900
     names = {v["test"] for v in out.gauntlet}
@@ -207,7 +230,7 @@ def test_same_seed_same_cycle_for_1_and_2_workers(tmp_path: Path) -> None:
         s = _settings(tmp_path / f"w{workers}")
         CandleStore(s.data.dir).write("synthetic", "BTC/USDT", "1h", candles)
         opts = ForgeOptions(symbol="BTC/USDT", timeframe="1h", population=80, generations=3, seed=3,
-                            workers=workers, exchange="synthetic", candidates=1, progress=False)
+                            workers=workers, exchange="synthetic", progress=False)
         out = run_forge(s, opts, say=lambda _m: None)
         results.append((out.best["expression"], out.best["fitness"], out.best["holdout"],
                         [(v["test"], v["passed"], v["figures"]) for v in out.gauntlet],

@@ -9,8 +9,11 @@ import pytest
 
 from singularity.validation.gauntlet import (
     GauntletContext,
+    holdout_summary,
     permute_bars,
     run_gauntlet,
+    run_holdout_looks,
+    summary,
     trade,
 )
 from singularity.validation.settings import GauntletSettings
@@ -20,6 +23,11 @@ COST = 0.0005  # 5 bps total per side: fee 3 + slippage 2
 
 
 def positions(expr: str, inputs: pd.DataFrame) -> np.ndarray:
+    """``xN``: sign of input N; ``maW:xN``: sign of its trailing W-bar mean (NaN, flat, until
+    W bars are seen: a rule with memory, as the GP's rolling operators)."""
+    if expr.startswith("ma"):
+        w, col = expr[2:].split(":")
+        return np.nan_to_num(np.sign(inputs[col].rolling(int(w)).mean().to_numpy()))
     return np.sign(inputs[expr].to_numpy())
 
 
@@ -55,7 +63,7 @@ def context(candles: pd.DataFrame, inputs: pd.DataFrame, **over) -> GauntletCont
         train_candles=tc, train_inputs=tx, holdout_candles=candles.iloc[split:],
         holdout_inputs=inputs.iloc[split:], timeframe="1h", fee_bps=3.0, slippage_bps=2.0,
         settings=settings, positions=positions, n_trials=len(inputs.columns),
-        trial_sharpe_variance=float(np.var(trials, ddof=1)), top_returns=top, search=search, seed=1)
+        trial_sharpe_variance=float(np.var(trials, ddof=1)), trial_returns=top, search=search, seed=1)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -66,6 +74,11 @@ def test_noise_is_rejected(seed: int) -> None:
     report = run_gauntlet(ctx, best)
     assert not report.passed
     assert {v.test for v in report.verdicts} == set(GauntletSettings().tests)
+    # which gates fail, not only that one does: every test of skill rejects a noise winner
+    failed = {v.test for v in report.failures}
+    assert {"holdout", "walk_forward", "permutation", "deflated_sharpe", "cost_stress"} <= failed, failed
+    by = {v.test: v.figures for v in report.verdicts}
+    assert by["deflated_sharpe"]["dsr"] < 0.95 and by["holdout"]["sharpe"] < 0.5
 
 
 def test_planted_edge_passes_every_test() -> None:
@@ -103,3 +116,35 @@ def test_permute_bars_keeps_bar_shapes() -> None:
     assert (p["high"] >= p[["open", "close"]].max(axis=1) - 1e-9).all()
     assert (p["low"] <= p[["open", "close"]].min(axis=1) + 1e-9).all()
     np.testing.assert_allclose(np.sort(p["close"] / p["open"]), np.sort(candles["close"] / candles["open"]))
+
+
+def test_holdout_figures_are_one_causal_run_sliced() -> None:
+    """The holdout is the last part of ONE run over the whole window: a rule with a 200-bar
+    memory trades from the holdout's first bar, with the position it already held."""
+    candles, inputs = market(4000, 7, edge=0.3)
+    ctx = context(candles, inputs)
+    n = len(ctx.holdout_candles)
+    full_target = positions("ma200:x0", inputs)
+    expected = summary(trade(candles, full_target, COST)[-n:], full_target[-n:], 1.0 * 24 * 365)
+    got = run_gauntlet(ctx, "ma200:x0", tests=("holdout",)).verdicts[0].figures
+    assert got == expected == holdout_summary(ctx, "ma200:x0")
+    restarted = positions("ma200:x0", ctx.holdout_inputs)
+    assert (restarted[:199] == 0).all() and (full_target[-n:][:199] != 0).any()
+    assert got != summary(trade(ctx.holdout_candles, restarted, COST), restarted, 24 * 365)
+
+
+def test_k_holdout_looks_are_holm_corrected_and_counted_as_trials() -> None:
+    candles, inputs = market(4000, 7, edge=0.3)
+    one = run_holdout_looks(context(candles, inputs), ["x0"])[0]
+    ctx = context(candles, inputs)
+    reps = run_holdout_looks(ctx, ["x0", "x3", "x5"])
+    assert ctx.holdout_looks == 3
+    raw = [next(v for v in r.verdicts if v.test == "permutation").figures["p_positions_raw"] for r in reps]
+    adj = [next(v for v in r.verdicts if v.test == "permutation").figures["p_positions"] for r in reps]
+    order = np.argsort(raw, kind="stable")
+    expect = np.maximum.accumulate([min(1.0, (3 - i) * raw[j]) for i, j in enumerate(order)])
+    np.testing.assert_allclose(np.asarray(adj)[order], expect, atol=1e-4)
+    dsr1 = next(v for v in one.verdicts if v.test == "deflated_sharpe").figures
+    dsr3 = next(v for v in reps[0].verdicts if v.test == "deflated_sharpe").figures
+    assert (dsr1["trials_used"], dsr3["trials_used"], dsr3["holdout_looks"]) == (12, 14, 3)
+    assert dsr3["dsr"] <= dsr1["dsr"]

@@ -101,3 +101,27 @@ def test_permutation_pvalue() -> None:
     assert p == pytest.approx(1 / 201)
     _, p_noise = block_permutation_pvalue(np.sign(rng.normal(size=3000)), ret, n_permutations=200)
     assert p_noise > 0.05
+
+
+def test_holm_adjust_exact() -> None:
+    from singularity.validation.stats import holm_adjust
+
+    assert holm_adjust([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm_adjust([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+    assert holm_adjust([0.02]) == [0.02]
+
+
+def test_effective_trials_from_a_sample() -> None:
+    from singularity.validation.stats import estimate_effective_trials
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(500, 3))
+    # 12 sampled trials, three families of four near-copies: no unseen family is likely
+    twins = np.repeat(base, 4, axis=1) + rng.normal(scale=0.05, size=(500, 12))
+    assert estimate_effective_trials(twins, total=1000) == (3, {"sampled": 12, "clusters": 3, "singletons": 0,
+                                                                "doubletons": 0})
+    # 10 unrelated trials, each seen once: many more are unseen (Chao1: 10 + 10·9/2)
+    est, info = estimate_effective_trials(rng.normal(size=(500, 10)), total=1000)
+    assert (est, info["clusters"], info["singletons"]) == (55, 10, 10)
+    assert estimate_effective_trials(rng.normal(size=(500, 10)), total=30)[0] == 30  # capped
+    assert estimate_effective_trials(rng.normal(size=(500, 10)), total=10)[0] == 10  # the whole population

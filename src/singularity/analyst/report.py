@@ -33,6 +33,8 @@ class ReportData:
     """Section name ('in-sample', 'holdout') -> metric name -> value."""
     lineage: Sequence[dict[str, Any]] = ()
     synthetic: bool = False
+    holdout_looks: int = 1
+    """Candidates whose holdout the cycle opened (more than one: p-values Holm-corrected)."""
 
 
 def _figures(d: ReportData) -> list[tuple[str, Any]]:
@@ -116,7 +118,7 @@ def render_report(d: ReportData) -> str:
 <p><b>Rule:</b> <code>{html.escape(d.expression)}</code></p>
 <h2>Explanation</h2><pre>{html.escape(d.explanation)}</pre>
 <h2>Metrics</h2>{_table(metric_rows, ["metric", *d.metrics.keys()])}
-<h2>Gauntlet</h2>{_gauntlet_table(d.gauntlet)}
+<h2>Gauntlet</h2><p>Holdout looks this cycle: {d.holdout_looks}</p>{_gauntlet_table(d.gauntlet)}
 {''.join(parts)}
 <h2>Lineage</h2>{lineage}
 </body></html>"""

@@ -9,6 +9,7 @@ from singularity.backtest.kernel import (
     count_trades,
     max_drawdown_from_returns,
     sharpe_from_returns,
+    short_financing,
     simulate,
 )
 from singularity.backtest.metrics import compute_metrics
@@ -24,5 +25,6 @@ __all__ = [
     "net_returns",
     "run",
     "sharpe_from_returns",
+    "short_financing",
     "simulate",
 ]

@@ -25,7 +25,10 @@ Accounting (the standard shares-and-cash one, identical to vectorbt's ``from_ord
 ``bar_returns`` is the lean version for fitness loops: it folds fees and slippage into one
 ``cost_rate`` charged on the traded notional (no price slippage), so it equals ``simulate`` run
 with ``fee_rate=cost_rate, slippage_rate=0`` (a test holds it to that). Its traded notional is
-``|target - drifted weight| * equity`` at the fill price.
+``|target - drifted weight| * equity`` at the fill price. ``short_rate`` (optional) is a
+borrow or funding charge per bar on a short: at the close of bar t a short pays
+``short_rate * |shares| * close[t]``, exactly what ``simulate`` charges when its ``funding``
+array is ``short_financing(target, short_rate)`` (a spot account cannot short for free).
 """
 
 from __future__ import annotations
@@ -91,11 +94,13 @@ def _order(
 
 @njit(cache=True, nogil=True)
 def bar_returns(
-    open_: np.ndarray, close: np.ndarray, target: np.ndarray, cost_rate: float, fill_on_open: bool
+    open_: np.ndarray, close: np.ndarray, target: np.ndarray, cost_rate: float, fill_on_open: bool,
+    short_rate: float = 0.0,
 ) -> np.ndarray:
     """Net per-bar simple returns of equity for ``target`` (see the module docstring).
 
-    ``cost_rate = (fee_bps + slippage_bps) / 1e4`` of traded notional; ``out[0] = 0``.
+    ``cost_rate = (fee_bps + slippage_bps) / 1e4`` of traded notional; ``short_rate`` is
+    charged per bar on short notional; ``out[0] = 0``.
     """
     n = close.shape[0]
     out = np.zeros(n)
@@ -110,8 +115,14 @@ def bar_returns(
         want = _clean_target(target[t - 1])
         if want != prev_want:
             price = open_[t] if fill_on_open else close[t]
+            if not fill_on_open and shares < 0.0:
+                cash += short_rate * shares * close[t]  # held short over the bar, then fill
             cash, shares, _d, _p, _f = _order(cash, shares, want, price, cost_rate, 0.0)
             prev_want = want
+            if fill_on_open and shares < 0.0:
+                cash += short_rate * shares * close[t]
+        elif shares < 0.0:
+            cash += short_rate * shares * close[t]
         equity = cash + shares * close[t]
         if equity <= 0.0:
             out[t] = -1.0
@@ -291,6 +302,18 @@ def simulate(
         trades_f[n_trades, 5] = t_funding
         n_trades += 1
     return returns, equity, positions, turnover, fees, trades_i, trades_f, n_trades
+
+
+def short_financing(target: np.ndarray, short_rate: float, *, fill_on_open: bool = True) -> np.ndarray:
+    """``simulate``'s funding array for a borrow charge on shorts only: ``-short_rate`` on the
+    bars a short is held when the charge falls (open fills: the target of the previous close;
+    close fills: the one before, since the charge precedes the fill), 0 elsewhere."""
+    t = np.nan_to_num(np.asarray(target, dtype=np.float64))
+    out = np.zeros(t.shape[0])
+    lag = 1 if fill_on_open else 2
+    if t.shape[0] > lag:
+        out[lag:] = np.where(t[:-lag] < 0.0, -float(short_rate), 0.0)
+    return out
 
 
 @njit(cache=True, nogil=True)

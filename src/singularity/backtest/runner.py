@@ -219,10 +219,11 @@ def run(
 
 
 def net_returns(candles: pd.DataFrame, target: np.ndarray | pd.Series, cost_rate: float, *,
-                fill_on_open: bool = True) -> np.ndarray:
+                fill_on_open: bool = True, short_rate: float = 0.0) -> np.ndarray:
     """Net per-bar returns of ``target`` on ``candles`` through the lean kernel
     (``bar_returns``): fee and slippage folded into ``cost_rate`` per unit of traded notional.
-    For loops that score many position series; ``run`` gives the full accounting."""
+    ``short_rate`` is charged per bar on a short (see the kernel). For loops that score many
+    position series; ``run`` gives the full accounting."""
     return bar_returns(candles["open"].to_numpy(np.float64), candles["close"].to_numpy(np.float64),
-                       np.asarray(target, dtype=np.float64), float(cost_rate), fill_on_open)
+                       np.asarray(target, dtype=np.float64), float(cost_rate), fill_on_open, float(short_rate))
 

@@ -20,7 +20,10 @@ def forge(
     seed: int | None = typer.Option(None, "--seed", help="Random seed (settings: forge.seed)."),
     bars: int | None = typer.Option(None, "--bars", min=1000, help="Use only the last N candles."),
     exchange: str | None = typer.Option(None, "--exchange", help="Exchange id of the stored candles."),
-    candidates: int = typer.Option(3, "--candidates", min=1, help="Hall-of-fame entries sent through the gauntlet."),
+    holdout_looks: int | None = typer.Option(
+        None, "--holdout-looks", min=1,
+        help="Candidates whose holdout is opened, best in-sample first (settings: gauntlet.holdout_looks, "
+             "default 1). Each extra look is Holm-corrected and counted as a trial."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (progress goes to stderr)."),
 ) -> None:
     """Forge: data → features → labels → bake-off → GP → gauntlet → registry → report."""
@@ -36,7 +39,7 @@ def forge(
         raise ConfigError(str(e)) from None
     opts = ForgeOptions(symbol=symbol, timeframe=s.timeframe(timeframe), population=s.forge.population,
                         generations=s.forge.generations, seed=s.forge.seed, workers=s.forge.workers,
-                        exchange=exchange, bars=bars, candidates=candidates, progress=not as_json)
+                        exchange=exchange, bars=bars, holdout_looks=holdout_looks, progress=not as_json)
     out = err_console if as_json else console
     outcome = run_forge(s, opts, say=out.print)
     if as_json:
@@ -48,6 +51,7 @@ def forge(
 def print_outcome(outcome) -> None:  # type: ignore[no-untyped-def]
     console.print(f"\nforge run {outcome.run_id}: {outcome.symbol} {outcome.timeframe} on {outcome.exchange} "
                   f"in {outcome.seconds:.1f} s — {outcome.split}")
+    console.print(f"holdout looks: {outcome.holdout_looks}")
     if outcome.champion:
         c = outcome.champion
         console.print(f"[bold green]champion[/] strategy {c['id']}: {c['readable']}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,28 @@ class EvolutionResult:
     """Distinct valid trees evaluated (the deflated Sharpe ratio's number of trials)."""
     trial_sharpe_variance: float = 0.0
     """Sample variance of those trees' annualised in-sample Sharpe ratios."""
+    trial_programs: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+    """Every distinct valid tree evaluated, in the order first met (token programs)."""
 
     @property
     def best(self) -> HallOfFameEntry:
         return self.hall_of_fame[0]
+
+    def sample_trials(self, n: int, seed: int, *, include: tuple[str, ...] = ()) -> list[str]:
+        """``n`` distinct trials drawn uniformly (without replacement) from every tree the
+        search evaluated, as expressions; ``include`` (e.g. the chosen candidate) first."""
+        from singularity.evolution.evaluator import codec_for
+
+        codec = codec_for(self.columns)
+        out = list(dict.fromkeys(include))
+        rng = np.random.default_rng(seed)
+        for i in rng.permutation(len(self.trial_programs)).tolist():
+            if len(out) >= n:
+                break
+            expr = codec.to_string(self.trial_programs[i])
+            if expr not in out:
+                out.append(expr)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {

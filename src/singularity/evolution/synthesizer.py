@@ -223,6 +223,7 @@ def evolve(
         seconds=time.perf_counter() - t_start,
         distinct_trials=trials.count,
         trial_sharpe_variance=trials.variance(),
+        trial_programs=trials.programs(),
     )
 
 
@@ -232,11 +233,19 @@ class TrialLog:
 
     def __init__(self) -> None:
         self._sharpe: dict[bytes, float] = {}
+        self._programs: dict[bytes, Program] = {}
 
     def add(self, pop: _Population) -> None:
         for prog, m in zip(pop.programs, pop.metrics, strict=True):
             if m[M_VALID]:
-                self._sharpe.setdefault(program_key(prog), float(m[M_SHARPE]))
+                k = program_key(prog)
+                if k not in self._sharpe:
+                    self._sharpe[k] = float(m[M_SHARPE])
+                    self._programs[k] = prog
+
+    def programs(self) -> tuple[Program, ...]:
+        """The distinct valid trees in the order first met (PBO and effective-N samples)."""
+        return tuple(self._programs.values())
 
     @property
     def count(self) -> int:

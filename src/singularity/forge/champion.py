@@ -9,12 +9,16 @@ import numpy as np
 import pandas as pd
 
 from singularity.config import Settings
-from singularity.evolution.variation import random_tree
 from singularity.forge.split import Split
 from singularity.registry import Registry
 from singularity.timeframes import periods_per_year
-from singularity.validation.gauntlet import GauntletContext, GauntletReport, run_gauntlet, trade
-from singularity.validation.gauntlet import summary as trade_summary
+from singularity.validation.gauntlet import (
+    GauntletContext,
+    GauntletReport,
+    holdout_summary,
+    run_holdout_looks,
+    trade,
+)
 
 # The whole-search tests (walk-forward, search null) re-run the GP at this share of the budget.
 SEARCH_BUDGET_SHARE = 0.25
@@ -51,37 +55,33 @@ def trial_statistics(evo: Any, ppy: float) -> tuple[int, float]:
     return max(1, int(evo.distinct_trials)), float(evo.trial_sharpe_variance) / ppy
 
 
-def pbo_candidates(settings: Settings, evo: Any, columns: list[str], n: int, seed: int) -> list[str]:
-    """The trial set PBO ranks: the hall of fame and each generation's best (what the search
-    would have picked), then seeded random trees of the same grammar (the rest of the space it
-    searched). A hall of fame alone holds near-twins of one rule, whose out-of-sample order is a
-    coin toss even when the rule is real, so PBO would read ~0.5 for any edge."""
-    from singularity.evolution.evaluator import codec_for
-    from singularity.evolution.synthesizer import variation_params
-
-    picked = list(dict.fromkeys([h.expression for h in evo.hall_of_fame]
-                                + [g.best_expression for g in evo.generations]))[: max(2, n // 2)]
-    codec = codec_for(columns)
-    params = variation_params(settings.evolution)
-    k = 0
-    while len(picked) < n and k < 50 * n:
-        expr = codec.to_string(random_tree(codec, seed * 1_000_003 + k, params))
-        k += 1
-        if expr not in picked:
-            picked.append(expr)
-    return picked
+def choose_candidates(evo: Any, looks: int) -> list[str]:
+    """The candidates whose holdout will be opened, chosen WITHOUT the holdout: the hall of
+    fame's best ``looks`` by in-sample fitness net of costs (ties: the smaller tree), as the
+    search ranked them. The search itself is judged on the training window (walk-forward)
+    before the holdout is opened. Usually one look: every extra one is a trial."""
+    return [h.expression for h in evo.hall_of_fame[: max(1, looks)]]
 
 
-def gauntlet_context(settings: Settings, opts: Any, evo: Any, candles: pd.DataFrame, inputs: pd.DataFrame,
-                     split: Split, universe: dict[str, pd.DataFrame], fs: Any, bake: Any,
-                     pool: Any) -> GauntletContext:
-    ppy = periods_per_year(opts.timeframe)
-    positions = positions_fn(settings)
-    train_c, train_x = candles.iloc[split.train], inputs.iloc[split.train]
-    cost = (settings.costs.fee_bps + settings.costs.slippage_bps) / 1e4
-    top = pbo_candidates(settings, evo, list(inputs.columns), settings.gauntlet.pbo_candidates, opts.seed)
-    top_returns = np.column_stack([trade(train_c, positions(e, train_x), cost) for e in top]) if top else np.empty((0, 0))
-    n_trials, trial_var = trial_statistics(evo, ppy)
+def training_returns(exprs: list[str], positions: Any, candles: pd.DataFrame, inputs: pd.DataFrame,
+                     cost_rate: float, short_rate: float) -> np.ndarray:
+    """Per-bar training-window returns net of costs, bars × expressions (as the GP scored them)."""
+    if not exprs:
+        return np.empty((len(candles), 0))
+    return np.column_stack([trade(candles, positions(e, inputs), cost_rate, short_rate) for e in exprs])
+
+
+def trial_sample_matrix(evo: Any, n: int, seed: int, *, include: tuple[str, ...], positions: Any,
+                        candles: pd.DataFrame, inputs: pd.DataFrame, cost_rate: float,
+                        short_rate: float) -> np.ndarray:
+    """The CSCV matrix: a uniform sample of the search's distinct trials (``include`` first)."""
+    return training_returns(evo.sample_trials(n, seed, include=include), positions, candles, inputs,
+                            cost_rate, short_rate)
+
+
+def search_fn(settings: Settings, opts: Any, pool: Any) -> Any:
+    """The search re-run by the walk-forward and search-null tests: the same GP at
+    ``SEARCH_BUDGET_SHARE`` of the budget, no Reborn seeds, no progress bar."""
     small_pop = max(20, int(opts.population * SEARCH_BUDGET_SHARE))
     small_gen = max(2, int(opts.generations * SEARCH_BUDGET_SHARE))
 
@@ -90,7 +90,29 @@ def gauntlet_context(settings: Settings, opts: Any, evo: Any, candles: pd.DataFr
                               generations=small_gen, seed=seed, progress=False)
         return res.best.expression, float(res.best.fitness)
 
-    full = candles.iloc[split.train.start: split.holdout.stop]
+    return search
+
+
+def gauntlet_context(settings: Settings, opts: Any, evo: Any, candles: pd.DataFrame, inputs: pd.DataFrame,
+                     split: Split, universe: dict[str, pd.DataFrame], fs: Any, bake: Any,
+                     pool: Any, *, candidates: list[str], prior_trials: int = 0) -> GauntletContext:
+    """Everything the gauntlet needs, built from the training window only (the holdout rows
+    are handed over but not read here). ``prior_trials``: distinct trials of earlier cycles on
+    overlapping data, added to this search's in the DSR's N."""
+    from singularity.validation.stats import estimate_effective_trials
+
+    ppy = periods_per_year(opts.timeframe)
+    positions = positions_fn(settings)
+    train_c, train_x = candles.iloc[split.train], inputs.iloc[split.train]
+    cost = (settings.costs.fee_bps + settings.costs.slippage_bps) / 1e4
+    short = short_rate_per_bar(settings, opts.timeframe)
+    g = settings.gauntlet
+    common = dict(positions=positions, candles=train_c, inputs=train_x, cost_rate=cost, short_rate=short)
+    pbo_matrix = trial_sample_matrix(evo, g.pbo_candidates, opts.seed, include=tuple(candidates[:1]), **common)
+    n_trials, trial_var = trial_statistics(evo, ppy)
+    eff_matrix = trial_sample_matrix(evo, g.effective_trials_sample, opts.seed + 1, include=(), **common)
+    n_eff, _ = estimate_effective_trials(eff_matrix, total=n_trials)
+    window = slice(split.train.start, split.holdout.stop)
     sym = opts.symbol
 
     def recompute_inputs(noisy: pd.DataFrame) -> pd.DataFrame:
@@ -99,26 +121,32 @@ def gauntlet_context(settings: Settings, opts: Any, evo: Any, candles: pd.DataFr
     return GauntletContext(
         train_candles=train_c, train_inputs=train_x, holdout_candles=candles.iloc[split.holdout],
         holdout_inputs=inputs.iloc[split.holdout], timeframe=opts.timeframe,
-        fee_bps=settings.costs.fee_bps, slippage_bps=settings.costs.slippage_bps, settings=settings.gauntlet,
-        positions=positions, n_trials=n_trials, trial_sharpe_variance=trial_var, top_returns=top_returns,
-        search=search, recompute_inputs=recompute_inputs, full_candles=full, seed=opts.seed)
+        fee_bps=settings.costs.fee_bps, slippage_bps=settings.costs.slippage_bps, settings=g,
+        positions=positions, n_trials=n_trials + prior_trials, trial_sharpe_variance=trial_var,
+        # earlier cycles' trials are not re-sampled: they count at face value in both Ns
+        trial_returns=pbo_matrix, effective_trials=n_eff + prior_trials,
+        holdout_looks=len(candidates), short_rate=short, search=search_fn(settings, opts, pool),
+        recompute_inputs=recompute_inputs, full_candles=candles.iloc[window], full_inputs=inputs.iloc[window],
+        seed=opts.seed)
 
 
-def run_candidates(ctx: GauntletContext, evo: Any, k: int,
+def short_rate_per_bar(settings: Settings, timeframe: str) -> float:
+    """Borrow/funding charge per bar on a short position; 0 where shorts are not allowed."""
+    return 0.0
+
+
+def run_candidates(ctx: GauntletContext, candidates: list[str],
                    say: Callable[[str], None] | None = None) -> tuple[GauntletReport | None, list[GauntletReport]]:
-    """Gauntlet for the best ``k`` hall-of-fame entries in fitness order; the first that passes
-    every test is the champion. Every candidate runs every test (the report shows all)."""
-    reports: list[GauntletReport] = []
-    for i, h in enumerate(evo.hall_of_fame[:k], 1):
-        def tell(v: Any, i: int = i) -> None:
-            if say is not None:
-                say(f"  candidate {i}: {v.test} {'PASS' if v.passed else 'FAIL'} — {v.detail}")
+    """Open the holdout for the candidates chosen without it (usually one); the first, in
+    in-sample order, that passes every test is the champion."""
+    def tell(i: int, v: Any) -> None:
+        if say is not None:
+            who = f"candidate {i}" if len(candidates) > 1 else "candidate"
+            say(f"  {who}: {v.test} {'PASS' if v.passed else 'FAIL'} — {v.detail}")
 
-        rep = run_gauntlet(ctx, h.expression, on_verdict=tell)
-        reports.append(rep)
-        if rep.passed:
-            return rep, reports
-    return None, reports
+    reports = run_holdout_looks(ctx, candidates, on_verdict=tell)
+    picked = next((r for r in reports if r.passed), None)
+    return picked, reports
 
 
 def record(registry: Registry, run_id: int, settings: Settings, opts: Any, evo: Any,
@@ -138,8 +166,7 @@ def record(registry: Registry, run_id: int, settings: Settings, opts: Any, evo: 
         holdout: dict[str, Any] = {}
         explanation, readable = "", h.infix
         if rep is not None:
-            target = ctx.positions(h.expression, ctx.holdout_inputs)
-            holdout = trade_summary(trade(ctx.holdout_candles, target, ctx.cost_rate), target, ppy)
+            holdout = holdout_summary(ctx, h.expression)
             e = explain(h.expression, inputs=ctx.train_inputs, candles=ctx.train_candles, positions=ctx.positions,
                         cost_rate=ctx.cost_rate, periods_per_year=ppy, descriptions=descriptions,
                         long_only=settings.evolution.long_only)

@@ -44,8 +44,8 @@ class ForgeOptions:
     bars: int | None = None
     """Use only the last ``bars`` candles (None: all stored)."""
     cluster: str | None = None
-    candidates: int = 3
-    """Hall-of-fame entries sent through the gauntlet, best first; the first to pass wins."""
+    holdout_looks: int | None = None
+    """Candidates whose holdout is opened (best in-sample first); None = gauntlet.holdout_looks."""
     progress: bool = True
 
 
@@ -63,13 +63,14 @@ class ForgeOutcome:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     bakeoff: dict[str, Any] = field(default_factory=dict)
     split: str = ""
+    holdout_looks: int = 1
 
     def to_json_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "symbol": self.symbol, "timeframe": self.timeframe,
                 "exchange": self.exchange, "champion": self.champion, "best_candidate": self.best,
                 "gauntlet": self.gauntlet, "report": self.report, "seconds": round(self.seconds, 3),
                 "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
-                "bakeoff": self.bakeoff, "split": self.split}
+                "bakeoff": self.bakeoff, "split": self.split, "holdout_looks": self.holdout_looks}
 
 
 def fingerprint(candles: pd.DataFrame) -> str:
@@ -195,9 +196,12 @@ def _cycle(settings: Settings, opts: ForgeOptions, exchange: str, universe: dict
                                  stats_path=data_dir / "runs" / f"run-{run_id}-gp.jsonl")
         registry.add_generation_stats(run_id, [g.to_dict() for g in evo.generations])
 
-    with st.stage("gauntlet", f"up to {opts.candidates} candidates"):
-        ctx = ch.gauntlet_context(settings, opts, evo, candles, inputs, split, universe, fs, bake, pool)
-        picked, reports = ch.run_candidates(ctx, evo, opts.candidates, say=st.say)
+    looks = opts.holdout_looks or settings.gauntlet.holdout_looks
+    with st.stage("gauntlet", f"{looks} holdout look{'s' if looks > 1 else ''}"):
+        chosen = ch.choose_candidates(evo, looks)
+        ctx = ch.gauntlet_context(settings, opts, evo, candles, inputs, split, universe, fs, bake, pool,
+                                  candidates=chosen)
+        picked, reports = ch.run_candidates(ctx, chosen, say=st.say)
 
     with st.stage("registry"):
         ids = ch.record(registry, run_id, settings, opts, evo, reports, picked, ctx, fs,
@@ -212,14 +216,15 @@ def _cycle(settings: Settings, opts: ForgeOptions, exchange: str, universe: dict
             from singularity.forge.reporting import write_strategy_report
 
             report_path = str(write_strategy_report(settings, registry, shown, candles, inputs, split,
-                                                    synthetic=exchange == "synthetic"))
+                                                    synthetic=exchange == "synthetic",
+                                                    holdout_looks=ctx.holdout_looks))
     show_report = picked or (reports[0] if reports else None)
     return ForgeOutcome(
         run_id=run_id, symbol=sym, timeframe=tf, exchange=exchange,
         champion=ch.strategy_summary(registry, champion_id) if champion_id else None,
         best=ch.strategy_summary(registry, best_id) if best_id else None,
         gauntlet=show_report.as_list() if show_report else [], report=report_path, seconds=0.0,
-        bakeoff=bake.to_json_dict(), split=split.describe(candles.index))
+        bakeoff=bake.to_json_dict(), split=split.describe(candles.index), holdout_looks=ctx.holdout_looks)
 
 
 __all__ = ["STAGES", "ForgeOptions", "ForgeOutcome", "Split", "run_forge"]

@@ -28,16 +28,21 @@ def series_path(settings: Settings, strategy_id: int) -> Path:
 
 
 def write_strategy_report(settings: Settings, registry: Registry, strategy_id: int, candles: pd.DataFrame,
-                          inputs: pd.DataFrame, split: Split, *, synthetic: bool) -> Path:
+                          inputs: pd.DataFrame, split: Split, *, synthetic: bool, holdout_looks: int = 1) -> Path:
+    """One causal run of the rule over the whole window (training start to holdout end), with
+    the gauntlet's accounting (fee and slippage folded into one cost on traded notional, the
+    short charge per bar): its holdout slice is the gauntlet's and the registry's holdout."""
     from singularity.backtest import run
-    from singularity.evolution.expressions import evaluate_expression
+    from singularity.backtest.kernel import short_financing
+    from singularity.forge.champion import positions_fn, short_rate_per_bar
 
     st = registry.strategy(strategy_id)
     window = slice(split.train.start, split.holdout.stop)
     c, x = candles.iloc[window], inputs.iloc[window]
-    target = evaluate_expression(st.expression, x, long_only=settings.evolution.long_only).to_numpy(np.float64)
-    res = run(c, target, timeframe=st.timeframe, fee_bps=settings.costs.fee_bps,
-              slippage_bps=settings.costs.slippage_bps)
+    target = positions_fn(settings)(st.expression, x)
+    short = short_rate_per_bar(settings, st.timeframe)
+    res = run(c, target, timeframe=st.timeframe, fee_bps=settings.costs.fee_bps + settings.costs.slippage_bps,
+              slippage_bps=0.0, funding=short_financing(target, short) if short > 0 else None)
     series = c.copy()
     series["target"] = target
     series["position"] = res.positions.to_numpy()
@@ -48,7 +53,8 @@ def write_strategy_report(settings: Settings, registry: Registry, strategy_id: i
     meta = pd.Series({"holdout_start": holdout_start.isoformat(), "synthetic": str(synthetic)})
     path = series_path(settings, strategy_id)
     atomic_write_with(path, lambda tmp: series.assign(
-        holdout_start=meta["holdout_start"], synthetic=meta["synthetic"]).to_parquet(tmp))
+        holdout_start=meta["holdout_start"], synthetic=meta["synthetic"],
+        holdout_looks=int(holdout_looks)).to_parquet(tmp))
     return render_saved(settings, registry, strategy_id)
 
 
@@ -61,7 +67,7 @@ def _metric_sections(series: pd.DataFrame, holdout_start: pd.Timestamp, timefram
                        ("holdout", series[series.index >= holdout_start])):
         m = compute_metrics(part["return"].to_numpy(), periods_per_year=ppy, positions=part["position"].to_numpy(),
                             turnover=part["turnover"].to_numpy())
-        m["trade_count"] = float(count_trades(part["target"].to_numpy(np.float64)))
+        m["trade_count"] = float(count_trades(part["target"].to_numpy(np.float64)))  # as the gauntlet counts
         out[name] = {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}
     return out
 
@@ -75,6 +81,7 @@ def render_saved(settings: Settings, registry: Registry, strategy_id: int, out: 
     series = pd.read_parquet(path)
     holdout_start = pd.Timestamp(series["holdout_start"].iloc[0])
     synthetic = series["synthetic"].iloc[0] == "True"
+    looks = int(series["holdout_looks"].iloc[0]) if "holdout_looks" in series else 1
     lineage = [{"id": s.id, "status": s.status, "fitness": round(s.fitness, 4), "readable": s.readable,
                 "created_at": f"{s.created_at:%Y-%m-%d %H:%M}"} for s in registry.lineage(strategy_id)]
     data = ReportData(
@@ -83,7 +90,7 @@ def render_saved(settings: Settings, registry: Registry, strategy_id: int, out: 
         positions=series["position"].to_numpy(), returns=series["return"].to_numpy(),
         holdout_start=holdout_start, expression=st.readable or st.expression, explanation=st.explanation,
         gauntlet=st.gauntlet, metrics=_metric_sections(series, holdout_start, st.timeframe),
-        lineage=lineage, synthetic=synthetic)
+        lineage=lineage, synthetic=synthetic, holdout_looks=looks)
     return write_report(out or reports_dir(settings) / f"strategy-{strategy_id}.html", data)
 
 

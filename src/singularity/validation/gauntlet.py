@@ -6,6 +6,12 @@ only through two callables in the context, so it works for any kind of rule:
 * ``positions(expression, inputs) -> target array`` re-runs a frozen rule on new inputs;
 * ``search(candles, inputs, seed) -> (expression, fitness)`` re-runs the search at a small
   budget (walk-forward and the whole-search permutation null).
+
+One holdout, one set of figures: a rule's positions come from ONE causal run over the whole
+window (training start to holdout end, embargo included) and its returns from one backtest of
+that window; the holdout figures are the holdout's slice of it (``holdout_returns``), exactly
+what the registry stores and the HTML report shows. Restarting the rule at the holdout's first
+bar would give its rolling windows no history and the report another set of numbers.
 """
 
 from __future__ import annotations
@@ -19,13 +25,13 @@ import numpy as np
 import pandas as pd
 
 from singularity.backtest.kernel import count_trades, max_drawdown_from_returns, sharpe_from_returns
-from singularity.backtest.runner import net_returns as trade
+from singularity.backtest.runner import net_returns
 from singularity.timeframes import periods_per_year
 from singularity.validation.settings import GauntletSettings
 from singularity.validation.stats import (
     block_permutation_pvalue,
     deflated_sharpe,
-    effective_trials,
+    holm_adjust,
     pbo_cscv,
 )
 
@@ -46,6 +52,13 @@ class Verdict:
         return asdict(self)
 
 
+def trade(candles: pd.DataFrame, target: np.ndarray | pd.Series, cost_rate: float,
+          short_rate: float = 0.0) -> np.ndarray:
+    """Net per-bar returns of ``target`` on ``candles`` (fees, slippage and, for shorts, the
+    borrow/funding charge per bar)."""
+    return net_returns(candles, target, cost_rate, short_rate=short_rate)
+
+
 @dataclass
 class GauntletContext:
     train_candles: pd.DataFrame
@@ -58,11 +71,21 @@ class GauntletContext:
     settings: GauntletSettings
     positions: PositionsFn
     n_trials: int
-    """Distinct trees evaluated by the search that produced the candidate."""
+    """Distinct trees evaluated by the search that produced the candidate (plus the trials of
+    earlier cycles on overlapping data)."""
     trial_sharpe_variance: float
     """Variance of the trials' PER-PERIOD Sharpe ratios (it sets the deflation benchmark)."""
-    top_returns: np.ndarray
-    """Training-window per-bar returns of the top candidates, bars × candidates (for PBO)."""
+    trial_returns: np.ndarray
+    """CSCV matrix: training-window per-bar net returns of a uniform sample of the search's
+    distinct trials (the candidate included), bars × trials."""
+    effective_trials: int | None = None
+    """Estimated independent trials among ``n_trials`` (None: not estimated)."""
+    holdout_looks: int = 1
+    """Candidates whose holdout was opened this cycle: each look is one more trial."""
+    short_rate: float = 0.0
+    """Borrow/funding charge per bar on a short position (0 on a long-only market)."""
+    full_inputs: pd.DataFrame | None = None
+    """Inputs of ``full_candles``' rows; None = training and holdout inputs joined."""
     search: SearchFn | None = None
     recompute_inputs: InputsFn | None = None
     """Inputs from perturbed ``full_candles``; None = the noise test keeps the inputs."""
@@ -80,6 +103,21 @@ class GauntletContext:
     def ppy(self) -> float:
         return periods_per_year(self.timeframe)
 
+    def full_window(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(candles, inputs) from the training start to the holdout end."""
+        c = self.full_candles if self.full_candles is not None else pd.concat(
+            [self.train_candles, self.holdout_candles])
+        x = self.full_inputs if self.full_inputs is not None else pd.concat(
+            [self.train_inputs, self.holdout_inputs])
+        if len(c) != len(x) or not c.index.equals(x.index):
+            raise ValueError("full_candles and full_inputs must share one index")
+        if not c.index[-len(self.holdout_candles):].equals(self.holdout_candles.index):
+            raise ValueError("the full window must end with the holdout")
+        return c, x
+
+    def trade(self, candles: pd.DataFrame, target: np.ndarray, cost_multiplier: float = 1.0) -> np.ndarray:
+        return trade(candles, target, self.cost_rate * cost_multiplier, self.short_rate)
+
 
 def annual_sharpe(r: np.ndarray, ppy: float) -> float:
     return float(sharpe_from_returns(np.asarray(r, dtype=np.float64), ppy))
@@ -95,25 +133,44 @@ def summary(r: np.ndarray, target: np.ndarray, ppy: float) -> dict[str, float]:
     }
 
 
-def _holdout_target(ctx: GauntletContext, expr: str) -> np.ndarray:
-    key = f"holdout:{expr}"
+def _full_target(ctx: GauntletContext, expr: str) -> np.ndarray:
+    key = f"full:{expr}"
     if key not in ctx._cache:
-        ctx._cache[key] = np.asarray(ctx.positions(expr, ctx.holdout_inputs), dtype=np.float64)
+        _, x = ctx.full_window()
+        ctx._cache[key] = np.asarray(ctx.positions(expr, x), dtype=np.float64)
     return ctx._cache[key]
 
 
+def _holdout_target(ctx: GauntletContext, expr: str) -> np.ndarray:
+    """The holdout's slice of the rule's one causal run over the whole window."""
+    return _full_target(ctx, expr)[-len(ctx.holdout_candles):]
+
+
+def holdout_returns(ctx: GauntletContext, expr: str, cost_multiplier: float = 1.0) -> np.ndarray:
+    """The holdout's slice of one backtest over the whole window (the position held into the
+    holdout stays held: no restart at its first bar)."""
+    key = f"returns:{expr}:{cost_multiplier!r}"
+    if key not in ctx._cache:
+        c, _ = ctx.full_window()
+        r = ctx.trade(c, _full_target(ctx, expr), cost_multiplier)
+        ctx._cache[key] = r[-len(ctx.holdout_candles):]
+    return ctx._cache[key]
+
+
+def holdout_summary(ctx: GauntletContext, expr: str) -> dict[str, float]:
+    """The holdout figures of ``expr``: the holdout verdict's, the registry's and the report's."""
+    return summary(holdout_returns(ctx, expr), _holdout_target(ctx, expr), ctx.ppy)
+
+
 def holdout_test(ctx: GauntletContext, expr: str) -> Verdict:
-    target = _holdout_target(ctx, expr)
-    r = trade(ctx.holdout_candles, target, ctx.cost_rate)
-    fig = summary(r, target, ctx.ppy)
+    fig = holdout_summary(ctx, expr)
     ok = fig["sharpe"] >= ctx.settings.min_holdout_sharpe
     return Verdict("holdout", ok, fig,
                    f"holdout Sharpe {fig['sharpe']:.2f} {'≥' if ok else '<'} {ctx.settings.min_holdout_sharpe:.2f} net of costs")
 
 
 def trades_drawdown_test(ctx: GauntletContext, expr: str) -> Verdict:
-    target = _holdout_target(ctx, expr)
-    fig = summary(trade(ctx.holdout_candles, target, ctx.cost_rate), target, ctx.ppy)
+    fig = holdout_summary(ctx, expr)
     s = ctx.settings
     ok_t, ok_d = fig["trades"] >= s.min_trades, fig["max_drawdown"] <= s.max_drawdown
     return Verdict("trades_drawdown", ok_t and ok_d,
@@ -123,10 +180,9 @@ def trades_drawdown_test(ctx: GauntletContext, expr: str) -> Verdict:
 
 
 def cost_stress_test(ctx: GauntletContext, expr: str) -> Verdict:
-    target = _holdout_target(ctx, expr)
     fig: dict[str, Any] = {}
     for m in ctx.settings.cost_multipliers:
-        fig[f"sharpe_x{m:g}"] = round(annual_sharpe(trade(ctx.holdout_candles, target, ctx.cost_rate * m), ctx.ppy), 4)
+        fig[f"sharpe_x{m:g}"] = round(annual_sharpe(holdout_returns(ctx, expr, m), ctx.ppy), 4)
     first = ctx.settings.cost_multipliers[0]
     ok = fig[f"sharpe_x{first:g}"] > ctx.settings.min_stressed_sharpe
     parts = ", ".join(f"×{k.split('_x')[1]}: {v:.2f}" for k, v in fig.items())
@@ -191,7 +247,7 @@ def permute_bars(candles: pd.DataFrame, rng: np.random.Generator) -> pd.DataFram
 def noise_test(ctx: GauntletContext, expr: str) -> Verdict:
     s = ctx.settings
     rng = np.random.default_rng(ctx.seed + 7)
-    full = ctx.full_candles if ctx.full_candles is not None else pd.concat([ctx.train_candles, ctx.holdout_candles])
+    full, full_x = ctx.full_window()
     logret = np.diff(np.log(full["close"].to_numpy()), prepend=np.nan)
     vol = pd.Series(logret).rolling(24, min_periods=2).std().bfill().fillna(0.0).to_numpy()
     n_hold = len(ctx.holdout_candles)
@@ -201,15 +257,16 @@ def noise_test(ctx: GauntletContext, expr: str) -> Verdict:
         noisy = full.copy()
         for col in ("open", "high", "low", "close"):
             noisy[col] = full[col].to_numpy() * mult
-        inputs = (ctx.recompute_inputs(noisy).iloc[-n_hold:] if ctx.recompute_inputs is not None
-                  else ctx.holdout_inputs)
+        inputs = full_x
+        if ctx.recompute_inputs is not None:  # the holdout rows from the perturbed prices
+            inputs = full_x.copy()
+            inputs.iloc[-n_hold:] = ctx.recompute_inputs(noisy).iloc[-n_hold:].to_numpy()
         target = np.asarray(ctx.positions(expr, inputs), dtype=np.float64)
-        r = trade(noisy.iloc[-n_hold:], target, ctx.cost_rate)
+        r = ctx.trade(noisy, target)[-n_hold:]
         profitable += float(np.prod(1.0 + r)) > 1.0
     share_noise = profitable / s.noise_runs
     # Block bootstrap of the candidate's own holdout returns: is the edge spread over time?
-    target = _holdout_target(ctx, expr)
-    r = trade(ctx.holdout_candles, target, ctx.cost_rate)
+    r = holdout_returns(ctx, expr)
     blocks = max(1, math.ceil(r.size / s.bootstrap_block))
     starts = rng.integers(0, max(1, r.size - s.bootstrap_block + 1), (200, blocks))
     idx = (starts[:, :, None] + np.arange(s.bootstrap_block)).reshape(200, -1)[:, : r.size]
@@ -221,39 +278,54 @@ def noise_test(ctx: GauntletContext, expr: str) -> Verdict:
                    f"block bootstraps (min {s.min_profitable_share:.0%})")
 
 
+def dsr_trials(ctx: GauntletContext) -> tuple[int, int | None, int]:
+    """(raw N, effective N or None, the N the gate uses): the search's distinct trials plus
+    those of earlier cycles on overlapping data, plus one per extra holdout look (the first
+    look's candidate is already one of the trials)."""
+    extra = max(0, ctx.holdout_looks - 1)
+    raw = max(1, ctx.n_trials) + extra
+    eff = None if ctx.effective_trials is None else max(1, ctx.effective_trials) + extra
+    use = eff if ctx.settings.dsr_trials == "effective" and eff is not None else raw
+    return raw, eff, use
+
+
 def deflated_sharpe_test(ctx: GauntletContext, expr: str) -> Verdict:
     target = np.asarray(ctx.positions(expr, ctx.train_inputs), dtype=np.float64)
-    r = trade(ctx.train_candles, target, ctx.cost_rate)
+    r = ctx.trade(ctx.train_candles, target)
     null_var = 1.0 / max(1, r.size - 1)
     var = null_var if ctx.settings.dsr_variance == "null" else ctx.trial_sharpe_variance
-    d = deflated_sharpe(r, n_trials=max(1, ctx.n_trials), trial_sr_variance=var)
-    n_eff = effective_trials(ctx.top_returns) if ctx.top_returns.size else 1
-    d_eff = deflated_sharpe(r, n_trials=max(1, n_eff), trial_sr_variance=var)
+    raw, eff, n = dsr_trials(ctx)
+    d = deflated_sharpe(r, n_trials=n, trial_sr_variance=var)
+    d_raw = deflated_sharpe(r, n_trials=raw, trial_sr_variance=var)
+    d_eff = deflated_sharpe(r, n_trials=eff, trial_sr_variance=var) if eff is not None else None
     other = "trials" if ctx.settings.dsr_variance == "null" else "null"
-    d_other = deflated_sharpe(r, n_trials=max(1, ctx.n_trials),
+    d_other = deflated_sharpe(r, n_trials=n,
                               trial_sr_variance=ctx.trial_sharpe_variance if other == "trials" else null_var)
     ok = d.dsr >= ctx.settings.min_dsr
     fig = {"dsr": round(d.dsr, 4), "sr_per_period": round(d.sr, 6), "sr0_per_period": round(d.sr0, 6),
-           "trials": ctx.n_trials, "effective_trials": n_eff, "dsr_effective": round(d_eff.dsr, 4),
+           "trials": raw, "effective_trials": eff, "trials_used": n, "trials_mode": ctx.settings.dsr_trials,
+           "holdout_looks": ctx.holdout_looks, "dsr_raw_trials": round(d_raw.dsr, 4),
+           "dsr_effective": round(d_eff.dsr, 4) if d_eff is not None else None,
            "variance": ctx.settings.dsr_variance, "sr_variance": var, f"dsr_{other}_variance": round(d_other.dsr, 4),
            "skew": round(d.skew, 4), "kurtosis_pearson": round(d.kurtosis, 4), "bars": d.n_obs}
+    eff_s = f"{eff} effective" if eff is not None else "effective not estimated"
     return Verdict("deflated_sharpe", ok, fig,
-                   f"DSR {d.dsr:.3f} over {ctx.n_trials} trials (effective {n_eff}: {d_eff.dsr:.3f}; "
+                   f"DSR {d.dsr:.3f} with N={n} ({ctx.settings.dsr_trials}; {raw} raw, {eff_s}; "
                    f"with the {other} variance: {d_other.dsr:.3f}); min {ctx.settings.min_dsr:g}")
 
 
 def pbo_test(ctx: GauntletContext, expr: str) -> Verdict:
-    m = ctx.top_returns
+    m = ctx.trial_returns
     if m.ndim != 2 or m.shape[1] < 2:
         return Verdict("pbo", False, {"candidates": int(m.shape[1]) if m.ndim == 2 else 0},
-                       "PBO needs at least two candidates")
+                       "PBO needs at least two sampled trials")
     res = pbo_cscv(m, n_blocks=ctx.settings.pbo_blocks)
     ok = res.pbo <= ctx.settings.max_pbo
     fig = {"pbo": round(res.pbo, 4), "splits": res.n_splits, "candidates": res.n_candidates,
            "logit_median": round(float(np.median(res.logits)), 4),
            "logits": [round(float(x), 4) for x in res.logits]}
     return Verdict("pbo", ok, fig, f"PBO {res.pbo:.2f} over {res.n_splits} CSCV splits of "
-                   f"{res.n_candidates} candidates (max {ctx.settings.max_pbo:g})")
+                   f"{res.n_candidates} sampled trials of the search (max {ctx.settings.max_pbo:g})")
 
 
 def walk_forward_test(ctx: GauntletContext, expr: str) -> Verdict:
@@ -277,7 +349,7 @@ def _walk_forward(ctx: GauntletContext) -> Verdict:
         win, _ = ctx.search(ctx.train_candles.iloc[lo:mid], ctx.train_inputs.iloc[lo:mid], ctx.seed + 100 + i)
         winners.append(win)
         target = np.asarray(ctx.positions(win, ctx.train_inputs.iloc[mid:hi]), dtype=np.float64)
-        oos.append(trade(ctx.train_candles.iloc[mid:hi], target, ctx.cost_rate))
+        oos.append(ctx.trade(ctx.train_candles.iloc[mid:hi], target))
     curve = np.concatenate(oos)
     sr = annual_sharpe(curve, ctx.ppy)
     ok = sr > ctx.settings.walk_forward_min_sharpe
@@ -336,3 +408,45 @@ def run_gauntlet(ctx: GauntletContext, expr: str, *, tests: tuple[str, ...] | No
         if stop_early and not v.passed:
             break
     return GauntletReport(expr, tuple(verdicts))
+
+
+def run_holdout_looks(ctx: GauntletContext, exprs: list[str], *,
+                      on_verdict: Callable[[int, Verdict], None] | None = None) -> list[GauntletReport]:
+    """The gauntlet for the candidates chosen without the holdout, in that order: usually one.
+    With k > 1 looks each holdout permutation p-value is Holm-corrected for the k looks (and
+    the DSR counts them: ``ctx.holdout_looks``); verdicts reach ``on_verdict`` once final."""
+    if not exprs:
+        return []
+    ctx.holdout_looks = len(exprs)
+    k = len(exprs)
+    reports = [run_gauntlet(ctx, e, on_verdict=(None if k > 1 or on_verdict is None
+                                                else (lambda v: on_verdict(1, v))))
+               for e in exprs]
+    if k > 1:
+        reports = _holm_permutation(ctx, reports)
+        if on_verdict is not None:
+            for i, rep in enumerate(reports, 1):
+                for v in rep.verdicts:
+                    on_verdict(i, v)
+    return reports
+
+
+def _holm_permutation(ctx: GauntletContext, reports: list[GauntletReport]) -> list[GauntletReport]:
+    raw = [next((v.figures["p_positions"] for v in r.verdicts if v.test == "permutation"), None) for r in reports]
+    have = [i for i, p in enumerate(raw) if p is not None]
+    adj = holm_adjust([float(raw[i]) for i in have])  # type: ignore[arg-type]
+    adjusted = dict(zip(have, adj, strict=True))
+    out = []
+    for i, rep in enumerate(reports):
+        verdicts = []
+        for v in rep.verdicts:
+            if v.test == "permutation" and i in adjusted:
+                p = adjusted[i]
+                fig = {**v.figures, "p_positions_raw": v.figures["p_positions"], "p_positions": round(p, 4),
+                       "holm_looks": len(reports)}
+                search_ok = "p_search" not in fig or all(fig["search_best"] > b for b in fig["null_best"])
+                ok = p <= ctx.settings.max_p_value and search_ok
+                v = Verdict(v.test, ok, fig, v.detail + f"; Holm-corrected for {len(reports)} holdout looks: p={p:.3f}")
+            verdicts.append(v)
+        out.append(GauntletReport(rep.expression, tuple(verdicts)))
+    return out

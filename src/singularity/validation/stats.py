@@ -81,22 +81,69 @@ def effective_trials(returns_matrix: np.ndarray, *, max_correlation: float = 0.7
     """Number of clusters of candidates whose per-bar returns correlate above
     ``max_correlation`` (average-linkage on distance 1 − ρ). Columns are candidates."""
     m = np.asarray(returns_matrix, dtype=np.float64)
-    n = m.shape[1]
-    if n <= 1:
-        return n
-    sd = m.std(axis=0)
-    live = sd > 0
-    if live.sum() <= 1:
-        return int(live.sum()) + int((~live).any())
+    if m.shape[1] <= 1:
+        return int(m.shape[1])
+    return int(np.unique(cluster_labels(m, max_correlation=max_correlation)).size)
+
+
+def holm_adjust(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (same order as given): p_(i) · (m − i + 1), made
+    monotone and capped at 1. Rejecting where adjusted p ≤ α controls the family-wise error."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: (pvalues[i], i))
+    out = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        out[i] = running
+    return out
+
+
+def estimate_effective_trials(returns_matrix: np.ndarray, *, total: int,
+                              max_correlation: float = 0.7) -> tuple[int, dict[str, int]]:
+    """Independent trials among ``total``, estimated from a uniform sample of their return
+    series (columns). The sample is clustered as in ``effective_trials`` (López de Prado,
+    2019: trials whose returns correlate above ``max_correlation`` are one trial); the number
+    of clusters in the whole population is then estimated from the sample's cluster sizes by
+    Chao1 (K + f1²/(2·f2), f1 and f2 the clusters met once and twice: unseen clusters are many
+    when many are seen once), capped at ``total``. Returns (estimate, details)."""
+    m = np.asarray(returns_matrix, dtype=np.float64)
+    n = m.shape[1] if m.ndim == 2 else 0
+    if n == 0:
+        return 1, {"sampled": 0, "clusters": 0, "singletons": 0, "doubletons": 0}
+    labels = cluster_labels(m, max_correlation=max_correlation)
+    sizes = np.bincount(labels)[1:] if labels.size else np.zeros(0, dtype=np.int64)
+    sizes = sizes[sizes > 0]
+    k = int(sizes.size)
+    f1 = int((sizes == 1).sum())
+    f2 = int((sizes == 2).sum())
+    chao = k + (f1 * f1 / (2.0 * f2) if f2 > 0 else f1 * (f1 - 1) / 2.0)
+    est = int(min(max(total, 1), max(1, math.ceil(chao)))) if n < total else k
+    return est, {"sampled": n, "clusters": k, "singletons": f1, "doubletons": f2}
+
+
+def cluster_labels(returns_matrix: np.ndarray, *, max_correlation: float = 0.7) -> np.ndarray:
+    """Cluster id (from 1) per column: average linkage on 1 − ρ cut at 1 − ``max_correlation``;
+    columns without variance (flat) form one cluster of their own."""
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
 
-    corr = np.clip(np.corrcoef(m[:, live], rowvar=False), -1.0, 1.0)
-    dist = 1.0 - corr
-    np.fill_diagonal(dist, 0.0)
-    labels = fcluster(linkage(squareform(dist, checks=False), method="average"),
-                      t=1.0 - max_correlation, criterion="distance")
-    return int(labels.max()) + int((~live).any())
+    m = np.asarray(returns_matrix, dtype=np.float64)
+    n = m.shape[1]
+    labels = np.zeros(n, dtype=np.int64)
+    live = m.std(axis=0) > 0
+    n_live = int(live.sum())
+    if n_live == 1:
+        labels[live] = 1
+    elif n_live > 1:
+        corr = np.clip(np.corrcoef(m[:, live], rowvar=False), -1.0, 1.0)
+        dist = 1.0 - corr
+        np.fill_diagonal(dist, 0.0)
+        labels[live] = fcluster(linkage(squareform(dist, checks=False), method="average"),
+                                t=1.0 - max_correlation, criterion="distance")
+    if (~live).any():
+        labels[~live] = labels.max() + 1
+    return labels
 
 
 @dataclass(frozen=True)
