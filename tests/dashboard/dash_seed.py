@@ -24,6 +24,9 @@ GAUNTLET = [
 ]
 
 
+T0, T1 = "2025-01-11T03:00:00+00:00", "2025-01-11T04:00:00+00:00"
+
+
 @dataclass(frozen=True)
 class Seeded:
     settings: Settings
@@ -33,6 +36,7 @@ class Seeded:
     parent_id: int
     champion_id: int
     candidate_id: int
+    ledger_url: str
 
 
 def candles(n: int = 240, gap_at: int = 100, gap_len: int = 5) -> pd.DataFrame:
@@ -86,5 +90,33 @@ def seed(data_dir: Path) -> Seeded:
     (data_dir / "logs" / "engine.log").write_text(
         "2025-01-01 00:00:00 MainProcess[1] INFO engine: started\n"
         f"2025-01-01 00:00:01 MainProcess[1] INFO engine: connecting with key {API_KEY}\n")
+    url = seed_ledger(s)
     return Seeded(settings=s, data_dir=data_dir, run_id=run_id, running_run_id=running,
-                  parent_id=parent, champion_id=champ, candidate_id=cand)
+                  parent_id=parent, champion_id=champ, candidate_id=cand, ledger_url=url)
+
+
+def seed_ledger(s: Settings, mode: str = "replay") -> str:
+    """The engine's ledger as the engine writes it: capital, two decided candles of BTC with
+    one fill between them (its backtest price beside it), ETH decided once, two regimes."""
+    from datetime import datetime
+
+    from singularity.engine.ledger import Ledger, NewEvent, ledger_url
+
+    url = ledger_url(s, mode)
+    led = Ledger(url)
+    t0, t1 = datetime.fromisoformat(T0), datetime.fromisoformat(T1)
+    led.append([
+        NewEvent("balance", "cap-btc", {"delta": 10_000.0}, "BTC/USDT", t0),
+        NewEvent("balance", "cap-eth", {"delta": 10_000.0}, "ETH/USDT", t0),
+        NewEvent("decision", "d-btc-0", {"candle": T0, "close": 100.0, "target": 0.5}, "BTC/USDT", t0),
+        NewEvent("fill", "f-btc-0", {"client_order_id": "o1", "price": 100.1, "quantity": 49.95, "fee": 5.0,
+                                     "backtest_price": 100.05}, "BTC/USDT", t0),
+        NewEvent("decision", "d-btc-1", {"candle": T1, "close": 102.0, "target": 0.5}, "BTC/USDT", t1),
+        NewEvent("regime", "r-btc-0", {"regime": "calm"}, "BTC/USDT", t0),
+        NewEvent("regime", "r-btc-1", {"regime": "trend"}, "BTC/USDT", t1),
+        NewEvent("decision", "d-eth-1", {"candle": T1, "close": 5.0, "target": 0.0}, "ETH/USDT", t1),
+    ])
+    led.write_status(mode=mode, running=True, started_at=t0, loop_lag_ms={"p50": 0.4, "p99": 2.1, "max": 5.0},
+                     feeds={}, symbols=[{"symbol": "BTC/USDT", "feed": "ok"}])
+    led.close()
+    return url

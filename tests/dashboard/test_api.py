@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from dash_seed import API_KEY, GAUNTLET, Seeded, candles
+from dash_seed import API_KEY, GAUNTLET, T0, T1, Seeded, candles
 from fastapi.testclient import TestClient
-from memory_ledger import MemoryLedger
 
 from singularity.dashboard import create_app
 from singularity.dashboard.pages import PAGES, plotly_js
@@ -16,12 +15,8 @@ from singularity.dashboard.views import FORGE_STAGES
 
 @pytest.fixture(scope="module")
 def client(seeded: Seeded) -> Iterator[TestClient]:
-    ledger = MemoryLedger()
-    ledger.append(kind="decision", symbol="BTC/USDT", key="d1", payload={"close": 1.0, "target": 0.5})
-    ledger.append(kind="regime", symbol="BTC/USDT", key="r1", payload={"regime": "calm"})
-    ledger.append(kind="regime", symbol="BTC/USDT", key="r2", payload={"regime": "trend"})
-    with TestClient(create_app(seeded.settings, ledger=ledger), base_url="http://127.0.0.1") as c:
-        c.ledger = ledger  # type: ignore[attr-defined]
+    # no ledger passed: the app finds the engine's (replay) ledger in the data directory
+    with TestClient(create_app(seeded.settings), base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -36,16 +31,39 @@ def test_status_joins_champions_and_store_prices(client: TestClient, seeded: See
     r = client.get("/api/status")
     assert r.status_code == 200
     body = r.json()
-    assert body["running"] is False and body["timeframe"] == "1h" and body["exchange"] == "binance"
+    assert body["mode"] == "replay" and body["timeframe"] == "1h" and body["exchange"] == "binance"
+    assert body["loop_lag_ms"] == {"p50": 0.4, "p99": 2.1, "max": 5.0}
     rows = {x["symbol"]: x for x in body["symbols"]}
     assert list(rows) == ["BTC/USDT", "ETH/USDT"]
     btc = rows["BTC/USDT"]
     assert btc["champion"] == {"id": seeded.champion_id, "rule": "rsi_14 > 55 and ret_1 > 0"}
-    c = candles()
-    assert btc["price"] == pytest.approx(float(c["close"].iloc[-1]), rel=0, abs=0)
-    assert btc["last_candle"] == c.index[-1].isoformat()
-    assert rows["ETH/USDT"]["champion"] is None
+    # the engine's projections: price and candle of its last decision, position, equity
+    assert (btc["price"], btc["last_candle"], btc["position"]) == (102.0, T1, 49.95)
+    assert btc["equity"] == pytest.approx(10_000 - 49.95 * 100.1 - 5.0 + 49.95 * 102.0, abs=1e-9)
+    assert btc["feed"] == "ok" and btc["paused"] is False and btc["regime"] == "trend"
+    assert rows["ETH/USDT"]["champion"] is None and rows["ETH/USDT"]["equity"] == 10_000.0
     assert set(btc) >= {"position", "equity", "pnl", "regime", "feed", "paused"}
+
+
+def test_status_without_engine_shows_store_prices(seeded: Seeded, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from singularity.dashboard.ledger import open_engine_ledger
+
+    assert open_engine_ledger(seeded.settings.model_copy(update={"data": seeded.settings.data.model_copy(
+        update={"dir": tmp_path})})) is None  # nothing there, nothing created
+    assert list(tmp_path.iterdir()) == []
+    import types
+
+    from singularity.dashboard.ledger import overview
+
+    app = create_app(seeded.settings)
+    ctx = app.state.dashboard
+    body = overview(types.SimpleNamespace(settings=ctx.settings, ledger=None, registry=ctx.registry,
+                                          store=ctx.store))
+    btc = {x["symbol"]: x for x in body["symbols"]}["BTC/USDT"]
+    c = candles()
+    assert body["running"] is False and body["mode"] is None
+    assert btc["price"] == float(c["close"].iloc[-1]) and btc["last_candle"] == c.index[-1].isoformat()
+    assert btc["position"] is None
 
 
 def test_strategies_list_and_filters(client: TestClient, seeded: Seeded) -> None:
@@ -113,23 +131,40 @@ def test_logs_tail_files_and_mask_keys(client: TestClient) -> None:
 
 def test_ledger_after_tail_and_filters(client: TestClient) -> None:
     all_ = client.get("/api/ledger").json()
-    assert [e["seq"] for e in all_[:3]] == [1, 2, 3]
-    assert set(all_[0]) == {"seq", "time", "kind", "symbol", "key", "payload"}
-    assert [e["seq"] for e in client.get("/api/ledger", params={"after": 1}).json()][:2] == [2, 3]
-    assert [e["key"] for e in client.get("/api/ledger", params={"kind": "regime", "tail": 1}).json()] == ["r2"]
+    assert [e["seq"] for e in all_] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert all_[3] == {"seq": 4, "time": T0, "kind": "fill", "symbol": "BTC/USDT", "key": "f-btc-0",
+                       "payload": {"client_order_id": "o1", "price": 100.1, "quantity": 49.95, "fee": 5.0,
+                                   "backtest_price": 100.05}}
+    assert [e["seq"] for e in client.get("/api/ledger", params={"after": 6}).json()] == [7, 8]
+    assert [e["seq"] for e in client.get("/api/ledger", params={"after": 1, "limit": 2}).json()] == [2, 3]
+    assert [e["key"] for e in client.get("/api/ledger", params={"kind": "regime", "tail": 1}).json()] == ["r-btc-1"]
+    assert [e["seq"] for e in client.get("/api/ledger", params={"tail": 3}).json()] == [6, 7, 8]
+    assert [e["seq"] for e in client.get("/api/ledger", params={"symbol": "ETH/USDT"}).json()] == [2, 8]
     assert client.get("/api/ledger", params={"after": -1}).status_code == 422
 
 
 def test_regimes_timeline(client: TestClient) -> None:
     r = client.get("/api/regimes").json()
-    assert [(s["symbol"], s["regime"]) for s in r["segments"]] == [("BTC/USDT", "calm"), ("BTC/USDT", "trend")]
-    assert r["segments"][0]["end"] == r["segments"][1]["start"]
-    assert [(c["symbol"], c["regime"]) for c in r["current"]] == [("BTC/USDT", "trend")]
+    assert [(s["symbol"], s["regime"], s["start"]) for s in r["segments"]] == [
+        ("BTC/USDT", "calm", T0), ("BTC/USDT", "trend", T1)]
+    assert r["segments"][0]["end"] == T1
+    assert r["current"] == [{"symbol": "BTC/USDT", "regime": "trend", "since": T1}]
 
 
-def test_equity_shape(client: TestClient) -> None:
-    e = client.get("/api/equity").json()
-    assert set(e) >= {"time", "equity", "buy_hold", "backtest", "drawdown", "shortfall", "points"}
+def test_equity_against_buy_and_hold_and_backtest(client: TestClient) -> None:
+    e = client.get("/api/equity", params={"symbol": "BTC/USDT"}).json()
+    eq1 = 10_000 - 49.95 * 100.1 - 5.0 + 49.95 * 102.0
+    bt1 = 10_000 - 49.95 * 100.05 - 5.0 + 49.95 * 102.0
+    assert e["time"] == [T0, T1] and e["points"] == 2
+    assert e["equity"] == pytest.approx([10_000.0, eq1], abs=1e-9)
+    assert e["buy_hold"] == pytest.approx([10_000.0, 10_200.0], abs=1e-9)
+    assert e["backtest"] == pytest.approx([10_000.0, bt1], abs=1e-9)
+    assert e["shortfall"] == pytest.approx(49.95 * 0.05, abs=1e-9)
+    assert e["drawdown"] == [0.0, 0.0] and e["max_drawdown"] == 0.0
+    both = client.get("/api/equity").json()  # all symbols: ETH's cash counts from its deposit
+    assert both["time"] == [T0, T1]
+    assert both["equity"] == pytest.approx([20_000.0, eq1 + 10_000.0], abs=1e-9)
+    assert both["buy_hold"] == pytest.approx([20_000.0, 20_200.0], abs=1e-9)
 
 
 def test_openapi_documents_the_api(client: TestClient) -> None:

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dash_seed import API_KEY, Seeded
+from dash_seed import API_KEY, seed, settings_for
 from live_server import serving
-from memory_ledger import MemoryLedger
 
 from singularity.dashboard import create_app
 from singularity.dashboard.pages import PAGES
+from singularity.engine.ledger import Ledger, NewEvent
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("SINGULARITY_SCREENSHOTS", REPO / "build" / "dashboard-screenshots"))
@@ -57,11 +57,11 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
-def test_every_page_live_updates_and_controls(browser: Any, seeded: Seeded) -> None:
-    ledger = MemoryLedger()
-    ledger.append(kind="regime", symbol="BTC/USDT", key="r1", payload={"regime": "calm"})
-    ledger.append(kind="regime", symbol="ETH/USDT", key="r2", payload={"regime": "trend"})
-    app = create_app(seeded.settings, ledger=ledger, watch_interval_s=0.1)
+def test_every_page_live_updates_and_controls(browser: Any, tmp_path: Path) -> None:
+    seeded = seed(tmp_path)  # registry, store and the engine's ledger (this test appends to it)
+    assert seeded.settings == settings_for(tmp_path)
+    engine = Ledger(seeded.ledger_url)  # writes as the engine does, from its own connection
+    app = create_app(seeded.settings, watch_interval_s=0.1)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
     with serving(app) as base:
@@ -103,8 +103,9 @@ def test_every_page_live_updates_and_controls(browser: Any, seeded: Seeded) -> N
         page.wait_for_selector("body[data-ready=true]")
         page.wait_for_selector("#live.on", timeout=5_000)
         t0 = time.monotonic()
-        seq = ledger.append(kind="fill", symbol="BTC/USDT", key="fill-1",
-                            payload={"price": 101.5, "quantity": 0.25, "fee": 0.02})
+        [ev] = engine.append([NewEvent("fill", "fill-1", {"client_order_id": "o7", "price": 101.5,
+                                                          "quantity": 0.25, "fee": 0.02}, "BTC/USDT")])
+        seq = ev.seq
         page.wait_for_selector(f'#ledger tr[data-seq="{seq}"]', timeout=1_000)
         seen_after = time.monotonic() - t0
         assert seen_after < 1.0
@@ -116,10 +117,11 @@ def test_every_page_live_updates_and_controls(browser: Any, seeded: Seeded) -> N
         page.select_option("#control-symbol", "ETH/USDT")
         page.click("#control-pause")
         page.wait_for_selector("#control-result.ok", timeout=5_000)
-        last = ledger.rows[-1]
-        assert (last["kind"], last["symbol"], last["payload"]["action"]) == ("control", "ETH/USDT", "pause")
-        page.wait_for_selector(f'#control-events tr[data-seq="{last["seq"]}"]', timeout=2_000)
+        last = Ledger(seeded.ledger_url).events(after_seq=seq)[-1]
+        assert (last.kind, last.payload["symbol"], last.payload["action"]) == ("control", "ETH/USDT", "pause")
+        page.wait_for_selector(f'#control-events tr[data-seq="{last.seq}"]', timeout=2_000)
         page.screenshot(path=str(SCREENSHOTS / "controls.png"), full_page=True)
         assert errors == []
         ctx.close()
+    engine.close()
     print(f"screenshots in {SCREENSHOTS}; ledger event shown after {seen_after * 1000:.0f} ms")

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from dash_seed import API_KEY, API_SECRET, PASSWORD, Seeded, settings_for
 from fastapi.testclient import TestClient
-from memory_ledger import MemoryLedger
 
 from singularity.config import load_settings
 from singularity.dashboard import create_app, serve
+from singularity.dashboard.ledger import EngineLedger
 from singularity.dashboard.pages import PAGES
 from singularity.dashboard.security import check_bind, hash_password, is_loopback, verify_password
 from singularity.errors import ConfigError
@@ -23,10 +23,14 @@ from singularity.errors import ConfigError
 PASSWORD_HASH = hash_password(PASSWORD)
 
 
+def fresh_ledger(tmp_path: Path) -> EngineLedger:
+    return EngineLedger(f"sqlite:///{tmp_path / 'ledger-paper.db'}", "paper")
+
+
 def remote_client(seeded: Seeded, **kw: object) -> TestClient:
     s = settings_for(seeded.data_dir, **{"dashboard.password_hash": PASSWORD_HASH,
                                           "dashboard.login_attempts": 3})
-    app = create_app(s, host="0.0.0.0", ledger=kw.pop("ledger", MemoryLedger()), **kw)  # type: ignore[arg-type]
+    app = create_app(s, host="0.0.0.0", **kw)  # type: ignore[arg-type]
     return TestClient(app, base_url="http://10.20.30.40:8750")
 
 
@@ -98,8 +102,8 @@ def _csrf(c: TestClient) -> str:
     return token  # type: ignore[no-any-return]
 
 
-def test_controls_need_the_csrf_token(seeded: Seeded) -> None:
-    ledger = MemoryLedger()
+def test_controls_need_the_csrf_token(seeded: Seeded, tmp_path: Path) -> None:
+    ledger = fresh_ledger(tmp_path)
     with TestClient(create_app(seeded.settings, ledger=ledger), base_url="http://127.0.0.1") as c:
         body = {"action": "pause", "symbol": "BTC/USDT"}
         assert c.post("/api/controls", json=body).status_code == 403  # no session, no token
@@ -108,35 +112,36 @@ def test_controls_need_the_csrf_token(seeded: Seeded) -> None:
         assert c.post("/api/controls", json=body, headers={"x-csrf-token": "x" + token}).status_code == 403
         cross = c.post("/api/controls", json=body, headers={"x-csrf-token": token, "origin": "http://evil.test"})
         assert cross.status_code == 403
-        assert ledger.rows == []
+        assert ledger.events() == []
         ok = c.post("/api/controls", json=body, headers={"x-csrf-token": token})
         assert ok.status_code == 200
-        assert ledger.rows[-1]["kind"] == "control" and ledger.rows[-1]["payload"]["action"] == "pause"
-        assert ok.json()["seq"] == ledger.rows[-1]["seq"]
+        [ev] = ledger.events()
+        assert (ev["kind"], ev["symbol"], ev["payload"]["action"]) == ("control", "BTC/USDT", "pause")
+        assert ok.json()["seq"] == ev["seq"]
         bad = c.post("/api/controls", json={"action": "pause", "symbol": "DOGE/BTC"}, headers={"x-csrf-token": token})
-        assert bad.status_code == 422 and len(ledger.rows) == 1
+        assert bad.status_code == 422 and len(ledger.events()) == 1
 
 
-def test_remote_controls_need_login_and_csrf(seeded: Seeded) -> None:
-    ledger = MemoryLedger()
+def test_remote_controls_need_login_and_csrf(seeded: Seeded, tmp_path: Path) -> None:
+    ledger = fresh_ledger(tmp_path)
     with remote_client(seeded, ledger=ledger) as c:
         body = {"action": "flatten", "symbol": "ETH/USDT"}
         assert c.post("/api/controls", json=body).status_code == 401
         token = c.post("/api/login", json={"password": PASSWORD}).json()["csrf"]
         assert c.post("/api/controls", json=body).status_code == 403
         assert c.post("/api/controls", json=body, headers={"x-csrf-token": token}).status_code == 200
-        assert [r["payload"]["action"] for r in ledger.rows] == ["flatten"]
+        assert [r["payload"]["action"] for r in ledger.events()] == ["flatten"]
 
 
-def test_read_only_keeps_pages_and_refuses_controls(seeded: Seeded) -> None:
-    ledger = MemoryLedger()
+def test_read_only_keeps_pages_and_refuses_controls(seeded: Seeded, tmp_path: Path) -> None:
+    ledger = fresh_ledger(tmp_path)
     with TestClient(create_app(seeded.settings, ledger=ledger, read_only=True), base_url="http://127.0.0.1") as c:
         for path, *_ in PAGES:
             assert c.get(path).status_code == 200
         token = _csrf(c)
         r = c.post("/api/controls", json={"action": "resume", "symbol": "BTC/USDT"}, headers={"x-csrf-token": token})
         assert r.status_code == 403 and "read-only" in r.json()["detail"]
-        assert ledger.rows == []
+        assert ledger.events() == []
 
 
 def test_loopback_server_rejects_foreign_host_header(seeded: Seeded) -> None:
@@ -147,7 +152,7 @@ def test_loopback_server_rejects_foreign_host_header(seeded: Seeded) -> None:
 
 def test_no_secret_in_pages_api_or_logs(seeded: Seeded, caplog: pytest.LogCaptureFixture) -> None:
     assert seeded.settings.exchange.api_key is not None  # the seeded settings do hold keys
-    app = create_app(seeded.settings, ledger=MemoryLedger())
+    app = create_app(seeded.settings)
     with TestClient(app, base_url="http://127.0.0.1") as c:
         import logging
 

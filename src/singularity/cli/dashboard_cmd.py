@@ -13,6 +13,8 @@ def dashboard(
                                     "default 127.0.0.1; any other needs dashboard.password_hash)."),
     port: int | None = typer.Option(None, "--port", min=1, max=65535, help="Port (settings: dashboard.port)."),
     read_only: bool = typer.Option(False, "--read-only", help="Pages and API only; controls refused."),
+    mode: str | None = typer.Option(None, "--mode", help="Which engine ledger: replay, paper or live "
+                                    "(default: the one whose engine ran last)."),
     hash_password: bool = typer.Option(False, "--hash-password",
                                        help="Read a password (prompt or stdin) and print the line for "
                                             "singularity.toml; serves nothing."),
@@ -33,7 +35,7 @@ def dashboard(
     s = settings(ctx, dashboard__host=host, dashboard__port=port)
     bind, bind_port = s.dashboard.host, s.dashboard.port
     check_bind(bind, s.dashboard.password_hash)
-    app = create_app(s, host=bind, read_only=read_only)
+    app = create_app(s, host=bind, read_only=read_only, mode=mode)
     server = make_server(app, host=bind, port=bind_port, log_level="warning")
     shown = f"[{bind}]" if ":" in bind else bind
     console.print(f"dashboard on http://{shown}:{bind_port}/"

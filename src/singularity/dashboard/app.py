@@ -64,18 +64,19 @@ def configured_secrets(settings: Settings) -> list[str]:
 
 
 def create_app(settings: Settings, *, host: str | None = None, read_only: bool = False,
-               ledger: Any | None = None, capture_logs: bool = True,
+               ledger: Any | None = None, mode: str | None = None, capture_logs: bool = True,
                watch_interval_s: float = 0.2) -> FastAPI:
     """The app over ``settings``' registry and store, and the engine's ``ledger`` when given
-    (else the ledger found in the data directory, if any)."""
+    (else the ledger of ``mode`` in the data directory, or the most recently active one)."""
     from singularity.dashboard import api, pages
     from singularity.dashboard.ledger import open_engine_ledger, run_rows
 
     host = host or settings.dashboard.host
     check_bind(host, settings.dashboard.password_hash)
     registry = Registry(settings.database_url, recover=False)
+    owned = ledger is None
     if ledger is None:
-        ledger = open_engine_ledger(settings)
+        ledger = open_engine_ledger(settings, mode)
     buffer = LogBuffer() if capture_logs else None
     ctx = Dashboard(
         settings=settings, host=host, read_only=read_only, registry=registry,
@@ -98,6 +99,8 @@ def create_app(settings: Settings, *, host: str | None = None, read_only: bool =
             if buffer is not None:
                 root.removeHandler(buffer)
             registry.close()
+            if owned and ledger is not None:
+                ledger.close()
 
     app = FastAPI(title="Singularity dashboard", version=_version(), lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
