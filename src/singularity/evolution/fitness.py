@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 
 from singularity.backtest.kernel import (
+    _order,
     bar_returns,
     count_trades,
     max_drawdown_from_returns,
@@ -116,6 +117,120 @@ def score(
         f = sortino_from_returns(r, periods_per_year)
     elif objective == 2:
         f = calmar_from_returns(r, periods_per_year, mdd)
+    else:
+        f = sharpe
+    if min_trades > 0 and trades < min_trades:
+        f -= TRADE_PENALTY * (min_trades - trades) / min_trades
+    if mdd > dd_limit:
+        f -= DRAWDOWN_PENALTY * (mdd - dd_limit)
+    if not np.isfinite(f):
+        f = WORST
+    metrics[M_FITNESS] = min(max(f, -FITNESS_CAP), FITNESS_CAP)
+
+
+@njit(cache=True, nogil=True)
+def score_fused(
+    out: np.ndarray,
+    open_: np.ndarray,
+    close: np.ndarray,
+    r: np.ndarray,
+    cost_rate: float,
+    fill_on_open: bool,
+    long_only: bool,
+    periods_per_year: float,
+    objective: int,
+    min_trades: int,
+    dd_limit: float,
+    metrics: np.ndarray,
+) -> None:
+    """``score`` in one pass over the bars: positions, the backtest (``bar_returns``), trade
+    count, drawdown, growth and the Sharpe mean together; only the Sharpe's squared deviations
+    take a second pass, over ``r`` (scratch of n floats, small enough to stay in cache).
+
+    Every figure is computed with the same operations in the same order as ``score``, so the
+    two agree bit for bit (the tests hold them to it)."""
+    n = out.shape[0]
+    lo = np.inf
+    hi = -np.inf
+    cash = 1.0
+    shares = 0.0
+    prev_equity = 1.0
+    prev_want = 0.0
+    ruined = False
+    trades = 0
+    prev_pos = 0.0
+    total = 0.0
+    eq = 1.0
+    peak = 1.0
+    mdd = 0.0
+    if n > 0:
+        r[0] = 0.0
+    for t in range(1, n):
+        x = out[t - 1]
+        want = 0.0
+        if not np.isnan(x):
+            if x < lo:
+                lo = x
+            if x > hi:
+                hi = x
+            want = 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+            if long_only and want < 0.0:
+                want = 0.0
+        # count_trades: an entry when leaving flat or flipping side
+        if want != 0.0 and (prev_pos == 0.0 or (want > 0.0) != (prev_pos > 0.0)):
+            trades += 1
+        prev_pos = want
+        rt = 0.0
+        if not ruined:  # bar_returns, step t
+            if want != prev_want:
+                price = open_[t] if fill_on_open else close[t]
+                cash, shares, _d, _p, _f = _order(cash, shares, want, price, cost_rate, 0.0)
+                prev_want = want
+            equity = cash + shares * close[t]
+            if equity <= 0.0:
+                rt = -1.0
+                ruined = True
+            else:
+                rt = equity / prev_equity - 1.0
+                prev_equity = equity
+        r[t] = rt
+        total += rt
+        eq *= 1.0 + rt
+        if eq > peak:
+            peak = eq
+        dd = 1.0 - eq / peak
+        if dd > mdd:
+            mdd = dd
+    if n > 0:
+        x = out[n - 1]
+        if not np.isnan(x):
+            if x < lo:
+                lo = x
+            if x > hi:
+                hi = x
+    if not hi > lo:  # invalid output (see positions_from_output): WORST
+        metrics[:] = 0.0
+        metrics[M_FITNESS] = WORST
+        return
+    mdd = min(mdd, 1.0)
+    sharpe = 0.0
+    if n >= 2:  # sharpe_from_returns with the mean already summed
+        mean = total / n
+        ss = 0.0
+        for i in range(n):
+            ss += (r[i] - mean) ** 2
+        std = np.sqrt(ss / (n - 1))
+        if std > 1e-15 and np.isfinite(std):
+            sharpe = mean / std * np.sqrt(periods_per_year)
+    metrics[M_SHARPE] = sharpe
+    metrics[M_TRADES] = trades
+    metrics[M_MAXDD] = mdd
+    metrics[M_RETURN] = eq - 1.0
+    metrics[M_VALID] = 1.0
+    if objective == 1:
+        f = sortino_from_returns(r[:n], periods_per_year)
+    elif objective == 2:
+        f = calmar_from_returns(r[:n], periods_per_year, mdd)
     else:
         f = sharpe
     if min_trades > 0 and trades < min_trades:

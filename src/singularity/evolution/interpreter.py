@@ -23,7 +23,7 @@ refresh_stale_cache()  # before the first cached function loads (see _numba_cach
 
 from singularity.evolution import kernels as K  # noqa: E402
 from singularity.evolution import primitives as P  # noqa: E402
-from singularity.evolution.fitness import N_METRICS, score  # noqa: E402
+from singularity.evolution.fitness import N_METRICS, score_fused  # noqa: E402
 from singularity.evolution.program import Program, pack  # noqa: E402
 
 _ARITY = np.zeros(256, dtype=np.int64)
@@ -266,7 +266,7 @@ def run_plan(
     buf[:nf] = features
     metrics = np.zeros((n_trees, N_METRICS))
     outputs = np.empty((n_trees if keep_outputs else 0, n), dtype=np.float32)
-    target = np.empty(n)
+    r = np.empty(n)  # per-bar returns of the tree being scored (reused)
     for j in range(ins_op.shape[0]):
         op = ins_op[j]
         if op == P.BACKTEST:
@@ -274,8 +274,8 @@ def run_plan(
             row = buf[ins_a[j, 0]]
             if keep_outputs:
                 outputs[ti] = row
-            score(row, open_, close, target, cost_rate, fill_on_open, long_only,
-                  periods_per_year, objective, min_trades, dd_limit, metrics[ti])
+            score_fused(row, open_, close, r, cost_rate, fill_on_open, long_only,
+                        periods_per_year, objective, min_trades, dd_limit, metrics[ti])
         else:
             K.apply(op, ins_arg[j], ins_val[j], buf[ins_a[j, 0]], buf[ins_a[j, 1]],
                     buf[ins_a[j, 2]], buf[ins_out[j]])

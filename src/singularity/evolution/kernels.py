@@ -38,15 +38,17 @@ def binary(op: int, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
             else:
                 out[t] = x / y
     elif op == P.MIN:
-        for t in range(n):
+        for t in range(n):  # branch-free selects: the loop vectorises
             x = a[t]
             y = b[t]
-            out[t] = _NAN if (np.isnan(x) or np.isnan(y)) else (x if x < y else y)
+            m = x if x < y else y
+            out[t] = _NAN if (x != x) | (y != y) else m
     elif op == P.MAX:
         for t in range(n):
             x = a[t]
             y = b[t]
-            out[t] = _NAN if (np.isnan(x) or np.isnan(y)) else (x if x > y else y)
+            m = x if x > y else y
+            out[t] = _NAN if (x != x) | (y != y) else m
     elif op == P.GT:
         for t in range(n):
             out[t] = 1.0 if a[t] > b[t] else 0.0
@@ -104,6 +106,9 @@ def lagged(op: int, a: np.ndarray, k: int, out: np.ndarray) -> None:
 def rolling_moments(op: int, a: np.ndarray, w: int, out: np.ndarray) -> None:
     """ts_mean, ts_std, ts_zscore by running sums (as the reference)."""
     n = out.shape[0]
+    if op == P.STD:
+        _rolling_std(a, w, out)
+        return
     s = 0.0
     ss = 0.0
     nans = 0
@@ -139,54 +144,112 @@ def rolling_moments(op: int, a: np.ndarray, w: int, out: np.ndarray) -> None:
 
 
 @njit(cache=True, nogil=True)
-def rolling_extreme(is_max: bool, a: np.ndarray, w: int, out: np.ndarray) -> None:
-    """Trailing min/max by a monotonic deque: O(n) for any window."""
+def _rolling_std(a: np.ndarray, w: int, out: np.ndarray) -> None:
+    """ts_std as ``rolling_moments`` computes it, in two loops: the running sums (a serial
+    chain), then the square roots over the stored sums (independent: vectorised)."""
     n = out.shape[0]
-    dq = np.empty(n, dtype=np.int64)
-    head = 0
-    tail = 0
-    last_nan = -(w + 1)
+    sums = np.empty(n)
+    sqs = np.empty(n)
+    ok = np.empty(n, dtype=np.bool_)
+    s = 0.0
+    ss = 0.0
+    nans = 0
     for t in range(n):
-        x = a[t]
-        if np.isnan(x):
-            last_nan = t
+        v = np.float64(a[t])
+        if np.isnan(v):
+            nans += 1
         else:
-            if is_max:
-                while tail > head and a[dq[tail - 1]] <= x:
-                    tail -= 1
+            s += v
+            ss += v * v
+        if t >= w:
+            o = np.float64(a[t - w])
+            if np.isnan(o):
+                nans -= 1
             else:
-                while tail > head and a[dq[tail - 1]] >= x:
-                    tail -= 1
-            dq[tail] = t
-            tail += 1
-        while tail > head and dq[head] <= t - w:
-            head += 1
-        if t < w - 1 or t - last_nan < w:
+                s -= o
+                ss -= o * o
+        sums[t] = s
+        sqs[t] = ss
+        ok[t] = t >= w - 1 and nans == 0
+    for t in range(n):
+        m = sums[t] / w
+        var = sqs[t] / w - m * m
+        sd = np.sqrt(var) if var > 0.0 else 0.0
+        out[t] = sd if ok[t] else _NAN
+
+
+@njit(cache=True, nogil=True)
+def rolling_extreme(is_max: bool, a: np.ndarray, w: int, out: np.ndarray) -> None:
+    """Trailing min/max in O(n) without data-dependent branches (van Herk / Gil-Werman):
+    within aligned blocks of ``w`` bars, a running extreme from each block's start (``pre``)
+    and from each block's end (``suf``); the window ending at t joins ``suf[t-w+1]`` and
+    ``pre[t]``. Ties go to the most recent bar, as a monotonic deque's would (even the sign
+    of a zero agrees). A window holding a NaN is NaN."""
+    n = out.shape[0]
+    if n == 0:
+        return
+    sign = np.float32(1.0) if is_max else np.float32(-1.0)
+    pre = np.empty(n, dtype=np.float32)
+    suf = np.empty(n, dtype=np.float32)
+    ninf = np.float32(-np.inf)
+    for t in range(n):  # as maxima: min(a) = -max(-a)
+        x = a[t] * sign
+        pre[t] = ninf if x != x else x
+    for b0 in range(0, n, w):
+        b1 = min(b0 + w, n)
+        m = pre[b1 - 1]
+        suf[b1 - 1] = m
+        for t in range(b1 - 2, b0 - 1, -1):
+            x = pre[t]
+            m = x if x > m else m
+            suf[t] = m
+        m = pre[b0]
+        for t in range(b0 + 1, b1):
+            x = pre[t]
+            m = x if x >= m else m
+            pre[t] = m
+    last_nan = -(w + 1)
+    for t in range(min(w - 1, n)):
+        out[t] = _NAN
+        if np.isnan(a[t]):
+            last_nan = t
+    for t in range(w - 1, n):
+        x = pre[t]
+        y = suf[t - w + 1]
+        out[t] = (x if x >= y else y) * sign
+    for t in range(w - 1, n):
+        if np.isnan(a[t]):
+            last_nan = t
+        if t - last_nan < w:
             out[t] = _NAN
-        else:
-            out[t] = a[dq[head]]
 
 
 @njit(cache=True, nogil=True)
 def rolling_rank(a: np.ndarray, w: int, out: np.ndarray) -> None:
+    """Share of the previous ``w - 1`` bars below the current one (ties count half).
+
+    Counted lag by lag over all bars (``a[t-k] < a[t]`` for k = 1..w-1): contiguous loops
+    that vectorise, in place of one short window scan per bar. Counts are integers, so the
+    result is exactly ``(below + 0.5 * ties) / (w - 1)``."""
     n = out.shape[0]
+    half = np.zeros(n, dtype=np.float32)  # 2 * below + ties: small integers, exact
+    if n >= w:
+        cur = a[w - 1 : n]
+        acc = half[w - 1 : n]
+        for k in range(1, w):
+            prev = a[w - 1 - k : n - k]  # slices: contiguous and unaliased, so LLVM vectorises
+            for i in range(n - w + 1):
+                x = cur[i]
+                y = prev[i]
+                acc[i] += np.float32(y < x) + np.float32(y <= x)
     last_nan = -(w + 1)
     for t in range(n):
-        x = a[t]
-        if np.isnan(x):
+        if np.isnan(a[t]):
             last_nan = t
         if t < w - 1 or t - last_nan < w:
             out[t] = _NAN
-            continue
-        below = 0.0
-        ties = 0.0
-        for j in range(t - w + 1, t):
-            y = a[j]
-            if y < x:
-                below += 1.0
-            elif y == x:
-                ties += 1.0
-        out[t] = (below + 0.5 * ties) / (w - 1)
+        else:
+            out[t] = 0.5 * half[t] / (w - 1)
 
 
 @njit(cache=True, nogil=True)
