@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from singularity.cli._context import console, settings
+from singularity.cli._context import console, err_console, settings
 
 _MODE_HELP = "Which ledger: replay, paper or live (each mode has its own database)."
 
@@ -110,6 +110,9 @@ def run(
                                        "(default: as fast as possible)."),
     timeframe: str = typer.Option("tactical", "--timeframe", help="Named timeframe or e.g. '1h'."),
     as_json: bool = typer.Option(False, "--json", help="At the end, print the final status as JSON."),
+    dashboard: bool = typer.Option(False, "--dashboard", help="Serve the dashboard on the engine's loop "
+                                   "(settings: dashboard.host, 127.0.0.1 by default)."),
+    port: int | None = typer.Option(None, "--port", min=1, max=65535, help="Dashboard port (settings: dashboard.port)."),
 ) -> None:
     """Trade the symbols' champions (or pinned strategies): replay, paper or live."""
     import os
@@ -141,6 +144,12 @@ def run(
     extra = []
     if sys.stdout.isatty() and not as_json:
         extra.append(_live_table)
+    if dashboard:
+        from singularity.dashboard.embed import dashboard_task
+
+        extra.append(dashboard_task(s, mode=mode, port=port))  # refuses an unsafe bind now
+        (err_console if as_json else console).print(
+            f"dashboard on http://{s.dashboard.host}:{port or s.dashboard.port}/", highlight=False)
     if mode == "replay":
         engine = build_replay(s, opts, extra_tasks=extra)
     else:
