@@ -57,6 +57,7 @@ def make_home(root: Path, candles: pd.DataFrame, *, chunk: int = 256,
     from singularity.registry import Registry
 
     data = root / "data"
+    root.mkdir(parents=True, exist_ok=True)
     config = root / "singularity.toml"
     config.write_text(TOML.format(data=data.as_posix(), chunk=chunk))
     settings = load_settings(config, environ={}).settings

@@ -72,3 +72,19 @@ def test_ledger_url_keeps_modes_apart(tmp_path):
     bad = load_settings(cwd=tmp_path, environ={"SINGULARITY_ENGINE__LEDGER_URL": "sqlite:///x.db"}).settings
     with pytest.raises(ConfigError, match=r"\{mode\}"):
         ledger_url(bad, "live")
+
+
+def test_ledger_and_projections_on_postgresql(postgres_db):
+    """The same events, idempotency and recovery check against a real PostgreSQL server."""
+    led = Ledger(postgres_db)
+    assert [e.seq for e in led.append(_trade_events())] == [1, 2, 3, 4, 5]
+    assert led.append(_trade_events()) == []
+    other = Ledger(postgres_db)
+    books = other.open_books()
+    assert books["BTC/USDT"].cash == 595.5 and books["BTC/USDT"].quantity == 4.0
+    assert other.events()[0].time == T
+    assert [e.key for e in other.events(after_seq=4)] == ["fill:a"]
+    with led.engine.begin() as c:
+        c.execute(update(balances_table).values(cash=1.0))
+    with pytest.raises(LedgerMismatchError, match="cash"):
+        Ledger(postgres_db).open_books()

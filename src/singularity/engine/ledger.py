@@ -30,7 +30,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
-    DateTime,
     Float,
     Integer,
     MetaData,
@@ -44,6 +43,7 @@ from sqlalchemy import (
     update,
 )
 
+from singularity.db import UTCDateTime, create_schema, make_engine, writer
 from singularity.engine.projection import Book, apply
 from singularity.errors import DataError
 
@@ -52,8 +52,8 @@ metadata = MetaData()
 events_table = Table(
     "ledger_events", metadata,
     Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("time", DateTime(timezone=True), nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("time", UTCDateTime(), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
     Column("kind", String(16), nullable=False, index=True),
     Column("symbol", String(64), index=True),
     Column("key", String(255), nullable=False, unique=True),
@@ -98,8 +98,8 @@ status_table = Table(
     Column("running", Boolean, nullable=False),
     Column("pid", Integer, nullable=False),
     Column("host", String(255), nullable=False),
-    Column("started_at", DateTime(timezone=True)),
-    Column("heartbeat_at", DateTime(timezone=True)),
+    Column("started_at", UTCDateTime()),
+    Column("heartbeat_at", UTCDateTime()),
     Column("loop_lag_ms", JSON, nullable=False),
     Column("feeds", JSON, nullable=False),
     Column("symbols", JSON, nullable=False),
@@ -109,10 +109,10 @@ status_table = Table(
 commands_table = Table(
     "engine_commands", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     Column("command", String(32), nullable=False),
     Column("args", JSON, nullable=False),
-    Column("taken_at", DateTime(timezone=True)),
+    Column("taken_at", UTCDateTime()),
 )
 
 _POSITION_COLS = ("quantity", "target", "strategy_id", "paused", "pause_reason", "open_orders",
@@ -163,12 +163,6 @@ class Event:
                 "symbol": self.symbol, "key": self.key, "payload": self.payload}
 
 
-def _make_engine(url: str) -> Any:
-    from singularity.registry.store import make_engine
-
-    return make_engine(url)
-
-
 class Ledger:
     """Read and write access to one ledger database (any SQLAlchemy URL).
 
@@ -178,8 +172,8 @@ class Ledger:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine = _make_engine(url)
-        metadata.create_all(self.engine)
+        self.engine = make_engine(url)
+        create_schema(self.engine, metadata)
         self._books: dict[str, Book] | None = None
 
     def close(self) -> None:
@@ -285,7 +279,7 @@ class Ledger:
         books: dict[str, Book] = {}
         written: list[Event] = []
         now = utcnow()
-        with self.engine.begin() as c:
+        with writer(self.engine).begin() as c:
             known: set[str] = set()
             for i in range(0, len(keys), 500):
                 known.update(c.execute(select(events_table.c.key).where(
@@ -324,7 +318,7 @@ class Ledger:
         values = dict(mode=mode, running=running, pid=os.getpid(), host=socket.gethostname(),
                       started_at=started_at, heartbeat_at=utcnow(), loop_lag_ms=loop_lag_ms,
                       feeds=feeds, symbols=symbols, message=message)
-        with self.engine.begin() as c:
+        with writer(self.engine).begin() as c:
             res = c.execute(update(status_table).where(status_table.c.name == name).values(**values))
             if res.rowcount == 0:
                 c.execute(insert(status_table).values(name=name, **values))
@@ -339,13 +333,13 @@ class Ledger:
         return d
 
     def add_command(self, command: str, args: dict[str, Any] | None = None) -> int:
-        with self.engine.begin() as c:
+        with writer(self.engine).begin() as c:
             return int(c.execute(insert(commands_table).values(
                 created_at=utcnow(), command=command, args=args or {})).inserted_primary_key[0])
 
     def take_commands(self) -> list[dict[str, Any]]:
         """Pending commands, oldest first, marked taken in the same transaction."""
-        with self.engine.begin() as c:
+        with writer(self.engine).begin() as c:
             rows = [dict(r._mapping) for r in c.execute(
                 select(commands_table).where(commands_table.c.taken_at.is_(None))
                 .order_by(commands_table.c.id))]
@@ -356,7 +350,7 @@ class Ledger:
 
     def clear_commands(self) -> None:
         """Drop commands nobody took (left by a ``stop`` sent while no engine ran)."""
-        with self.engine.begin() as c:
+        with writer(self.engine).begin() as c:
             c.execute(delete(commands_table).where(commands_table.c.taken_at.is_(None)))
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, select
 
+from singularity.db import create_schema, writer
 from singularity.errors import ConfigError, DataError
 from singularity.registry import Registry
 
@@ -27,17 +28,17 @@ def passed_gauntlet(gauntlet: list) -> bool:
 
 def pin(registry: Registry, strategy_id: int) -> dict:
     st = registry.strategy(strategy_id)
-    pins_metadata.create_all(registry.engine)
+    create_schema(registry.engine, pins_metadata)
     row = {"symbol": st.symbol, "timeframe": st.timeframe, "strategy_id": st.id,
            "paper_only": not passed_gauntlet(st.gauntlet), "pinned_at": datetime.now(UTC)}
-    with registry.engine.begin() as c:
+    with writer(registry.engine).begin() as c:
         c.execute(pins_table.delete().where(pins_table.c.symbol == st.symbol))
         c.execute(pins_table.insert().values(**row))
     return row
 
 
 def pinned(registry: Registry, symbol: str) -> dict | None:
-    pins_metadata.create_all(registry.engine)
+    create_schema(registry.engine, pins_metadata)
     with registry.engine.connect() as c:
         r = c.execute(select(pins_table).where(pins_table.c.symbol == symbol)).first()
     return dict(r._mapping) if r else None

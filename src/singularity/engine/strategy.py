@@ -48,10 +48,23 @@ class StrategySpec:
 _STATE: dict[str, dict[str, Any]] = {}
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
+    import threading
+
     from singularity.runtime.threads import limit_threads
 
     limit_threads(1)
+    # an engine killed with SIGKILL cannot shut its worker down: the worker notices that its
+    # parent is gone (it is re-parented) and exits, so no orphan outlives a crash
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(0)
 
 
 def _targets_for(spec: StrategySpec, candles: pd.DataFrame) -> pd.Series:
@@ -119,7 +132,8 @@ class StrategyWorker:
         if self._executor is None:
             # spawn: a fresh interpreter, never a fork of a process holding a loop and threads
             self._executor = cf.ProcessPoolExecutor(
-                max_workers=1, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+                max_workers=1, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                initargs=(os.getpid(),))
         return self._executor
 
     async def call(self, fn: Any, *args: Any) -> Any:
