@@ -169,7 +169,7 @@ def breed(task: BreedTask) -> BreedResult:
         # Plain ndarray views of the mapped files: np.memmap slices carry Python overhead.
         shared = {k: np.asarray(v) for k, v in task.population.load().items()}
         code, vals, offs = shared["code"], shared["vals"], shared["offsets"]
-        fit = shared["fitness"]
+        fit = shared["fitness"].tolist()  # tournaments index it per draw: Python floats
         memo: dict[int, list] = {}  # type: ignore[type-arg]
 
         def program(i: int) -> Program:

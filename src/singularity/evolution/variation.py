@@ -10,7 +10,7 @@ and its previous state restored afterwards (nothing leaks into the caller).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 from deap import gp
 
 from singularity.evolution import primitives as P
+from singularity.evolution import token_ops as T
 from singularity.evolution.program import Codec, Program
 
 MUTATIONS = ("subtree", "node", "shrink", "ephemeral")
@@ -88,7 +89,7 @@ def random_tree(codec: Codec, seed: int, params: VariationParams) -> Program:
     return codec.encode(tree)
 
 
-def tournament(rng: random.Random, fitness: np.ndarray, lo: int, hi: int, k: int) -> int:
+def tournament(rng: random.Random, fitness: Sequence[float] | np.ndarray, lo: int, hi: int, k: int) -> int:
     """Best of k drawn (with replacement) from [lo, hi); ties go to the lower index."""
     best = -1
     span = hi - lo
@@ -103,7 +104,7 @@ def make_child(
     codec: Codec,
     program: Callable[[int], Program],
     tree: Callable[[int], gp.PrimitiveTree],
-    fitness: np.ndarray,
+    fitness: Sequence[float] | np.ndarray,
     lo: int,
     hi: int,
     seed: int,
@@ -130,50 +131,17 @@ def make_child(
     return prog, -1
 
 
-_ARITY = [0] * 256
-_RET = [0] * 256  # type id of each opcode's result: 0 Series, 1 Signal, 2 Window, 3 Lag
-_TYPE_ID = {P.Series: 0, P.Signal: 1, P.Window: 2, P.Lag: 3}
-for _op in P.OPS:
-    _ARITY[_op.opcode] = len(_op.args)
-    _RET[_op.opcode] = _TYPE_ID[_op.ret]
-_RET[P.WIN] = 2
-_RET[P.LAGN] = 3
-
-
-_RET_NP = np.array(_RET, dtype=np.int64)
-
-
 def subtree_end(code: np.ndarray, i: int) -> int:
     """End (exclusive) of the subtree starting at token i (prefix order)."""
-    need = 1
-    n = len(code)
-    while need:
-        if i >= n:
-            raise ValueError("truncated token program")
-        need += _ARITY[int(code[i]) & 0xFF] - 1
-        i += 1
-    return i
+    end = T.subtree_end(np.asarray(code), int(i), T.ARITY)
+    if end < 0:
+        raise ValueError("truncated token program")
+    return int(end)
 
 
 def token_height(code: np.ndarray) -> int:
     """Height of a prefix token program (a lone leaf is 0), as DEAP's ``height``."""
-    h = 0
-    open_slots: list[int] = []  # children still expected by each open node
-    for c in code.tolist():
-        h = max(h, len(open_slots))
-        if open_slots:
-            open_slots[-1] -= 1
-        a = _ARITY[c & 0xFF]
-        if a:
-            open_slots.append(a)
-        while open_slots and open_slots[-1] == 0:
-            open_slots.pop()
-    return h
-
-
-def _token_types(code: np.ndarray) -> np.ndarray:
-    ops = code & 0xFF
-    return _RET_NP[ops] + ((ops == P.CONST) & ((code >> 8) == 1))  # true/false are Signals
+    return int(T.token_height(np.asarray(code), T.ARITY))
 
 
 def crossover_tokens(p1: Program, p2: Program, rng: random.Random) -> Program:
@@ -181,21 +149,18 @@ def crossover_tokens(p1: Program, p2: Program, rng: random.Random) -> Program:
     subtree of ``p1`` replaced by one of the same type from ``p2`` (type drawn uniformly among
     the types both have, then a node of that type in each). Types are visited in a fixed order
     (DEAP draws from a ``set`` of type objects, whose order changes from process to process
-    and would make runs irreproducible)."""
+    and would make runs irreproducible). Three draws from ``rng`` in that order (type, point
+    in p1, point in p2), none when the programs cannot cross."""
     c1, v1 = p1
     c2, v2 = p2
     if len(c1) < 2 or len(c2) < 2:
         return p1
-    t1 = _token_types(c1[1:])
-    t2 = _token_types(c2[1:])
-    common = np.flatnonzero((np.bincount(t1, minlength=4) > 0) & (np.bincount(t2, minlength=4) > 0))
-    if len(common) == 0:
+    # The draws are made before we know whether they are needed: the caller draws nothing
+    # from ``rng`` after a crossover, so a draw that goes unused changes no result.
+    r_type, r1, r2 = rng.random(), rng.random(), rng.random()
+    i1, i2 = T.crossover_points(c1, c2, r_type, r1, r2, T.RET)
+    if i1 < 0:
         return p1
-    t = common[int(rng.random() * len(common))]
-    idx1 = np.flatnonzero(t1 == t)
-    idx2 = np.flatnonzero(t2 == t)
-    i1 = int(idx1[int(rng.random() * len(idx1))]) + 1
-    i2 = int(idx2[int(rng.random() * len(idx2))]) + 1
     e1 = subtree_end(c1, i1)
     e2 = subtree_end(c2, i2)
     return (

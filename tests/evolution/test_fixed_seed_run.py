@@ -1,0 +1,33 @@
+"""Speed work never changes a result: a fixed-seed GP run gives exactly the figures the code
+gave before the fused evaluator and the compiled crossover (recorded from commit 092463a)."""
+
+from __future__ import annotations
+
+from gp_data import random_market
+
+from singularity.evolution.settings import EvolutionSettings
+from singularity.evolution.synthesizer import evolve
+
+BEFORE = {
+    "hof": [
+        ("diff(ts_max(add(f2, f3), w10), l10)", 8.621114100893228, 40, 0.09895643605138627),
+        ("diff(ts_max(add(f2, add(f2, f3)), w10), l10)", 8.56587818099373, 36, 0.09309643156875391),
+        ("diff(ts_max(add(f2, add(f2, f3)), w5), l10)", 8.237335687596518, 43, 0.10060043275665753),
+    ],
+    "evaluations": 481,
+    "trials": 271,
+    "variance": 11.799946303096988,
+    "best": [7.572993567539264, 7.572993567539264] + [8.621114100893228] * 4,
+}
+
+
+def test_fixed_seed_run_is_unchanged_by_the_speed_work() -> None:
+    inputs, candles = random_market(700, 5, 4)
+    r = evolve(inputs, candles, population=90, generations=5, seed=11,
+               settings=EvolutionSettings(stagnation_generations=100))
+    got = [(h.expression, h.fitness, h.trades, h.max_drawdown) for h in r.hall_of_fame[:3]]
+    assert got == BEFORE["hof"]
+    assert r.evaluations == BEFORE["evaluations"]
+    assert r.distinct_trials == BEFORE["trials"]
+    assert r.trial_sharpe_variance == BEFORE["variance"]
+    assert [g.best for g in r.generations] == BEFORE["best"]
