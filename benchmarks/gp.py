@@ -7,6 +7,11 @@ both results, the evals/s ratio, and node evaluations per second per core beside
 loop over the same arrays (elementwise float32 ops, one core: the practical ceiling).
 
     python benchmarks/gp.py [--workers 2] [--population 1000] [--generations 4] [--bars 5000]
+        [--peer-population N --peer-generations M]
+
+The peer's rate does not depend on the run's size (one task per individual), so a long run of
+ours (20 s and more, start-up a few percent of it) can be set beside a shorter run of the peer.
+The machine's load average is printed before and after: on a shared machine, read the ratios.
 """
 
 from __future__ import annotations
@@ -56,10 +61,16 @@ def main() -> None:
     ap.add_argument("--generations", type=int, default=4)
     ap.add_argument("--bars", type=int, default=5000)
     ap.add_argument("--features", type=int, default=20)
+    ap.add_argument("--peer-population", type=int, default=0, help="default: --population")
+    ap.add_argument("--peer-generations", type=int, default=0, help="default: --generations")
     a = ap.parse_args()
+    load_before = os.getloadavg()
     common = ["--population", str(a.population), "--generations", str(a.generations),
               "--workers", str(a.workers), "--bars", str(a.bars)]
-    peer = _json_line([sys.executable, str(PEER / "seed_gp_baseline.py"), *common,
+    peer_args = ["--population", str(a.peer_population or a.population),
+                 "--generations", str(a.peer_generations or a.generations),
+                 "--workers", str(a.workers), "--bars", str(a.bars)]
+    peer = _json_line([sys.executable, str(PEER / "seed_gp_baseline.py"), *peer_args,
                        "--features", str(a.features)])
     ours = _json_line([sys.executable, "-m", "singularity", "bench", "gp", *common,
                        "--features", str(a.features), "--json"])
@@ -71,6 +82,9 @@ def main() -> None:
         return r["evaluations"] / max(r["cpu_utilisation"] * r["seconds"] * r["workers"], 1e-9)
 
     print(json.dumps({
+        "cpu_count": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "peer": peer,
         "singularity": ours,
         "ratio_evals_per_s": round(ours["evals_per_s"] / peer["evals_per_s"], 1),

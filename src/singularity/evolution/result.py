@@ -45,6 +45,9 @@ class GenerationStats:
     nodes: int
     """Tree nodes of the evaluated individuals (x bars = node evaluations)."""
     best_expression: str
+    parent_seconds: float = 0.0
+    """Wall seconds of the generation spent in the parent outside the pool's map (selection,
+    packing, sharing, bookkeeping): the serial share that bounds scaling (Amdahl)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -155,8 +155,14 @@ def evolve(
     stopped_early = False
     trials = TrialLog()
 
+    in_pool = [0.0]  # wall seconds inside the pool's map, this generation
+
     def run_tasks(tasks: list[BreedTask]) -> list[BreedResult]:
-        return run_map(pool, breed, tasks, timeout=timeout, chunksize=1)
+        t0 = time.perf_counter()
+        try:
+            return run_map(pool, breed, tasks, timeout=timeout, chunksize=1)
+        finally:
+            in_pool[0] += time.perf_counter() - t0
 
     try:
         with GenerationProgress(generations + 1, enabled=progress) as bar:
@@ -176,6 +182,7 @@ def evolve(
                 total_evals += evals
                 wall, cpu = meter.since()
                 meter.mark()
+                parent_s, in_pool[0] = max(wall - in_pool[0], 0.0), 0.0
                 _update_hof(hof, pop, gen, settings.hall_of_fame)
                 trials.add(pop)
                 fit = pop.metrics[:, M_FITNESS]
@@ -193,6 +200,7 @@ def evolve(
                     cpu_utilisation=round(cpu, 4),
                     nodes=nodes,
                     best_expression=codec.to_string(pop.programs[best_i]),
+                    parent_seconds=round(parent_s, 4),
                 )
                 history.append(stats)
                 stats_log.write(stats, seed=seed, workers=workers)

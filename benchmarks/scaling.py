@@ -1,0 +1,93 @@
+"""GP throughput per worker count, the parent's serial time per generation, and the Amdahl
+projection to 16 workers from the serial fraction measured here.
+
+    python benchmarks/scaling.py [--workers 1,2,4,8,16] [--population 4000] [--generations 8]
+
+One JSON line per worker count (``measured: false`` where this machine has fewer cores than
+workers: oversubscribed figures would say nothing about scaling), then a summary line. The
+serial fraction is the parent's time outside the pool's map (selection, packing, sharing,
+book-keeping; ``GenerationStats.parent_seconds``) over the run's wall time with ONE worker,
+where everything else is the work a bigger pool divides. The load average is printed beside
+each figure: on a shared machine, read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+from singularity.evolution.bench import synthetic_market
+from singularity.evolution.settings import EvolutionSettings
+from singularity.evolution.synthesizer import evolve
+from singularity.runtime.pool import WorkerPool, cpu_count
+
+
+def amdahl(serial_fraction: float, workers: int) -> float:
+    return 1.0 / (serial_fraction + (1.0 - serial_fraction) / workers)
+
+
+def measure(workers: int, *, bars: int, features: int, population: int, generations: int,
+            seed: int) -> dict:
+    inputs, candles = synthetic_market(bars, features, seed)
+    settings = EvolutionSettings(stagnation_generations=10_000)
+    with WorkerPool(workers) as pool:
+        evolve(inputs.iloc[:200], candles.iloc[:200], population=4 * workers, generations=1,
+               seed=seed, pool=pool, settings=settings)  # warm-up: spawn, imports, numba caches
+        load = os.getloadavg()[0]
+        t0 = time.perf_counter()
+        r = evolve(inputs, candles, population=population, generations=generations, seed=seed,
+                   pool=pool, settings=settings)
+        wall = time.perf_counter() - t0
+    parent = sum(g.parent_seconds for g in r.generations)
+    return {
+        "workers": workers,
+        "measured": True,
+        "seconds": round(wall, 3),
+        "evaluations": r.evaluations,
+        "evals_per_s": round(r.evaluations / wall, 1),
+        "parent_seconds_per_generation": round(parent / len(r.generations), 4),
+        "parent_share": round(parent / wall, 4),
+        "cpu_utilisation": round(
+            sum(g.cpu_utilisation * g.seconds for g in r.generations)
+            / max(sum(g.seconds for g in r.generations), 1e-9), 3),
+        "load_average_1m": round(load, 2),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workers", default="1,2,4,8,16")
+    ap.add_argument("--population", type=int, default=4000)
+    ap.add_argument("--generations", type=int, default=8)
+    ap.add_argument("--bars", type=int, default=5000)
+    ap.add_argument("--features", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    cores = cpu_count()
+    rows = []
+    for w in (int(x) for x in a.workers.split(",")):
+        if w > cores:
+            row = {"workers": w, "measured": False,
+                   "why": f"not measured: this machine has {cores} cores"}
+        else:
+            row = measure(w, bars=a.bars, features=a.features, population=a.population,
+                          generations=a.generations, seed=a.seed)
+        row["cpu_count"] = cores
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    done = {r["workers"]: r for r in rows if r["measured"]}
+    summary: dict = {"summary": True, "cpu_count": cores}
+    if 1 in done:
+        s = done[1]["parent_share"]
+        summary["serial_fraction"] = s
+        summary["amdahl_projection"] = {str(w): round(amdahl(s, w), 2) for w in (2, 4, 8, 16)}
+        summary["measured_speedup"] = {
+            str(w): round(r["evals_per_s"] / done[1]["evals_per_s"], 2) for w, r in done.items()
+        }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
