@@ -53,13 +53,13 @@ class Home:
 
 
 def make_home(root: Path, candles: pd.DataFrame, *, chunk: int = 256,
-              expression: str = EXPRESSION) -> Home:
+              expression: str = EXPRESSION, extra: str = "") -> Home:
     from singularity.registry import Registry
 
     data = root / "data"
     root.mkdir(parents=True, exist_ok=True)
     config = root / "singularity.toml"
-    config.write_text(TOML.format(data=data.as_posix(), chunk=chunk))
+    config.write_text(TOML.format(data=data.as_posix(), chunk=chunk) + extra)
     settings = load_settings(config, environ={}).settings
     CandleStore(data).write(settings.exchange.name, SYMBOL, "1h", candles)
     reg = Registry(settings.database_url)
