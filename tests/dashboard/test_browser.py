@@ -21,6 +21,7 @@ from live_server import serving
 from singularity.dashboard import create_app
 from singularity.dashboard.pages import PAGES
 from singularity.engine.ledger import Ledger, NewEvent
+from singularity.registry import Registry
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("SINGULARITY_SCREENSHOTS", REPO / "build" / "dashboard-screenshots"))
@@ -110,6 +111,18 @@ def test_every_page_live_updates_and_controls(browser: Any, tmp_path: Path) -> N
         seen_after = time.monotonic() - t0
         assert seen_after < 1.0
         assert "101.5" in page.locator(f'#ledger tr[data-seq="{seq}"]').inner_text()
+
+        # a forge run's new stage reaches the open forge page (no reload, no polling)
+        page.goto(f"{base}/forge")
+        page.wait_for_selector("body[data-ready=true]")
+        page.wait_for_selector("#live.on", timeout=5_000)
+        reg = Registry(seeded.settings.database_url)
+        reg.set_stage(seeded.running_run_id, "gauntlet", "candidate 1 of 3")
+        reg.close()
+        row = f'#runs tr[data-run="{seeded.running_run_id}"]'
+        page.wait_for_function(f"document.querySelector('{row}').innerText.includes('candidate 1 of 3')",
+                               timeout=3_000)
+        assert "gauntlet" in page.locator(row).inner_text()
 
         # a control clicked in the page reaches the ledger
         page.goto(f"{base}/controls")
