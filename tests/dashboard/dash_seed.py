@@ -50,6 +50,16 @@ def candles(n: int = 240, gap_at: int = 100, gap_len: int = 5) -> pd.DataFrame:
     return df.drop(df.index[gap_at:gap_at + gap_len])
 
 
+def report_html() -> str:
+    """A page built like the analyst's HTML report: plotly inline, a script per figure."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    fig = go.Figure(go.Scatter(x=[0, 1, 2], y=[1.0, 1.1, 1.05], name="equity"))
+    body = pio.to_html(fig, full_html=False, include_plotlyjs=True, div_id="fig-equity")
+    return f"<!doctype html><html><head><meta charset='utf-8'></head><body><h1>report of the champion</h1>{body}</body></html>"
+
+
 def settings_for(data_dir: Path, **extra: object) -> Settings:
     overrides = {"data.dir": str(data_dir), "universe.symbols": ["BTC/USDT", "ETH/USDT"],
                  "exchange.api_key": API_KEY, "exchange.secret": API_SECRET, **extra}
@@ -85,7 +95,7 @@ def seed(data_dir: Path) -> Seeded:
     reg.close()
     reports = data_dir / "reports"
     reports.mkdir(parents=True, exist_ok=True)
-    (reports / f"strategy-{champ}.html").write_text("<html><body><h1>report of the champion</h1></body></html>")
+    (reports / f"strategy-{champ}.html").write_text(report_html())
     (data_dir / "logs").mkdir(exist_ok=True)
     (data_dir / "logs" / "engine.log").write_text(
         "2025-01-01 00:00:00 MainProcess[1] INFO engine: started\n"

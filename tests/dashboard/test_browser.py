@@ -93,6 +93,9 @@ def test_every_page_live_updates_and_controls(browser: Any, tmp_path: Path) -> N
         assert page.locator("#gauntlet tbody tr").count() == 3
         assert page.locator("#lineage a").all_inner_texts() == [f"#{seeded.champion_id}", f"#{seeded.parent_id}"]
         assert page.locator("#report-link").get_attribute("href") == f"/api/strategies/{seeded.champion_id}/report"
+        page.goto(f"{base}/api/strategies/{seeded.champion_id}/report")  # the analyst's report, inline plotly
+        page.wait_for_selector("#fig-equity .main-svg", timeout=10_000)
+        assert errors == []
         page.goto(f"{base}/data")
         page.wait_for_selector("body[data-ready=true]")
         page.click("#store a.warn")

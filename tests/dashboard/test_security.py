@@ -178,3 +178,24 @@ def test_no_secret_in_pages_api_or_logs(seeded: Seeded, caplog: pytest.LogCaptur
             assert API_KEY not in text and API_SECRET not in text, url
         assert "order placed with key ********" in answers["/api/logs"]
     assert len(answers) >= len(PAGES) + 12
+
+
+def test_security_headers(seeded: Seeded) -> None:
+    with TestClient(create_app(seeded.settings), base_url="http://127.0.0.1") as c:
+        page = c.get("/")
+        csp = page.headers.get_list("content-security-policy")
+        assert csp == ["default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+                       "img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'"]
+        assert page.headers["x-frame-options"] == "DENY" and page.headers["x-content-type-options"] == "nosniff"
+        assert c.get("/api/status").headers["referrer-policy"] == "no-referrer"
+        report = c.get(f"/api/strategies/{seeded.champion_id}/report")
+        [rcsp] = report.headers.get_list("content-security-policy")  # its own policy, not both
+        assert rcsp.startswith("default-src 'none'; script-src 'unsafe-inline'") and "connect-src" not in rcsp
+
+
+def test_sessions_are_bounded() -> None:
+    from singularity.dashboard.security import Sessions
+
+    sessions = Sessions(lifetime_s=60, max_sessions=3)
+    ids = [sessions.new()[0] for _ in range(5)]
+    assert [sessions.get(i) is not None for i in ids] == [False, False, True, True, True]

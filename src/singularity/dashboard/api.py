@@ -196,7 +196,9 @@ def strategy_report(strategy_id: int, ctx: Dashboard = Depends(dashboard)) -> Fi
     if path is None:
         raise HTTPException(status_code=404, detail=f"no report for strategy {strategy_id} "
                             f"(singularity report {strategy_id})")
-    return FileResponse(path, media_type="text/html")
+    from singularity.dashboard.app import REPORT_CSP
+
+    return FileResponse(path, media_type="text/html", headers={"Content-Security-Policy": REPORT_CSP})
 
 
 @user.get("/runs")

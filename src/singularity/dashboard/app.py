@@ -117,9 +117,15 @@ def _version() -> str:
     return __version__
 
 
+# The analyst's HTML reports are self-contained: plotly and each figure's script inline. They
+# are our own files, served with this policy instead of the pages' (still nothing external).
+REPORT_CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+              "img-src data: blob:; font-src data:; frame-ancestors 'none'")
+
+
 class SecurityHeaders:
     """Pure ASGI middleware (streams pass through untouched): no framing, no sniffing, no
-    referrer, scripts only from this origin."""
+    referrer, scripts only from this origin (a response that sets its own policy keeps it)."""
 
     HEADERS = (
         (b"x-frame-options", b"DENY"),
@@ -140,7 +146,9 @@ class SecurityHeaders:
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *self.HEADERS]
+                headers = list(message.get("headers", []))
+                have = {k.lower() for k, _ in headers}
+                message["headers"] = headers + [(k, v) for k, v in self.HEADERS if k not in have]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

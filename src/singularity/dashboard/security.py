@@ -78,10 +78,14 @@ class Sessions:
     """In-memory sessions keyed by a random cookie value."""
 
     lifetime_s: float
+    max_sessions: int = 10_000
+    """Oldest sessions are dropped beyond this (anonymous sessions cost a page load each)."""
     _by_id: dict[str, Session] = field(default_factory=dict)
 
     def new(self, *, authenticated: bool = False) -> tuple[str, Session]:
         self._expire()
+        while len(self._by_id) >= self.max_sessions:
+            del self._by_id[next(iter(self._by_id))]  # dicts keep insertion order: the oldest
         sid = secrets.token_urlsafe(32)
         sess = Session(csrf=secrets.token_urlsafe(32), expires=time.time() + self.lifetime_s,
                        authenticated=authenticated)
