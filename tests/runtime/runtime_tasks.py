@@ -63,3 +63,32 @@ def thread_state(_: int) -> dict[str, int | str]:
         "omp_env": os.environ.get("OMP_NUM_THREADS", ""),
         "max_pool_threads": max([i["num_threads"] for i in threadpool_info()] or [1]),
     }
+
+
+def spin(seconds: float) -> float:
+    """Busy for ``seconds`` of pure Python (holds the GIL between switches, as real work does)."""
+    end = time.monotonic() + seconds
+    x = 0.0
+    while time.monotonic() < end:
+        x += 1.0
+    return x
+
+
+def log_burst(arg: tuple[int, int, int, str]) -> int:
+    """Log ``n`` lines tagged (cycle, item, j); the first time item 0 of a cycle is seen (the
+    marker file remembers it), log without end while another thread SIGKILLs this worker."""
+    cycle, item, n, marker = arg
+    log = logging.getLogger("singularity.test.burst")
+    if item == 0 and not os.path.exists(marker):
+        import signal
+        import threading
+
+        open(marker, "w").close()
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGKILL)).start()
+        j = 0
+        while True:
+            log.info("burst %d %d %d %s", cycle, item, j, "x" * 200)
+            j += 1
+    for j in range(n):
+        log.info("burst %d %d %d %s", cycle, item, j, "x" * 200)
+    return item

@@ -81,12 +81,18 @@ app.command("stop")(engine_cmd.stop)
 def main() -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit code.
 
-    Click handles its own usage errors (exit 2) in standalone mode; ours surface here."""
+    Click handles its own usage errors (exit 2) in standalone mode; ours surface here.
+    SIGTERM is handled like Ctrl-C: pools, temporary files and run records are cleaned up."""
+    from singularity.runtime.signals import sigterm_as_interrupt
+
+    sigterm_as_interrupt()
     try:
         app()
     except SingularityError as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+    except KeyboardInterrupt as e:
+        from singularity.runtime.signals import Terminated
+
+        err_console.print("terminated" if isinstance(e, Terminated) else "interrupted")
+        sys.exit(143 if isinstance(e, Terminated) else 130)

@@ -6,6 +6,9 @@ environment is set before their interpreter imports anything, and the initialize
 threadpoolctl/numba/torch explicitly. Work goes out in batches (a few per worker), results come
 back in order; a batch whose worker died (or that ran past its timeout) is retried once on fresh
 workers, then the map fails with a one-line error. Ctrl-C kills the workers: nothing is left.
+If the parent dies without cleaning up (SIGKILL, or SIGTERM without a handler), each worker's
+watchdog sees it reparented and exits at once; loky's resource tracker then removes the
+semaphores and the pool's temporary directory.
 
 Large read-only arrays reach each worker once: ``pool.share({...})`` writes them as ``.npy``
 files in the pool's temporary directory and returns a small picklable ``SharedArrays`` handle;
@@ -115,7 +118,26 @@ def share_arrays(arrays: Mapping[str, np.ndarray], pool: Pool | None = None) -> 
 # --------------------------------------------------------------------------- worker side
 
 
-def _init_worker(log_queue: Any, log_level: int) -> None:
+WATCHDOG_INTERVAL_S = 0.2
+
+
+def _watch_parent(parent_pid: int) -> None:
+    # Reparenting (to init or a subreaper) is how a process learns that its parent died,
+    # whatever killed it. The call queue never reaches end-of-file (this worker holds both
+    # ends of its pipe), so without this an orphaned worker would wait forever.
+    while os.getppid() == parent_pid:
+        time.sleep(WATCHDOG_INTERVAL_S)
+    os._exit(75)
+
+
+def _init_worker(log_queue: Any, log_level: int, parent_pid: int | None = None) -> None:
+    if parent_pid is not None:
+        import threading
+
+        if os.getppid() != parent_pid:
+            os._exit(75)  # the parent died while this worker started
+        threading.Thread(target=_watch_parent, args=(parent_pid,), name="singularity-parent-watchdog",
+                         daemon=True).start()
     limit_threads(1)
     if log_queue is not None:
         from singularity.runtime.logging import install_queue_handler
@@ -163,6 +185,23 @@ def split_batches(items: Sequence[T], workers: int, chunksize: int | None) -> li
     return [items[i : i + size] for i in range(0, n, size)]
 
 
+def _track_folder(path: str) -> None:
+    """Have loky's resource tracker remove ``path`` if this process dies without doing it.
+
+    The tracker outlives its parent until the last worker exits (then it reads end-of-file and
+    removes what is still registered, the pool's semaphores included)."""
+    from loky.backend import resource_tracker
+
+    resource_tracker.register(path, "folder")
+
+
+def _untrack_folder(path: str) -> None:
+    from loky.backend import resource_tracker
+
+    with contextlib.suppress(Exception):
+        resource_tracker.unregister(path, "folder")
+
+
 class WorkerPool:
     """Local pool of single-threaded loky worker processes; a context manager.
 
@@ -182,6 +221,7 @@ class WorkerPool:
         self._log_level = log_level
         self._executor: Any = None
         self._tmpdir: str | None = None
+        self._shared_keys: set[str] = set()
         self._closed = False
 
     @property
@@ -201,7 +241,7 @@ class WorkerPool:
                 max_workers=self._workers,
                 context=get_context("loky"),
                 initializer=_init_worker,
-                initargs=(self._log_queue, self._log_level),
+                initargs=(self._log_queue, self._log_level, os.getpid()),
                 # Workers grow legitimately (torch, LightGBM, numba caches): loky's default
                 # recycles a worker past +300 MB, which re-imports torch on every task.
                 env={**thread_env(1), "LOKY_MAX_MEMORY_LEAK_SIZE": str(MAX_WORKER_GROWTH_BYTES)},
@@ -220,8 +260,14 @@ class WorkerPool:
     def shutdown(self, *, kill: bool = False) -> None:
         self._closed = True
         self._kill_executor(kill=kill)
+        # Drop this process's mappings of the shared files (a long-lived parent would keep
+        # every closed pool's arrays mapped, deleted but never freed).
+        for key in self._shared_keys:
+            _SHARED_CACHE.pop(key, None)
+        self._shared_keys.clear()
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
+            _untrack_folder(self._tmpdir)
             self._tmpdir = None
 
     def _kill_executor(self, *, kill: bool = True) -> None:
@@ -244,7 +290,9 @@ class WorkerPool:
         """Write ``arrays`` once to memory-mappable files that every worker reads."""
         if self._tmpdir is None:
             self._tmpdir = tempfile.mkdtemp(prefix="singularity-pool-")
+            _track_folder(self._tmpdir)
         key = uuid.uuid4().hex
+        self._shared_keys.add(key)
         directory = Path(self._tmpdir) / key
         directory.mkdir()
         for name, arr in arrays.items():
@@ -259,6 +307,7 @@ class WorkerPool:
         """Forget shared arrays no longer needed (a long-lived pool would collect them).
         Workers that still map the files keep valid mappings (POSIX unlink semantics)."""
         _SHARED_CACHE.pop(handle.key, None)
+        self._shared_keys.discard(handle.key)
         if handle.directory is not None and self._tmpdir is not None:
             shutil.rmtree(handle.directory, ignore_errors=True)
 
