@@ -102,3 +102,17 @@ def test_dashboard_controls_leave_engine_projections_intact(tmp_path: Path) -> N
     assert books["BTC/USDT"].fills == 2
     reader.close()
     engine.close()
+
+
+def test_a_ledger_created_after_the_dashboard_is_followed(tmp_path: Path) -> None:
+    s = settings_for(tmp_path)
+    with TestClient(create_app(s, watch_interval_s=0.05), base_url="http://127.0.0.1") as c:
+        assert c.get("/api/health").json()["ledger"] is False
+        assert c.get("/api/ledger").json() == []
+        seed_ledger(s, mode="paper")  # the engine starts now
+        deadline = time.monotonic() + 5
+        while not c.get("/api/health").json()["ledger"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert c.get("/api/health").json()["ledger"] is True
+        assert [e["seq"] for e in c.get("/api/ledger").json()] == list(range(1, 9))
+        assert c.get("/api/status").json()["mode"] == "paper"

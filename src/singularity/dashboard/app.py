@@ -84,7 +84,9 @@ def create_app(settings: Settings, *, host: str | None = None, read_only: bool =
         sessions=Sessions(lifetime_s=settings.dashboard.session_hours * 3600),
         limiter=LoginLimiter(settings.dashboard.login_attempts, settings.dashboard.login_window_s),
         log_buffer=buffer, secrets=configured_secrets(settings),
-        watcher=Watcher(ledger, lambda: run_rows(registry), interval_s=watch_interval_s))
+        watcher=Watcher(ledger, lambda: run_rows(registry), interval_s=watch_interval_s,
+                        discover=(lambda: open_engine_ledger(settings, mode)) if owned else None))
+    ctx.watcher.on_ledger = lambda found: setattr(ctx, "ledger", found)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -99,8 +101,8 @@ def create_app(settings: Settings, *, host: str | None = None, read_only: bool =
             if buffer is not None:
                 root.removeHandler(buffer)
             registry.close()
-            if owned and ledger is not None:
-                ledger.close()
+            if owned and ctx.ledger is not None:
+                ctx.ledger.close()
 
     app = FastAPI(title="Singularity dashboard", version=_version(), lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")

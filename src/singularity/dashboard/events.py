@@ -34,8 +34,13 @@ class Watcher:
     """Follows the ledger (and forge runs) and wakes subscribers on anything new."""
 
     def __init__(self, ledger: LedgerReader | None, runs: Callable[[], list[dict[str, Any]]] | None,
-                 *, interval_s: float = 0.2, runs_every: int = 5, keep: int = 2000) -> None:
+                 *, interval_s: float = 0.2, runs_every: int = 5, keep: int = 2000,
+                 discover: Callable[[], Any] | None = None, discover_every: int = 10) -> None:
         self.ledger = ledger
+        self.discover = discover
+        """Looks for a ledger while there is none (an engine started after the dashboard)."""
+        self.discover_every = discover_every
+        self.on_ledger: Callable[[Any], None] | None = None
         self.runs = runs
         self.interval_s = interval_s
         self.runs_every = runs_every
@@ -82,6 +87,8 @@ class Watcher:
             self._wake.clear()
             tick += 1
             try:
+                if self.ledger is None and self.discover is not None and tick % self.discover_every == 1:
+                    await self._find_ledger()
                 changed = await self._poll_ledger()
                 if self.runs is not None and (tick % self.runs_every == 0):
                     changed |= await self._poll_runs()
@@ -91,6 +98,16 @@ class Watcher:
             if changed:
                 async with self._changed:
                     self._changed.notify_all()
+
+    async def _find_ledger(self) -> None:
+        assert self.discover is not None
+        found = await asyncio.to_thread(self.discover)
+        if found is not None:
+            self.last_seq = await asyncio.to_thread(found.last_seq)  # new events from here on
+            self.ledger = found
+            if self.on_ledger is not None:
+                self.on_ledger(found)
+            log.info("dashboard: following the engine's ledger %s", getattr(found, "url", ""))
 
     async def _poll_ledger(self) -> bool:
         if self.ledger is None:
