@@ -100,7 +100,7 @@ def _hash_cons(
         for i in range(offsets[t + 1] - 1, offsets[t] - 1, -1):  # prefix backwards = postfix
             c = code[i]
             op = c & 0xFF
-            if op == P.FEAT:
+            if op == P.FEAT or op == P.REGF:  # input columns (a regime column is one too)
                 stack[sp] = c >> 8
                 sp += 1
                 continue

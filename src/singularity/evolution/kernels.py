@@ -87,6 +87,9 @@ def unary(op: int, a: np.ndarray, out: np.ndarray) -> None:
     elif op == P.NOT:
         for t in range(n):
             out[t] = 0.0 if a[t] > 0.5 else 1.0
+    elif op == P.INREG:
+        for t in range(n):
+            out[t] = 1.0 if a[t] > 0.5 else 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -280,7 +283,7 @@ def apply(
         out[:] = val
     elif op <= P.MAX or P.GT <= op <= P.OR:
         binary(op, a, b, out)
-    elif op <= P.SIGN or op == P.NOT:
+    elif op <= P.SIGN or op == P.NOT or op == P.INREG:
         unary(op, a, out)
     elif op <= P.DIFF:
         lagged(op, a, arg, out)

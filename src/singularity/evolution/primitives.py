@@ -2,8 +2,10 @@
 
 Types: ``Series`` (float series: feature columns, arithmetic, time-series operators),
 ``Signal`` (boolean series: comparisons, crosses, logic), ``Window``/``Lag`` (integer bar
-counts, always leaves, folded into their operator when compiled). The root is a ``Series``
-whose sign is the target position.
+counts, always leaves, folded into their operator when compiled), ``Regime`` (a regime
+one-hot input column ``regime_K``, read only through ``in_regime``, so the search can evolve
+rules such as ``if_then_else(in_regime(regime_2), A, B)``). The root is a ``Series`` whose
+sign is the target position.
 
 Every primitive has an opcode: trees are compiled to token programs (``program.py``) and
 interpreted over arrays (``interpreter.py``); ``gp.compile`` is never used. The Python
@@ -41,6 +43,10 @@ class Lag:
     """Look-back in bars, >= 1 (type tag for DEAP)."""
 
 
+class Regime:
+    """A regime one-hot input column (type tag for DEAP); a leaf, read by ``in_regime``."""
+
+
 WINDOWS = (3, 5, 10, 20, 50)
 LAGS = (1, 2, 3, 5, 10)
 
@@ -53,7 +59,10 @@ GT, LT, XABOVE, XBELOW = 21, 22, 23, 24
 AND, OR, NOT = 25, 26, 27
 IF = 28
 LAGN = 29
-N_OPS = 30
+INREG = 30
+REGF = 31
+"""Leaf: a regime one-hot input column (arg = its column index), typed ``Regime``."""
+N_OPS = 32
 BACKTEST = 255
 """Interpreter instruction: score a finished tree (not a tree node)."""
 
@@ -96,7 +105,14 @@ OPS: tuple[OpSpec, ...] = (
     OpSpec("or_", OR, (Signal, Signal), Signal, ref.logical_or, True, "or"),
     OpSpec("not_", NOT, (Signal,), Signal, ref.logical_not),
     OpSpec("if_then_else", IF, (Signal, Series, Series), Series, ref.if_then_else),
+    OpSpec("in_regime", INREG, (Regime,), Signal, ref.in_regime),
 )
+REGIME_COLUMN = re.compile(r"^regime_\d+$")
+"""Input columns typed ``Regime`` (the regime family's one-hot columns)."""
+
+
+def is_regime_column(column: str) -> bool:
+    return bool(REGIME_COLUMN.match(str(column)))
 OP_BY_NAME = {op.name: op for op in OPS}
 OP_BY_CODE = {op.opcode: op for op in OPS}
 CONST_NAME = "const"
@@ -133,9 +149,14 @@ def build_pset(columns: Sequence[str]) -> gp.PrimitiveSetTyped:
     if not columns:
         raise DataError("genetic programming needs at least one input column")
     names = feature_terminal_names(columns)
-    pset = gp.PrimitiveSetTyped("strategy", [Series] * len(names), Series, prefix=ARG_PREFIX)
+    types = [Regime if is_regime_column(c) else Series for c in columns]
+    if Series not in types:
+        raise DataError("genetic programming needs at least one input column besides regimes")
+    pset = gp.PrimitiveSetTyped("strategy", types, Series, prefix=ARG_PREFIX)
     pset.renameArguments(**{f"{ARG_PREFIX}{i}": n for i, n in enumerate(names)})
     for op in OPS:
+        if op.opcode == INREG and Regime not in types:
+            continue  # no regime inputs: a Regime argument could never be filled
         pset.addPrimitive(op.func, list(op.args), op.ret, name=op.name)
     for w in WINDOWS:
         pset.addTerminal(w, Window, name=f"w{w}")

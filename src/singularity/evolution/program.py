@@ -2,8 +2,8 @@
 runs. DEAP trees (and DEAP's ``creator`` classes) never leave the process that made them.
 
 A program is two parallel arrays in DEAP's prefix order, one entry per tree node:
-``code`` (int32: ``opcode | arg << 8``; arg = feature index, window/lag length, or 1 for a
-boolean constant) and ``vals`` (float32: the constant's value, else 0). Its ``key`` (bytes) is
+``code`` (int32: ``opcode | arg << 8``; arg = feature index (FEAT, or REGF for a regime
+one-hot column), window/lag length, or 1 for a boolean constant) and ``vals`` (float32: the constant's value, else 0). Its ``key`` (bytes) is
 its identity for caches and the hall of fame.
 """
 
@@ -54,10 +54,12 @@ class Codec:
         self._encode: dict[str, int] = {}
         self._decode: dict[int, Any] = {}
         for op in P.OPS:
-            self._add(op.name, op.opcode, 0)
+            if op.name in self.pset.mapping:  # in_regime only exists over regime inputs
+                self._add(op.name, op.opcode, 0)
         for i, name in enumerate(self.terminal_names):
             # DEAP keeps a renamed argument's original name in ``node.name``.
-            code = P.FEAT | i << 8
+            leaf = P.REGF if P.is_regime_column(self.columns[i]) else P.FEAT
+            code = leaf | i << 8
             self._encode[f"{P.ARG_PREFIX}{i}"] = code
             self._decode[code] = self.pset.mapping[name]
         for w in P.WINDOWS:

@@ -215,6 +215,11 @@ def logical_not(a: np.ndarray) -> np.ndarray:
     return (~(_f64(a) > 0.5)).astype(F32)
 
 
+def in_regime(a: np.ndarray) -> np.ndarray:
+    """1.0 while the regime one-hot column is set (NaN, i.e. unknown, is not in it)."""
+    return (_f64(a) > 0.5).astype(F32)
+
+
 def if_then_else(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(_f64(c) > 0.5, a, b).astype(F32)
 
@@ -261,4 +266,5 @@ _FUNCS = {
     "ts_zscore": ts_zscore, "ts_rank": ts_rank, "ema": ema, "gt": gt, "lt": lt,
     "cross_above": cross_above, "cross_below": cross_below, "and_": logical_and,
     "or_": logical_or, "not_": logical_not, "if_then_else": if_then_else,
+    "in_regime": in_regime,
 }

@@ -10,14 +10,16 @@ from numba import njit
 from singularity.evolution import primitives as P
 
 ARITY = np.zeros(256, dtype=np.int64)
-RET = np.zeros(256, dtype=np.int64)  # type id of each opcode's result: 0 Series, 1 Signal, 2 Window, 3 Lag
-_TYPE_ID = {P.Series: 0, P.Signal: 1, P.Window: 2, P.Lag: 3}
+RET = np.zeros(256, dtype=np.int64)  # type id of each opcode's result: 0 Series, 1 Signal, 2 Window, 3 Lag,
+_TYPE_ID = {P.Series: 0, P.Signal: 1, P.Window: 2, P.Lag: 3, P.Regime: 4}  # 4 Regime (last: the
+# type-id order of crossover draws is unchanged for programs without regime inputs)
 for _op in P.OPS:
     ARITY[_op.opcode] = len(_op.args)
     RET[_op.opcode] = _TYPE_ID[_op.ret]
 RET[P.WIN] = 2
 RET[P.LAGN] = 3
-N_TYPES = 4
+RET[P.REGF] = 4
+N_TYPES = 5
 
 
 @njit(cache=True, nogil=True)
