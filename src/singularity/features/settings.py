@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from singularity.regimes.settings import RegimeSettings
 from singularity.settings_base import FrozenModel
 
 
@@ -87,3 +88,4 @@ class FeatureSettings(FrozenModel):
     ceemdan: CeemdanSettings = CeemdanSettings()
     particle_filter: ParticleFilterSettings = ParticleFilterSettings()
     graph: GraphSettings = GraphSettings()
+    regimes: RegimeSettings = RegimeSettings()

@@ -1,0 +1,120 @@
+"""EnvironmentClassifier: regime probabilities from the regime features, and regime names.
+
+The probability model is a small multinomial logistic regression (scikit-learn, L2), fitted
+on one HDBSCAN window's standardised features and that fit's labels, then applied to the
+bars after the window (walk-forward: never to the bars it learnt from). Its learnt state is
+plain arrays (``params``), so it crosses process boundaries and predicts with one matrix
+product. It is also the fallback: where a refit finds no cluster (too little history or
+structure), the previous classifier labels the bars.
+
+Names come from each regime's statistics relative to the symbol's own history, e.g.
+"high volatility, down-trend, mean-reverting".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class ClassifierParams:
+    """Standardisation and softmax weights; ``classes`` are the fit's local cluster ids."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray  # (k, d)
+    intercept: np.ndarray  # (k,)
+    classes: np.ndarray  # (k,) int
+
+
+class EnvironmentClassifier:
+    """``fit(X, labels)`` then ``predict_proba(X_new)``; labels < 0 (noise) are ignored."""
+
+    def __init__(self, *, c: float = 1.0) -> None:
+        self.c = c
+        self.params_: ClassifierParams | None = None
+
+    def fit(self, x: np.ndarray, labels: np.ndarray) -> EnvironmentClassifier:
+        keep = labels >= 0
+        x, y = x[keep], labels[keep]
+        classes = np.unique(y)
+        mean = x.mean(axis=0)
+        scale = x.std(axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+        d = x.shape[1]
+        if len(classes) == 1:
+            coef, intercept = np.zeros((1, d)), np.zeros(1)
+        else:
+            from sklearn.linear_model import LogisticRegression
+            from threadpoolctl import threadpool_limits
+
+            model = LogisticRegression(C=self.c, max_iter=300)
+            with threadpool_limits(1):  # a tiny problem: BLAS threads only add contention
+                model.fit((x - mean) / scale, y)
+            coef, intercept = model.coef_, model.intercept_
+            if len(classes) == 2:  # sklearn's binary form: one row; as a 2-class softmax
+                coef = np.vstack([-coef[0] / 2, coef[0] / 2])
+                intercept = np.array([-intercept[0] / 2, intercept[0] / 2])
+        self.params_ = ClassifierParams(mean, scale, coef, intercept, classes.astype(np.int64))
+        return self
+
+    @staticmethod
+    def proba(params: ClassifierParams, x: np.ndarray) -> np.ndarray:
+        """(n, k) probabilities over ``params.classes``; NaN rows where ``x`` has a NaN."""
+        z = ((x - params.mean) / params.scale) @ params.coef.T + params.intercept
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        if self.params_ is None:
+            raise RuntimeError("EnvironmentClassifier.predict_proba before fit")
+        return self.proba(self.params_, x)
+
+
+# ----------------------------------------------------------------------------- names
+
+
+STAT_COLUMNS = {
+    "volatility": "log_vol_short",
+    "trend": "trend",
+    "autocorr": "autocorr",
+    "drawdown": "drawdown",
+    "efficiency": "efficiency",
+}
+
+
+def regime_stats(features: pd.DataFrame, labels: np.ndarray) -> dict[int, dict[str, float]]:
+    """Per regime id: bars, mean per-bar volatility (its realised volatility relative to the
+    symbol's median, and absolute), mean trend strength, efficiency, autocorrelation and
+    drawdown over the bars labelled with it."""
+    vol = np.exp(features["log_vol_short"].to_numpy())
+    median_vol = float(np.nanmedian(vol[labels >= 0])) if (labels >= 0).any() else np.nan
+    out: dict[int, dict[str, float]] = {}
+    for k in sorted(int(v) for v in np.unique(labels[labels >= 0])):
+        rows = labels == k
+        sub = features.loc[rows]
+        out[k] = {
+            "bars": int(rows.sum()),
+            "volatility": float(np.nanmean(vol[rows])),
+            "relative_volatility": float(np.nanmean(vol[rows]) / median_vol),
+            "trend": float(sub["trend"].mean()),
+            "efficiency": float(sub["efficiency"].mean()),
+            "autocorr": float(sub["autocorr"].mean()),
+            "drawdown": float(sub["drawdown"].mean()),
+        }
+    return out
+
+
+def regime_name(stats: dict[str, float]) -> str:
+    """Words for one regime's statistics (thresholds in the units of ``regime_stats``)."""
+    rv = stats["relative_volatility"]
+    vol = "high volatility" if rv >= 1.25 else "low volatility" if rv <= 0.8 else "normal volatility"
+    tr = stats["trend"]
+    trend = "up-trend" if tr >= 0.3 else "down-trend" if tr <= -0.3 else "range-bound"
+    ac = stats["autocorr"]
+    memory = "momentum" if ac >= 0.05 else "mean-reverting" if ac <= -0.05 else "random-walk"
+    return f"{vol}, {trend}, {memory}"

@@ -1,0 +1,243 @@
+"""DynamicRegimeModel: HDBSCAN regimes, refitted walk-forward, with ids stable across refits.
+
+Walk-forward (``label_history``): the first fit happens once ``window`` bars with every regime
+feature defined have closed; then every ``refit_every`` bars. Fit j clusters the standardised
+``cluster_features`` of the ``window`` bars before its refit bar t_j (closed bars ending at t_j - 1) and
+labels the bars t_j .. t_{j+1} - 1 with ``hdbscan.approximate_predict`` (noise, or strength
+below ``min_strength``, is unclassified). The refits are independent tasks (they run in the
+worker pool, never in the caller's thread when a pool is given); what must be sequential is
+cheap and runs here afterwards: matching each fit's clusters to the stable ids of the fits
+before it (``linear_sum_assignment`` on the distance between cluster centres), the
+probabilities of the EnvironmentClassifier trained on the same window, and the persistence
+filter (a label switches only after the new one has held ``persistence`` bars).
+
+Everything at bar t depends on bars < t (the fits) and the features at t (the assignment),
+so labels and probabilities are causal; the refit schedule is anchored to the first bar with
+complete features, which truncating the history does not move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from singularity.errors import DataError
+from singularity.regimes.classifier import ClassifierParams, EnvironmentClassifier
+from singularity.regimes.settings import RegimeSettings
+
+UNCLASSIFIED = -1
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """One refit's outcome (plain arrays: it crosses process boundaries)."""
+
+    start: int
+    labels: np.ndarray  # local cluster ids of the block's bars, -1 unclassified
+    strengths: np.ndarray
+    centres: np.ndarray  # (k, c) raw-space centres (cluster features), largest first
+    scale: np.ndarray  # (c,) the window's cluster-feature std (distance units for matching)
+    classifier: ClassifierParams | None
+
+
+FitTask = tuple[Any, int, int, int, RegimeSettings, tuple[int, ...]]
+
+
+def fit_block(task: FitTask) -> FitResult:
+    """Fit HDBSCAN on rows [t - window, t) and label rows [t, end) (module level: a pool task).
+    HDBSCAN sees the columns ``cols``; the classifier learns its labels from every column."""
+    import hdbscan
+
+    handle, t, end, window, s, cols = task
+    x_all = handle.load()["x"]
+    win_all = np.asarray(x_all[t - window:t], dtype=np.float64)
+    win_all = win_all[np.isfinite(win_all).all(axis=1)]
+    block_all = np.asarray(x_all[t:end], dtype=np.float64)
+    idx = list(cols)
+    win, block = win_all[:, idx], block_all[:, idx]
+    d = len(idx)
+    empty = FitResult(t, np.full(end - t, UNCLASSIFIED, dtype=np.int64), np.zeros(end - t),
+                      np.zeros((0, d)), np.ones(d), None)
+    if len(win) < 2 * s.min_cluster_size:
+        return empty
+    mean = win.mean(axis=0)
+    scale = win.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    z = (win - mean) / scale
+    model = hdbscan.HDBSCAN(
+        min_cluster_size=s.min_cluster_size, min_samples=s.min_samples, prediction_data=True,
+        core_dist_n_jobs=1,
+    ).fit(z)
+    fit_labels = model.labels_.astype(np.int64)
+    ids, sizes = np.unique(fit_labels[fit_labels >= 0], return_counts=True)
+    if len(ids) == 0:
+        return FitResult(t, empty.labels, empty.strengths, empty.centres, scale, None)
+    order = ids[np.argsort(-sizes, kind="stable")]  # largest cluster first
+    remap = np.full(int(fit_labels.max()) + 1, UNCLASSIFIED, dtype=np.int64)
+    remap[order] = np.arange(len(order))
+    fit_labels = np.where(fit_labels >= 0, remap[np.maximum(fit_labels, 0)], UNCLASSIFIED)
+    centres = np.array([win[fit_labels == k].mean(axis=0) for k in range(len(order))])
+    labels = np.full(end - t, UNCLASSIFIED, dtype=np.int64)
+    strengths = np.zeros(end - t)
+    ok = np.isfinite(block_all).all(axis=1)
+    if ok.any():
+        lab, strength = hdbscan.approximate_predict(model, (block[ok] - mean) / scale)
+        lab = np.where(lab >= 0, remap[np.maximum(lab, 0)], UNCLASSIFIED)
+        lab[strength < s.min_strength] = UNCLASSIFIED
+        labels[ok] = lab
+        strengths[ok] = strength
+    clf = EnvironmentClassifier(c=s.classifier_c).fit(win_all, fit_labels).params_
+    return FitResult(t, labels, strengths, centres, scale, clf)
+
+
+# ----------------------------------------------------------------------------- stable ids
+
+
+def match_clusters(
+    centres: np.ndarray, scale: np.ndarray, slots: Sequence[tuple[np.ndarray, np.ndarray] | None],
+    new_cost: float,
+) -> np.ndarray:
+    """Stable id (slot) of each new cluster. A known slot (its centre and the feature scale of
+    the fit that set it) costs the RMS distance between centres in units of the larger of the
+    two scales (a window holding one calm regime has a tiny spread, which must not make the
+    same regime look new); an empty slot costs ``new_cost`` (so a far cluster opens a new id).
+    Clusters beyond the number of slots join their nearest known slot."""
+    from scipy.optimize import linear_sum_assignment
+
+    k, n_slots = len(centres), len(slots)
+    cost = np.full((k, n_slots), float(new_cost))
+    for j, slot in enumerate(slots):
+        if slot is not None:
+            c, c_scale = slot
+            unit = np.maximum(scale, c_scale)
+            cost[:, j] = np.sqrt((((centres - c) / unit) ** 2).mean(axis=1))
+    out = np.full(k, -1, dtype=np.int64)
+    head = min(k, n_slots)  # the largest clusters get their own slot
+    rows, cols = linear_sum_assignment(cost[:head])
+    out[rows] = cols
+    for i in range(head, k):
+        out[i] = int(np.argmin(cost[i]))
+    return out
+
+
+def persist(raw: np.ndarray, persistence: int) -> np.ndarray:
+    """A label (unclassified included) replaces the current one only after it has held
+    ``persistence`` consecutive bars; causal (each output uses inputs up to that bar)."""
+    out = np.empty_like(raw)
+    if len(raw) == 0:
+        return out
+    current = candidate = int(raw[0])
+    run = 0
+    for i, v in enumerate(raw.tolist()):
+        if v == current:
+            run = 0
+        elif v == candidate:
+            run += 1
+        else:
+            candidate, run = v, 1
+        if v != current and run >= persistence:
+            current = v
+        out[i] = current
+    return out
+
+
+# ----------------------------------------------------------------------------- walk-forward
+
+
+@dataclass(frozen=True)
+class RegimeLabels:
+    """The walk-forward output for one symbol's feature rows."""
+
+    labels: np.ndarray  # stable ids after the persistence filter, -1 unclassified / warm-up
+    raw: np.ndarray  # stable ids before the filter
+    proba: np.ndarray  # (n, max_regimes) classifier probabilities, NaN where unknown
+    warmup: np.ndarray  # bool: before the first fit
+    fits: int
+    fallback_blocks: int
+    """Refits that found no cluster: their bars were labelled by the previous classifier."""
+    refit_rows: tuple[int, ...] = field(default=())
+
+
+class DynamicRegimeModel:
+    """HDBSCAN regimes for one symbol; see the module docstring."""
+
+    def __init__(self, settings: RegimeSettings) -> None:
+        self.settings = settings
+
+    def first_fit_row(self, x: np.ndarray) -> int | None:
+        finite = np.isfinite(x).all(axis=1)
+        if not finite.any():
+            return None
+        return int(np.argmax(finite)) + self.settings.window
+
+    def label_history(
+        self, x: np.ndarray, *, columns: Sequence[str] | None = None, pool: Any = None,
+        name: str = "series",
+    ) -> RegimeLabels:
+        """Walk-forward labels of feature rows ``x`` (n, d) named ``columns`` (default: every
+        column is clustered); ``pool`` runs the refits."""
+        from singularity.runtime.pool import run_map, share_arrays
+
+        s = self.settings
+        if columns is None:
+            cols = tuple(range(x.shape[1]))
+        else:
+            cols = tuple(i for i, c in enumerate(columns) if c in s.cluster_features)
+            if not cols:
+                raise DataError(f"{name}: none of the cluster_features "
+                                f"({', '.join(s.cluster_features)}) among the regime features")
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        n = x.shape[0]
+        start = self.first_fit_row(x)
+        if start is None or start >= n:
+            have = 0 if start is None else n - (start - s.window)  # rows from the first complete one
+            raise DataError(
+                f"{name}: {have} bars with complete regime features; the first regime fit "
+                f"needs more than window={s.window}"
+            )
+        points = list(range(start, n, s.refit_every))
+        handle = share_arrays({"x": x}, pool)
+        try:
+            tasks = [(handle, t, min(t + s.refit_every, n), s.window, s, cols) for t in points]
+            fits = run_map(pool, fit_block, tasks)
+        finally:
+            if pool is not None:
+                pool.release(handle)
+        k_max = s.max_regimes
+        raw = np.full(n, UNCLASSIFIED, dtype=np.int64)
+        proba = np.full((n, k_max), np.nan)
+        slots: list[tuple[np.ndarray, np.ndarray] | None] = [None] * k_max
+        last: tuple[ClassifierParams, np.ndarray] | None = None
+        fallback = 0
+        for fit in fits:
+            a, b = fit.start, fit.start + len(fit.labels)
+            block = x[a:b]
+            ok = np.isfinite(block).all(axis=1)
+            if fit.classifier is not None:
+                ids = match_clusters(fit.centres, fit.scale, slots, s.match_distance)
+                for local, slot in enumerate(ids.tolist()):
+                    if local < k_max:
+                        slots[slot] = (fit.centres[local], fit.scale)
+                raw[a:b] = np.where(fit.labels >= 0, ids[np.maximum(fit.labels, 0)], UNCLASSIFIED)
+                last = (fit.classifier, ids)
+            elif last is not None:
+                fallback += 1
+            if last is None or not ok.any():
+                continue
+            params, ids = last
+            p_local = EnvironmentClassifier.proba(params, block[ok])
+            p = np.zeros((int(ok.sum()), k_max))
+            for col, cls in enumerate(params.classes.tolist()):
+                p[:, ids[cls]] += p_local[:, col]
+            proba[a:b][ok] = p
+            if fit.classifier is None:  # fallback: the previous classifier's best guess
+                guess = np.where(p.max(axis=1) >= 0.5, p.argmax(axis=1), UNCLASSIFIED)
+                raw[a:b][ok] = guess
+        warmup = np.zeros(n, dtype=bool)
+        warmup[:start] = True
+        labels = raw.copy()
+        labels[start:] = persist(raw[start:], s.persistence)
+        return RegimeLabels(labels, raw, proba, warmup, len(fits), fallback, tuple(points))
