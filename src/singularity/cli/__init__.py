@@ -57,6 +57,7 @@ from singularity.cli import (  # noqa: E402
     evolve_cmd,
     features_cmd,
     forge_cmd,
+    regimes_cmd,
     registry_cmd,
 )
 
@@ -76,6 +77,7 @@ app.command("ledger")(engine_cmd.ledger)
 app.command("dashboard")(dashboard_cmd.dashboard)
 app.command("run")(engine_cmd.run)
 app.command("stop")(engine_cmd.stop)
+app.command("regimes")(regimes_cmd.regimes)
 
 
 def main() -> None:
