@@ -201,6 +201,7 @@ def feature_catalogue(settings: FeatureSettings) -> tuple[list[FeatureSpec], lis
     for family, module, attr in (
         ("ceemdan", "singularity.features.ceemdan", "catalogue"),
         ("graph", "singularity.features.graph", "graph_feature_specs"),
+        ("regimes", "singularity.regimes.family", "regime_catalogue"),
     ):
         sub = getattr(settings, family)
         if not sub.enabled:
@@ -289,7 +290,8 @@ class FeatureFactory:
             timings.append((stage, round(now - clock, 3)))
             clock = now
 
-        total = n + (n if ceemdan else 0) + (1 if graph else 0)
+        regimes = s.regimes.enabled
+        total = n + (n if ceemdan else 0) + (1 if graph else 0) + (1 if regimes else 0)
         parts: dict[str, list[pd.DataFrame]] = {sym: [] for sym in universe}
         catalogue: list[FeatureSpec] = []
         # the bar goes to stderr: stdout stays for results
@@ -332,6 +334,17 @@ class FeatureFactory:
                 catalogue += gspecs
                 bar.advance(task)
                 lap("graph")
+            if regimes:
+                from singularity.regimes.family import regime_feature_frames
+
+                bar.update(task, description="regimes")
+                rframes, rspecs, rnotes = regime_feature_frames(universe, s.regimes, pool=self.pool)
+                for sym in universe:
+                    parts[sym].append(rframes[sym])
+                catalogue += rspecs
+                notes += rnotes
+                bar.advance(task)
+                lap("regimes")
         names = [sp.name for sp in catalogue]
         if len(set(names)) != len(names):
             dupes = sorted({x for x in names if names.count(x) > 1})
