@@ -13,12 +13,22 @@ latest build. Looking data up against it gives one of:
 
 Parquet files carry the data fingerprint in their name and the manifest (written last, all
 writes atomic) names them, so a crash mid-write leaves the previous entry readable.
+
+Several processes (forge cycles, the engine) share the cache. Each entry has a lock file beside
+it: a lookup holds it shared, a store exclusive, so a writer never deletes a file that a reader
+is reading or that another writer has just named in its manifest. A manifest that names a
+missing or unreadable file (written by an older version, or damaged by hand) is a miss, and the
+manifest is removed so that the next store repairs the entry.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -72,6 +82,23 @@ def _safe(symbol: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in symbol)
 
 
+@contextlib.contextmanager
+def entry_lock(folder: Path, *, exclusive: bool) -> Iterator[None]:
+    """Cross-process lock of one cache entry (a lock file beside its folder; flock is released
+    by the kernel if the holder dies)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder.parent / f".{folder.name}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+class _Damaged(Exception):
+    """A manifest names a file that is missing or unreadable."""
+
+
 @dataclass(frozen=True)
 class CacheEntry:
     """What a lookup found: stored frames, their catalogue and per-asset candle counts."""
@@ -96,9 +123,37 @@ class FeatureCache:
     ) -> CacheEntry | None:
         folder = self.entry_dir(settings, universe)
         try:
-            manifest = json.loads((folder / MANIFEST).read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            with entry_lock(folder, exclusive=False):
+                return self._lookup(folder, universe)
+        except _Damaged:
+            self._repair(folder)
             return None
+
+    def _repair(self, folder: Path) -> None:
+        with entry_lock(folder, exclusive=True):
+            try:
+                manifest = json.loads((folder / MANIFEST).read_text())
+                names = [a[k] for a in manifest["assets"].values()
+                         for k in ("file", "candles", "resume") if k in a]
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                names = None
+            if names is None or not all((folder / n).is_file() for n in names):
+                (folder / MANIFEST).unlink(missing_ok=True)
+
+    def _lookup(self, folder: Path, universe: dict[str, pd.DataFrame]) -> CacheEntry | None:
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, json.JSONDecodeError) as e:
+            raise _Damaged(str(e)) from e
+        try:
+            return self._read_entry(folder, manifest, universe)
+        except (OSError, KeyError, TypeError, ValueError) as e:  # pyarrow errors are ValueErrors
+            raise _Damaged(str(e)) from e
+
+    def _read_entry(self, folder: Path, manifest: dict, universe: dict[str, pd.DataFrame]
+                    ) -> CacheEntry | None:
         assets = manifest["assets"]
         if list(assets) != list(universe):
             return None
@@ -150,6 +205,18 @@ class FeatureCache:
         resume: dict[str, dict[str, np.ndarray]] | None = None,
     ) -> Path:
         folder = self.entry_dir(settings, universe)
+        with entry_lock(folder, exclusive=True):
+            return self._store(folder, settings, universe, frames, catalogue, resume)
+
+    def _store(
+        self,
+        folder: Path,
+        settings: FeatureSettings,
+        universe: dict[str, pd.DataFrame],
+        frames: dict[str, pd.DataFrame],
+        catalogue: list[FeatureSpec],
+        resume: dict[str, dict[str, np.ndarray]] | None,
+    ) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         assets = {}
         for sym, candles in universe.items():
@@ -174,6 +241,7 @@ class FeatureCache:
             "catalogue": [spec.to_dict() for spec in catalogue],
         }
         atomic_write_bytes(folder / MANIFEST, json.dumps(manifest, indent=1).encode())
+        # Safe under the exclusive lock: no reader is between its manifest and its files.
         keep = {a[k] for a in assets.values() for k in ("file", "candles", "resume") if k in a}
         for old in [*folder.glob("*.parquet"), *folder.glob("*.npz")]:
             if old.name not in keep:
