@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 
 from singularity.dashboard.settings import DashboardSettings
 from singularity.engine.settings import EngineSettings
@@ -35,6 +35,18 @@ _SYMBOL = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}(:[A-Z0-9]{1,20})?$")
 # Shortcut variables named in the docs, mapped to their dotted keys.
 _ENV_SHORTCUTS = {"SINGULARITY_DATA_DIR": "data.dir", "SINGULARITY_DATABASE_URL": "database.url"}
 _NOT_KEYS = {"SINGULARITY_CONFIG"}
+SECRET_KEYS = ("api_key", "secret")
+"""Keys of ``[exchange]`` held as secrets."""
+SECRET_ENV_VARS = tuple(f"{ENV_PREFIX}EXCHANGE__{k.upper()}" for k in SECRET_KEYS)
+REDACTED = "**********"
+
+
+def drop_secret_env(environ: Any = None) -> None:
+    """Remove the key variables from ``environ`` (default: this process's) once the settings
+    hold them, so that no worker or child process inherits them."""
+    env = os.environ if environ is None else environ
+    for var in SECRET_ENV_VARS:
+        env.pop(var, None)
 
 
 def check_symbol(symbol: str) -> str:
@@ -46,8 +58,10 @@ def check_symbol(symbol: str) -> str:
 class ExchangeSettings(FrozenModel):
     name: str = "binance"
     """ccxt exchange id."""
-    api_key: str | None = None
-    secret: str | None = None
+    api_key: SecretStr | None = None
+    """Held as a secret: printed as '**********', never stored (``public_dump``) or logged;
+    ``.get_secret_value()`` where the exchange client needs it."""
+    secret: SecretStr | None = None
     timeout_ms: int = Field(default=15_000, gt=0)
 
 
@@ -130,6 +144,10 @@ class Settings(FrozenModel):
     @property
     def data_dir(self) -> Path:
         return self.data.dir
+
+    def public_dump(self) -> dict[str, Any]:
+        """The settings as JSON-ready data WITHOUT the secrets (what a forge run stores)."""
+        return self.model_dump(mode="json", exclude={"exchange": set(SECRET_KEYS)})
 
     @property
     def database_url(self) -> str:
@@ -274,8 +292,12 @@ def load_settings(
 
 
 def effective_items(loaded: LoadedSettings) -> list[tuple[str, Any, str]]:
-    """(dotted key, value, source) rows for ``config show``."""
+    """(dotted key, value, source) rows for ``config show``: a secret that is set reads
+    '**********'."""
     flat = _flatten(loaded.settings.model_dump(mode="json"))
+    for k in SECRET_KEYS:
+        v = getattr(loaded.settings.exchange, k)
+        flat[f"exchange.{k}"] = REDACTED if v is not None else None
     return [(k, v, loaded.sources.get(k, "default")) for k, v in flat.items()]
 
 

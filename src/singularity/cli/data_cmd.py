@@ -170,7 +170,8 @@ def download(
     store = CandleStore(st.data.dir)
     exchange_config: dict[str, object] = {"timeout": st.exchange.timeout_ms}
     if st.exchange.api_key:
-        exchange_config.update(apiKey=st.exchange.api_key, secret=st.exchange.secret)
+        exchange_config.update(apiKey=st.exchange.api_key.get_secret_value(),
+                               secret=st.exchange.secret.get_secret_value() if st.exchange.secret else None)
 
     # One client for every symbol: the exchange's markets are loaded once, not per symbol.
     client = build_exchange(exchange, timeout_ms=st.exchange.timeout_ms, exchange_config=exchange_config)

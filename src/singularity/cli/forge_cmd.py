@@ -27,12 +27,13 @@ def forge(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (progress goes to stderr)."),
 ) -> None:
     """Forge: data → features → labels → bake-off → GP → gauntlet → registry → report."""
-    from singularity.config import check_symbol
+    from singularity.config import check_symbol, drop_secret_env
     from singularity.errors import ConfigError
     from singularity.forge.cycle import ForgeOptions, run_forge
 
     s = settings(ctx, forge__population=population, forge__generations=generations, forge__workers=workers,
                  forge__seed=seed)
+    drop_secret_env()  # the settings hold the keys now: the worker pool must not inherit them
     try:
         check_symbol(symbol)
     except ValueError as e:

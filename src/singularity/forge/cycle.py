@@ -131,7 +131,7 @@ def run_forge(settings: Settings, opts: ForgeOptions, *, say: Callable[[str], No
     reborn = registry.reborn_seeds(opts.symbol, opts.timeframe)
     run_id = registry.start_run(
         symbol=opts.symbol, timeframe=opts.timeframe, seed=opts.seed,
-        settings={"settings": settings.model_dump(mode="json"), "options": _jsonable(opts.__dict__)},
+        settings={"settings": settings.public_dump(), "options": _jsonable(opts.__dict__)},
         dataset_id=registry.upsert_dataset(
             fingerprint=fingerprint(candles), exchange=exchange, symbol=opts.symbol, timeframe=opts.timeframe,
             first=candles.index[0].to_pydatetime(), last=candles.index[-1].to_pydatetime(), rows=len(candles)),
