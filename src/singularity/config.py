@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 
@@ -110,6 +110,24 @@ class CostSettings(FrozenModel):
     """Fee per side, basis points of traded notional."""
     slippage_bps: float = Field(default=5.0, ge=0)
     """Slippage per side, basis points of traded notional."""
+    market: Literal["spot", "margin", "perpetual"] = "spot"
+    """A spot account cannot be short: strategies are long-only there. On 'margin' or
+    'perpetual' markets shorts are allowed and pay ``short_rate_bps_per_day``."""
+    short_rate_bps_per_day: float = Field(default=3.0, ge=0)
+    """Borrow (margin) or funding (perpetual) rate paid on short notional, basis points per
+    day, charged every bar a short is held (3 bps/day is about 11 % a year)."""
+
+    @property
+    def long_only(self) -> bool:
+        return self.market == "spot"
+
+    def short_rate_per_bar(self, timeframe: str) -> float:
+        """Fraction of short notional charged per bar; 0 on spot (no shorts)."""
+        from singularity.timeframes import timeframe_delta
+
+        if self.long_only:
+            return 0.0
+        return self.short_rate_bps_per_day / 1e4 * timeframe_delta(timeframe).total_seconds() / 86_400.0
 
 
 class ForgeSettings(FrozenModel):
@@ -330,6 +348,8 @@ dir = "data"              # candles (Parquet), feature cache, registry
 [costs]
 fee_bps = 10.0            # per side, basis points of traded notional
 slippage_bps = 5.0        # per side, basis points of traded notional
+market = "spot"           # spot: long-only; "margin" or "perpetual": shorts allowed, and they pay
+short_rate_bps_per_day = 3.0   # borrow/funding on short notional, charged every bar
 
 [forge]
 population = 500

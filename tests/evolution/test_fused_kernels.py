@@ -78,12 +78,12 @@ def test_one_pass_score_equals_the_unfused_score(objective, long_only, fill_on_o
     for prices in (close, crash[::-1].copy(), crash):
         open_ = np.r_[prices[0], prices[:-1]]
         for out in _outputs(n):
-            for cost in (0.0, 0.0015, 0.3):
+            for cost, short_rate in ((0.0, 0.0), (0.0015, 0.0), (0.3, 0.0), (0.0015, 2e-4)):
                 want = np.zeros(N_METRICS)
                 got = np.full(N_METRICS, 99.0)
                 args = (cost, fill_on_open, long_only, 8760.0, objective, 10, 0.3)
-                score(out, open_, prices, np.empty(n), *args, want)
-                score_fused(out, open_, prices, np.empty(n), *args, got)
+                score(out, open_, prices, np.empty(n), *args, want, short_rate)
+                score_fused(out, open_, prices, np.empty(n), *args, got, short_rate)
                 assert np.array_equal(got, want), (got, want)
 
 

@@ -35,6 +35,8 @@ FAST: dict[str, Any] = {
     "costs.fee_bps": 2.0,
     "costs.slippage_bps": 1.0,
     "forge.holdout_fraction": 0.25,
+    # the planted edges are long/short: a perpetual market allows shorts (and charges them)
+    "costs.market": "perpetual",
 }
 
 

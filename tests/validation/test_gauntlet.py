@@ -148,3 +148,15 @@ def test_k_holdout_looks_are_holm_corrected_and_counted_as_trials() -> None:
     dsr3 = next(v for v in reps[0].verdicts if v.test == "deflated_sharpe").figures
     assert (dsr1["trials_used"], dsr3["trials_used"], dsr3["holdout_looks"]) == (12, 14, 3)
     assert dsr3["dsr"] <= dsr1["dsr"]
+
+
+def test_the_gauntlet_charges_shorts_per_bar() -> None:
+    candles, inputs = market(4000, 7, edge=0.3)
+    free = run_gauntlet(context(candles, inputs), "x0", tests=("holdout",)).verdicts[0].figures
+    ctx = context(candles, inputs)
+    ctx.short_rate = 2e-4
+    charged = run_gauntlet(ctx, "x0", tests=("holdout",)).verdicts[0].figures
+    n = len(ctx.holdout_candles)
+    target = positions("x0", inputs)
+    r = trade(candles, target, COST, 2e-4)[-n:]
+    assert charged == summary(r, target[-n:], 24 * 365) and charged["sharpe"] < free["sharpe"]

@@ -44,6 +44,8 @@ class EvalConfig:
     min_trades: int = 10
     max_drawdown: float = 0.5
     share_subtrees: bool = True
+    short_rate: float = 0.0
+    """Borrow/funding charge per bar on short notional (0 when long-only)."""
 
     def fingerprint(self) -> str:
         return repr(self)
@@ -92,7 +94,7 @@ def evaluate_programs(
     metrics, outputs = run_plan(
         feats, data["open"], data["close"], p.op, p.arg, p.val, p.a, p.out, p.n_rows,
         p.n_trees, cfg.cost_rate, cfg.fill_on_open, cfg.long_only, cfg.periods_per_year,
-        OBJECTIVES[cfg.objective], cfg.min_trades, cfg.max_drawdown, keep_outputs,
+        OBJECTIVES[cfg.objective], cfg.min_trades, cfg.max_drawdown, keep_outputs, cfg.short_rate,
     )
     return metrics, outputs, p.n_nodes
 

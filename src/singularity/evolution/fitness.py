@@ -94,14 +94,16 @@ def score(
     min_trades: int,
     dd_limit: float,
     metrics: np.ndarray,
+    short_rate: float = 0.0,
 ) -> None:
-    """Score one tree output into ``metrics`` (a row of N_METRICS); ``target`` is scratch."""
+    """Score one tree output into ``metrics`` (a row of N_METRICS); ``target`` is scratch.
+    ``short_rate``: borrow/funding charge per bar on short notional (see the kernel)."""
     valid = positions_from_output(out, long_only, target)
     if not valid:  # scored WORST whatever it would trade: skip the backtest
         metrics[:] = 0.0
         metrics[M_FITNESS] = WORST
         return
-    r = bar_returns(open_, close, target, cost_rate, fill_on_open)
+    r = bar_returns(open_, close, target, cost_rate, fill_on_open, short_rate)
     trades = count_trades(target)
     mdd = max_drawdown_from_returns(r)
     sharpe = sharpe_from_returns(r, periods_per_year)
@@ -142,6 +144,7 @@ def score_fused(
     min_trades: int,
     dd_limit: float,
     metrics: np.ndarray,
+    short_rate: float = 0.0,
 ) -> None:
     """``score`` in one pass over the bars: positions, the backtest (``bar_returns``), trade
     count, drawdown, growth and the Sharpe mean together; only the Sharpe's squared deviations
@@ -181,11 +184,17 @@ def score_fused(
             trades += 1
         prev_pos = want
         rt = 0.0
-        if not ruined:  # bar_returns, step t
+        if not ruined:  # bar_returns, step t (the short charge included)
             if want != prev_want:
                 price = open_[t] if fill_on_open else close[t]
+                if not fill_on_open and shares < 0.0:
+                    cash += short_rate * shares * close[t]
                 cash, shares, _d, _p, _f = _order(cash, shares, want, price, cost_rate, 0.0)
                 prev_want = want
+                if fill_on_open and shares < 0.0:
+                    cash += short_rate * shares * close[t]
+            elif shares < 0.0:
+                cash += short_rate * shares * close[t]
             equity = cash + shares * close[t]
             if equity <= 0.0:
                 rt = -1.0

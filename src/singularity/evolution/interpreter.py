@@ -258,6 +258,7 @@ def run_plan(
     min_trades: int,
     dd_limit: float,
     keep_outputs: bool,
+    short_rate: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run the instructions; returns (metrics [n_trees, N_METRICS], outputs [n_trees, n] or
     an empty array unless ``keep_outputs``)."""
@@ -275,7 +276,7 @@ def run_plan(
             if keep_outputs:
                 outputs[ti] = row
             score_fused(row, open_, close, r, cost_rate, fill_on_open, long_only,
-                        periods_per_year, objective, min_trades, dd_limit, metrics[ti])
+                        periods_per_year, objective, min_trades, dd_limit, metrics[ti], short_rate)
         else:
             K.apply(op, ins_arg[j], ins_val[j], buf[ins_a[j, 0]], buf[ins_a[j, 1]],
                     buf[ins_a[j, 2]], buf[ins_out[j]])

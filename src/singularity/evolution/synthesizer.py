@@ -77,11 +77,13 @@ class _Population:
 def eval_config(
     settings: EvolutionSettings, costs: CostSettings, timeframe: str, *, fill_on_open: bool = True
 ) -> EvalConfig:
+    long_only = settings.long_only or costs.long_only  # a spot market cannot be short
     return EvalConfig(
         cost_rate=(costs.fee_bps + costs.slippage_bps) / 1e4,
         periods_per_year=periods_per_year(timeframe),
         fill_on_open=fill_on_open,
-        long_only=settings.long_only,
+        long_only=long_only,
+        short_rate=0.0 if long_only else costs.short_rate_per_bar(timeframe),
         objective=settings.objective,
         min_trades=settings.min_trades,
         max_drawdown=settings.max_drawdown_penalty,

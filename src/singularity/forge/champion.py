@@ -39,11 +39,18 @@ def evolve_training(settings: Settings, opts: Any, inputs: pd.DataFrame, candles
                   stats_path=stats_path)
 
 
+def long_only(settings: Settings) -> bool:
+    """Long-only by choice (evolution.long_only) or because a spot market cannot be short."""
+    return settings.evolution.long_only or settings.costs.long_only
+
+
 def positions_fn(settings: Settings):  # type: ignore[no-untyped-def]
     from singularity.evolution.expressions import evaluate_expression
 
+    lo = long_only(settings)
+
     def positions(expr: str, inputs: pd.DataFrame) -> np.ndarray:
-        return evaluate_expression(expr, inputs, long_only=settings.evolution.long_only).to_numpy(np.float64)
+        return evaluate_expression(expr, inputs, long_only=lo).to_numpy(np.float64)
 
     return positions
 
@@ -132,7 +139,7 @@ def gauntlet_context(settings: Settings, opts: Any, evo: Any, candles: pd.DataFr
 
 def short_rate_per_bar(settings: Settings, timeframe: str) -> float:
     """Borrow/funding charge per bar on a short position; 0 where shorts are not allowed."""
-    return 0.0
+    return 0.0 if long_only(settings) else settings.costs.short_rate_per_bar(timeframe)
 
 
 def run_candidates(ctx: GauntletContext, candidates: list[str],
@@ -169,7 +176,7 @@ def record(registry: Registry, run_id: int, settings: Settings, opts: Any, evo: 
             holdout = holdout_summary(ctx, h.expression)
             e = explain(h.expression, inputs=ctx.train_inputs, candles=ctx.train_candles, positions=ctx.positions,
                         cost_rate=ctx.cost_rate, periods_per_year=ppy, descriptions=descriptions,
-                        long_only=settings.evolution.long_only)
+                        long_only=long_only(settings))
             explanation, readable = e.text, e.readable
         ids[h.expression] = registry.add_strategy(
             run_id=run_id, symbol=opts.symbol, timeframe=opts.timeframe, expression=h.expression,
