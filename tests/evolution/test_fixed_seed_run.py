@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from gp_data import random_market
 
+from singularity.config import CostSettings
 from singularity.evolution.settings import EvolutionSettings
 from singularity.evolution.synthesizer import evolve
 
@@ -24,7 +25,9 @@ BEFORE = {
 def test_fixed_seed_run_is_unchanged_by_the_speed_work() -> None:
     inputs, candles = random_market(700, 5, 4)
     r = evolve(inputs, candles, population=90, generations=5, seed=11,
-               settings=EvolutionSettings(stagnation_generations=100))
+               settings=EvolutionSettings(stagnation_generations=100),
+               # recorded long/short without a short charge (before spot became long-only)
+               costs=CostSettings(market="perpetual", short_rate_bps_per_day=0.0))
     got = [(h.expression, h.fitness, h.trades, h.max_drawdown) for h in r.hall_of_fame[:3]]
     assert got == BEFORE["hof"]
     assert r.evaluations == BEFORE["evaluations"]
