@@ -163,29 +163,31 @@ def test_malformed_response_is_a_clear_error_and_leaves_the_store_unchanged(name
     assert len(server.kline_requests()) == 2  # a malformed answer is not retried
 
 
-def test_resume_requests_from_the_candle_after_the_last_stored(store, client, server) -> None:
+def test_resume_refetches_the_last_stored_candles_then_continues(store, client, server) -> None:
     server.set_closed(200)
     first = download(store, client, server)
     assert (first.pages, first.candles_added) == (2, 200)
     server.requests.clear()
     server.set_closed(350)
     second = download(store, client, server)
-    assert start_times(server) == [T0 + 200 * H, T0 + 300 * H]
-    assert (second.candles_added, second.first) == (150, pd.Timestamp(T0 + 200 * H, unit="ms", tz="UTC"))
+    # the last 3 stored candles (197..199) are asked again, then everything after them
+    assert start_times(server) == [T0 + 197 * H, T0 + 297 * H]
+    assert (second.candles_added, second.first) == (150, pd.Timestamp(T0 + 197 * H, unit="ms", tz="UTC"))
     pd.testing.assert_frame_equal(stored(store), expected_frame("BTCUSDT", T0, TF, 0, 350))
     server.requests.clear()
-    assert download(store, client, server).pages == 0  # up to date: nothing to ask
-    assert server.kline_requests() == []
+    again = download(store, client, server)  # up to date: one page, the last 3 candles again
+    assert (again.pages, again.candles_added) == (1, 0)
+    assert start_times(server) == [T0 + 347 * H]
 
 
 def test_since_before_the_stored_range_backfills(store, client, server) -> None:
     server.set_closed(300)
     download_ohlcv(store, client, SYMBOL, TF, T0 + 250 * H, limit=100, now=server.now_ms)
     server.requests.clear()
-    report = download(store, client, server)  # since T0: the older history only is fetched
-    assert start_times(server) == [T0, T0 + 100 * H, T0 + 200 * H]
+    report = download(store, client, server)  # since T0: the older history, then the newest again
+    assert start_times(server) == [T0, T0 + 100 * H, T0 + 200 * H, T0 + 297 * H]
     assert (report.candles_added, report.first, report.last) == (
-        250, pd.Timestamp(T0, unit="ms", tz="UTC"), pd.Timestamp(T0 + 249 * H, unit="ms", tz="UTC"))
+        250, pd.Timestamp(T0, unit="ms", tz="UTC"), pd.Timestamp(T0 + 299 * H, unit="ms", tz="UTC"))
     pd.testing.assert_frame_equal(stored(store), expected_frame("BTCUSDT", T0, TF, 0, 300))
 
 
@@ -272,3 +274,45 @@ def test_ctrl_c_keeps_the_pages_already_written(store, client, server) -> None:
         download(store, client, server, flush_pages=1, progress=interrupt_on_second_page)
     pd.testing.assert_frame_equal(stored(store), expected_frame("BTCUSDT", T0, TF, 0, 100))
     assert download(store, client, server).candles_added == 250  # and the next run resumes
+
+
+def test_exchange_clock_behind_never_stores_an_open_candle(store, client, server) -> None:
+    # No ``now``: the exchange's clock (5 minutes into candle 350, far behind this machine's
+    # clock) decides; candle 350 is still open and the server serves it half-formed.
+    server.now_ms = T0 + 350 * H + 5 * 60_000
+    report = download_ohlcv(store, client, SYMBOL, TF, T0, limit=100, backoff_s=0.01)
+    assert report.candles_added == 350
+    pd.testing.assert_frame_equal(stored(store), expected_frame("BTCUSDT", T0, TF, 0, 350))
+
+
+def test_a_candle_stored_open_is_corrected_on_resume(store, client, server) -> None:
+    # An older version stored candle 349 while it was open (partial volume, close so far).
+    server.set_closed(349)
+    server.now_ms += H // 2 - 60_000  # near the end of candle 349, still open
+    partial = _open_candle_frame(server, 349)
+    download(store, client, server, until=pd.Timestamp(T0 + 349 * H, unit="ms", tz="UTC"))
+    store.write("binance", SYMBOL, TF, partial)
+    assert stored(store).iloc[-1]["volume"] != expected_frame("BTCUSDT", T0, TF, 349, 350).iloc[0]["volume"]
+    server.set_closed(360)
+    download(store, client, server)
+    pd.testing.assert_frame_equal(stored(store), expected_frame("BTCUSDT", T0, TF, 0, 360))
+
+
+def test_gaps_inside_the_stored_range_are_backfilled(store, client, server) -> None:
+    full = expected_frame("BTCUSDT", T0, TF, 0, 300)
+    store.write("binance", SYMBOL, TF, full.drop(full.index[120:135]))  # an inner gap
+    server.set_closed(300)
+    report = download(store, client, server)
+    assert report.candles_added == 15
+    pd.testing.assert_frame_equal(stored(store), full)
+
+
+def _open_candle_frame(server: FakeBinance, index: int) -> pd.DataFrame:
+    from fakes.exchange_server import kline
+
+    row = kline("BTCUSDT", T0, H, index, open_candle=True)
+    frame = pd.DataFrame([[float(x) for x in row[1:6]]],
+                         index=pd.DatetimeIndex(pd.to_datetime([row[0]], unit="ms", utc=True),
+                                                name="timestamp").as_unit("ns"),
+                         columns=["open", "high", "low", "close", "volume"])
+    return frame

@@ -1,11 +1,15 @@
 """Download closed OHLCV candles through ccxt into the candle store.
 
 ``download_ohlcv`` pages through ``fetch_ohlcv`` over the candles the store lacks between
-``since`` and now (older history before the first stored candle, then everything after the
-newest one), with the exchange's rate limit on, retries with exponential backoff
-on transient network errors, and writes to the store every few pages so an interrupted
-download keeps what it already wrote. The still-open current candle is never stored, and a
-malformed page stops the download with an ``ExchangeError`` before it reaches the store.
+``since`` and now (older history before the first stored candle, gaps inside the stored range,
+then everything after the newest one, starting a few candles back so that the newest stored
+candles are fetched again and corrected if they changed), with the exchange's rate limit on,
+retries with exponential backoff on transient network errors, and writes to the store every
+few pages so an interrupted download keeps what it already wrote. The still-open current
+candle is never stored: "now" is the earlier of the exchange's clock (``fetch_time``) and the
+local one (less a grace margin where the exchange tells no time), so a local clock ahead of
+the exchange cannot pass a partial candle as closed. A malformed page stops the download with
+an ``ExchangeError`` before it reaches the store.
 
 Errors: ``DataError`` for an unknown symbol, ``ExchangeError`` for an unknown exchange, a
 timeframe the exchange lacks, a malformed answer or an exchange that stays unreachable.
@@ -34,6 +38,10 @@ TimeLike = pd.Timestamp | datetime | str | int
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT_MS = 15_000
+REFETCH_LAST = 3
+"""Stored candles fetched again on every resume (the newest answer wins in the store)."""
+CLOCK_GRACE_MS = 60_000
+"""Margin taken off the local clock where the exchange does not tell its time."""
 # Exchanges whose kline endpoint answers a bare JSON array: ccxt silently turns any other
 # shape into "no candles", which would end a download early instead of failing it.
 _ARRAY_KLINES = ("binance", "binanceus", "binanceusdm", "binancecoinm")
@@ -47,7 +55,8 @@ class DownloadReport:
     candles_added: int
     """Candles that were not in the store before this download."""
     first: pd.Timestamp | None
-    """Open time of the first candle written by this download (None when nothing new)."""
+    """Open time of the first candle written by this download (None when nothing was written;
+    re-fetched candles count as written)."""
     last: pd.Timestamp | None
     pages: int
     """``fetch_ohlcv`` calls that returned an answer."""
@@ -107,7 +116,7 @@ def download_ohlcv(
     what = f"{ex.id} {symbol} {timeframe}"
     try:
         _check_market(ex, retry, symbol, timeframe)
-        now_ms = _to_ms(now) if now is not None else int(ex.milliseconds())
+        now_ms = _to_ms(now) if now is not None else _exchange_now(ex, retry)
         stop = now_ms - step + 1  # a candle is closed when open + step <= now
         if until is not None:
             stop = min(stop, _to_ms(until))
@@ -228,20 +237,36 @@ def _check_market(ex: ccxt.Exchange, retry: _Retrier, symbol: str, timeframe: st
         )
 
 
+def _exchange_now(ex: ccxt.Exchange, retry: _Retrier) -> int:
+    """The earlier of the exchange's clock and the local one (which may run ahead of it)."""
+    local = int(ex.milliseconds())
+    if ex.has.get("fetchTime"):
+        server = retry.call("fetch_time", ex.fetch_time)
+        if isinstance(server, int | float) and not isinstance(server, bool) and server > 0:
+            return min(local, int(server))
+    return local - CLOCK_GRACE_MS
+
+
 def _missing_ranges(store: CandleStore, exchange_id: str, symbol: str, timeframe: str,
                     since_ms: int, stop_ms: int, step: int) -> list[tuple[int, int]]:
     """Open-time ranges ``[start, end)`` to fetch: older history before the first stored
-    candle (when ``since`` is earlier), then everything after the last stored one."""
-    entry = next(
-        (e for e in store.entries()
-         if (e.exchange, e.symbol, e.timeframe) == (exchange_id, symbol, timeframe)),
-        None,
-    )
-    if entry is None or entry.first is None or entry.last is None:
-        ranges = [(since_ms, stop_ms)]
-    else:
-        first, last = _to_ms(entry.first), _to_ms(entry.last)
-        ranges = [(since_ms, min(first, stop_ms)), (max(since_ms, last + step), stop_ms)]
+    candle (when ``since`` is earlier), the gaps inside the stored range, then the last
+    ``REFETCH_LAST`` stored candles (a candle stored while still open, or corrected by the
+    exchange since, is replaced) and everything after them."""
+    if not store.exists(exchange_id, symbol, timeframe):
+        return [(since_ms, stop_ms)] if since_ms < stop_ms else []
+    index = store.read(exchange_id, symbol, timeframe).index
+    if len(index) == 0:
+        return [(since_ms, stop_ms)] if since_ms < stop_ms else []
+    ms = (index.as_unit("ms").asi8 if hasattr(index, "as_unit") else index.asi8 // 1_000_000)
+    first = int(ms[0])
+    ranges = [(since_ms, min(first, stop_ms))]
+    gaps = (ms[1:] - ms[:-1]) > step
+    for i in gaps.nonzero()[0].tolist():
+        a, b = int(ms[i]) + step, int(ms[i + 1])
+        ranges.append((max(a, since_ms), min(b, stop_ms)))
+    refetch_from = int(ms[max(0, len(ms) - REFETCH_LAST)])
+    ranges.append((max(since_ms, refetch_from), stop_ms))
     return [(a, b) for a, b in ranges if a < b]
 
 
