@@ -1,4 +1,5 @@
-"""The Parquet candle store: layout, merge semantics, rejected and interrupted writes."""
+"""The Parquet candle store: layout, merge semantics, rejected and interrupted writes.
+(Partitions, the append log and the migration of the one-file layout: test_candle_partitions.)"""
 
 from __future__ import annotations
 
@@ -21,7 +22,11 @@ def T(s: str) -> pd.Timestamp:
 
 
 def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """Names, contents and modification times of every file of a series' folder."""
+    h = hashlib.sha256()
+    for f in sorted(path.iterdir()):
+        h.update(f"{f.name}:{f.stat().st_mtime_ns}:".encode() + f.read_bytes())
+    return h.hexdigest()
 
 
 @pytest.fixture
@@ -32,8 +37,9 @@ def store(tmp_path: Path) -> CandleStore:
 def test_layout_and_round_trip(store: CandleStore, tmp_path: Path) -> None:
     df = hourly(5)
     rep = store.write("binance", "BTC/USDT", "1h", df)
-    path = tmp_path / "ohlcv" / "binance" / "BTC_USDT-1h.parquet"
-    assert rep.path == path and path.is_file()
+    path = tmp_path / "ohlcv" / "binance" / "BTC_USDT-1h"
+    assert rep.path == path and (path / "manifest.json").is_file()
+    assert [p.name[:8] for p in path.glob("*.parquet")] == ["2024-09."]  # one month
     assert (rep.rows_before, rep.rows_after, rep.added, rep.overlapped, rep.changed) == (0, 5, 5, 0, 0)
     assert rep.written
     out = store.read("binance", "BTC/USDT", "1h")
@@ -53,7 +59,7 @@ def test_symbol_file_names() -> None:
 
 def test_perpetual_path(store: CandleStore, tmp_path: Path) -> None:
     store.write("binanceusdm", "BTC/USDT:USDT", "1h", hourly(2))
-    assert (tmp_path / "ohlcv" / "binanceusdm" / "BTC_USDT_USDT-1h.parquet").is_file()
+    assert (tmp_path / "ohlcv" / "binanceusdm" / "BTC_USDT_USDT-1h" / "manifest.json").is_file()
     assert [e.symbol for e in store.entries()] == ["BTC/USDT:USDT"]
 
 
@@ -78,10 +84,10 @@ def test_merge_fills_a_hole_and_an_earlier_range(store: CandleStore) -> None:
 def test_unchanged_write_leaves_file_untouched(store: CandleStore) -> None:
     df = hourly(5)
     path = store.write("binance", "BTC/USDT", "1h", df).path
-    before = (digest(path), path.stat().st_mtime_ns)
+    before = digest(path)
     rep = store.write("binance", "BTC/USDT", "1h", df.iloc[1:3])
     assert not rep.written and (rep.added, rep.overlapped, rep.changed) == (0, 2, 0)
-    assert (digest(path), path.stat().st_mtime_ns) == before
+    assert digest(path) == before
 
 
 def test_rejected_write_leaves_store_byte_for_byte_unchanged(store: CandleStore) -> None:
@@ -124,11 +130,11 @@ def test_crash_inside_the_writer_keeps_old_file_and_leaves_no_temp(
         raise exc  # ...when the process is interrupted
 
     monkeypatch.setattr(pq, "write_table", half_then_die)
-    with pytest.raises(type(exc)):
-        store.write("binance", "BTC/USDT", "1h", hourly(3, start="2024-09-14 05:00"))
+    with pytest.raises(type(exc)):  # overlapping: the month is rewritten (not an append)
+        store.write("binance", "BTC/USDT", "1h", hourly(3, start="2024-09-14 03:00", base=7.0))
     monkeypatch.undo()
     assert digest(path) == before
-    assert [p.name for p in path.parent.iterdir() if p.suffix == ".tmp"] == []
+    assert [p.name for p in path.iterdir() if p.suffix == ".tmp"] == []
     assert len(store.read("binance", "BTC/USDT", "1h")) == 5
 
 
@@ -203,13 +209,18 @@ def test_concurrent_writers_lose_nothing(store: CandleStore) -> None:
 
 def test_damaged_file_is_a_one_line_data_error(store: CandleStore) -> None:
     path = store.write("binance", "BTC/USDT", "1h", hourly(3)).path
-    path.write_bytes(path.read_bytes()[:-40])  # truncated by something outside the store
+    (part,) = path.glob("*.parquet")
+    part.write_bytes(part.read_bytes()[:-40])  # truncated by something outside the store
     for call in (
         lambda: store.read("binance", "BTC/USDT", "1h"),
-        store.entries,
-        lambda: store.write("binance", "BTC/USDT", "1h", hourly(1, start="2024-09-14 03:00")),
+        lambda: store.write("binance", "BTC/USDT", "1h", hourly(1, start="2024-09-14 02:00", base=5.0)),
     ):
-        with pytest.raises(DataError, match=r"BTC_USDT-1h.parquet: unreadable candle file") as e:
+        with pytest.raises(DataError, match=r"BTC_USDT-1h/2024-09\.\w+\.parquet: unreadable candle file") as e:
+            call()
+        assert "\n" not in str(e.value)
+    (path / "manifest.json").write_text("{not json")
+    for call in (store.entries, lambda: store.read("binance", "BTC/USDT", "1h")):
+        with pytest.raises(DataError, match=r"BTC_USDT-1h/manifest.json: unreadable candle manifest") as e:
             call()
         assert "\n" not in str(e.value)
 

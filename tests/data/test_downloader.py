@@ -60,7 +60,9 @@ def stored(store: CandleStore) -> pd.DataFrame:
 
 
 def file_bytes(store: CandleStore) -> bytes:
-    return store.path("binance", SYMBOL, TF).read_bytes()
+    """Every file of the series' folder (names and contents)."""
+    folder = store.path("binance", SYMBOL, TF)
+    return b"".join(f.name.encode() + f.read_bytes() for f in sorted(folder.iterdir()))
 
 
 def start_times(server: FakeBinance) -> list[int]:

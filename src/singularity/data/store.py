@@ -1,17 +1,22 @@
-"""The candle store: one Parquet file per (exchange, symbol, timeframe).
+"""The candle store: one folder of monthly Parquet partitions per (exchange, symbol, timeframe).
 
-Layout: ``root/ohlcv/<exchange>/<BTC_USDT>-<1h>.parquet`` (a perpetual ``BTC/USDT:USDT`` is
-``BTC_USDT_USDT``). Every write validates the new candles, merges them with what is stored
-(the NEW value wins on an overlap), validates the merged frame and replaces the file
-atomically (temporary file, fsync, rename): a rejected or interrupted write leaves the stored
-file byte-for-byte unchanged. The exchange, symbol, timeframe and a summary (rows, first,
-last, gaps) live in the Parquet key-value metadata, so ``entries()`` never reads candles.
+Layout: ``root/ohlcv/<exchange>/<BTC_USDT>-<1h>/`` (a perpetual ``BTC/USDT:USDT`` is
+``BTC_USDT_USDT``), described in ``series_files``: a manifest (the committed state and a
+summary: rows, first, last, gaps), one Parquet file per UTC month, and an append log. Every
+write validates the new candles, merges them with what is stored (the NEW value wins on an
+overlap) and validates the result; only the months it touches are read and rewritten, and a
+candle after the last one is appended to the log in O(new rows). Writes commit by replacing
+the manifest atomically: a rejected or interrupted write changes nothing a reader sees.
+``entries()`` reads manifests and logs, never candles. A range read opens only the months it
+needs. Stores of the earlier layout (one Parquet file per series) are migrated on first open.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -22,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from singularity.data import series_files as sf
 from singularity.data.schema import (
     INDEX_NAME,
     OHLCV_COLUMNS,
@@ -30,15 +36,17 @@ from singularity.data.schema import (
     ensure_valid,
 )
 from singularity.errors import DataError
-from singularity.storage import atomic_write_with
-from singularity.timeframes import timeframe_seconds
+from singularity.storage import atomic_write_bytes, atomic_write_with
+from singularity.timeframes import timeframe_delta, timeframe_seconds
 
 try:  # POSIX advisory lock so two writers of one file cannot lose each other's candles
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
+log = logging.getLogger(__name__)
 META_KEY = b"singularity"
+"""Parquet key-value metadata of the earlier one-file layout (read when migrating)."""
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}(:[A-Z0-9]{1,20})?$")
 _EXCHANGE = re.compile(r"^[a-z0-9_]{1,40}$")
 _SCHEMA = pa.schema(
@@ -99,23 +107,40 @@ def _ts_or_none(v: object) -> pd.Timestamp | None:
     return None if v is None else pd.Timestamp(v)
 
 
+@dataclass
+class _Plan:
+    """What a write would do: its report, and (unless nothing changes) either rows to append
+    to the log or the months to rewrite with the manifest that commits them."""
+
+    report: WriteReport
+    append: np.ndarray | None = None
+    log: sf.LogState | None = None
+    """The append log as read by the plan (an append goes after its intact part)."""
+    months: dict[str, pd.DataFrame] | None = None
+    manifest: sf.Manifest | None = None
+
+
 class CandleStore:
-    """Parquet candle files under ``root/ohlcv``; ``root`` is ``settings.data.dir``."""
+    """Partitioned candle series under ``root/ohlcv``; ``root`` is ``settings.data.dir``."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.ohlcv_dir = self.root / "ohlcv"
+        self._migrate_all()
 
     def __repr__(self) -> str:
         return f"CandleStore({str(self.root)!r})"
 
     def path(self, exchange: str, symbol: str, timeframe: str) -> Path:
+        """The series' folder."""
         timeframe_seconds(timeframe)  # rejects unknown timeframes with a clear message
-        name = f"{symbol_to_filename(symbol)}-{timeframe}.parquet"
+        name = f"{symbol_to_filename(symbol)}-{timeframe}"
         return self.ohlcv_dir / _check_exchange(exchange) / name
 
     def exists(self, exchange: str, symbol: str, timeframe: str) -> bool:
-        return self.path(exchange, symbol, timeframe).is_file()
+        path = self.path(exchange, symbol, timeframe)
+        self._migrate(_legacy(path))
+        return (path / sf.MANIFEST).is_file()
 
     # -- reading -------------------------------------------------------------------------
 
@@ -127,56 +152,68 @@ class CandleStore:
         start: pd.Timestamp | str | None = None,
         end: pd.Timestamp | str | None = None,
     ) -> pd.DataFrame:
-        """Canonical frame of the stored candles with ``start <= timestamp < end``.
+        """Canonical frame of the stored candles with ``start <= timestamp < end``; only the
+        months that overlap the range are opened.
 
         Naive ``start``/``end`` are read as UTC. Raises ``DataError`` naming the symbol and
-        listing what is stored when the file is absent.
+        listing what is stored when the series is absent.
         """
         path = self.path(exchange, symbol, timeframe)
-        if not path.is_file():
+        if not self.exists(exchange, symbol, timeframe):
             raise DataError(self._absent_message(exchange, symbol, timeframe))
+        lo = _utc(start).value if start is not None else None
+        hi = _utc(end).value if end is not None else None
         filters = []
         if start is not None:
             filters.append((INDEX_NAME, ">=", _utc(start)))
         if end is not None:
             filters.append((INDEX_NAME, "<", _utc(end)))
-        with _readable(path):
-            return _table_to_frame(pq.read_table(path, filters=filters or None))
+        frames = []
+        with self._lock(path, shared=True):
+            m = _manifest(path)
+            for p in m.partitions:
+                if (lo is not None and p.last < lo) or (hi is not None and p.first >= hi):
+                    continue
+                f = path / p.file
+                with _readable(f):
+                    frames.append(_table_to_frame(pq.read_table(f, filters=filters or None)))
+            rows = sf.read_log(path / m.log).rows
+        if lo is not None:
+            rows = rows[rows["t"] >= lo]
+        if hi is not None:
+            rows = rows[rows["t"] < hi]
+        if len(rows):
+            frames.append(_rows_to_frame(rows))
+        if not frames:
+            return _empty_frame()
+        return frames[0] if len(frames) == 1 else pd.concat(frames)
 
     def last_timestamp(self, exchange: str, symbol: str, timeframe: str) -> pd.Timestamp | None:
         """Open time of the newest stored candle, or None when nothing is stored."""
-        path = self.path(exchange, symbol, timeframe)
-        if not path.is_file():
+        if not self.exists(exchange, symbol, timeframe):
             return None
-        entry = self._entry_from_file(path)
+        entry = self._entry(self.path(exchange, symbol, timeframe))
         return entry.last if entry else None
 
     def entries(self) -> list[StoreEntry]:
-        """Everything stored, sorted by (exchange, symbol, timeframe seconds); metadata only."""
-        out = [e for p in self._files() if (e := self._entry_from_file(p)) is not None]
+        """Everything stored, sorted by (exchange, symbol, timeframe seconds); no candle files
+        are read (manifests and append logs only)."""
+        self._migrate_all(quiet=False)
+        out = [e for p in self._series() if (e := self._entry(p)) is not None]
         return sorted(out, key=lambda e: (e.exchange, e.symbol, timeframe_seconds(e.timeframe)))
 
-    def _files(self) -> Iterator[Path]:
+    def _series(self) -> Iterator[Path]:
         if self.ohlcv_dir.is_dir():
-            yield from sorted(self.ohlcv_dir.glob("*/*.parquet"))
+            yield from sorted(p.parent for p in self.ohlcv_dir.glob(f"*/*/{sf.MANIFEST}"))
 
-    @staticmethod
-    def _entry_from_file(path: Path) -> StoreEntry | None:
-        with _readable(path):
-            meta = pq.read_metadata(path).metadata or {}
-        if META_KEY not in meta:
-            return None  # not written by this store
-        m = json.loads(meta[META_KEY])
+    def _entry(self, path: Path) -> StoreEntry | None:
+        with self._lock(path, shared=True):
+            m = _manifest(path)
+            rows = sf.read_log(path / m.log).rows
+        s = _summary(m, rows)
         return StoreEntry(
-            exchange=m["exchange"],
-            symbol=m["symbol"],
-            timeframe=m["timeframe"],
-            rows=int(m["rows"]),
-            first=_ts_or_none(m["first"]),
-            last=_ts_or_none(m["last"]),
-            gaps=int(m["gaps"]),
-            missing=int(m["missing"]),
-            path=path,
+            exchange=m.exchange, symbol=m.symbol, timeframe=m.timeframe, rows=s.rows,
+            first=s.first, last=s.last, gaps=len(s.gaps), missing=s.missing_candles, path=path,
         )
 
     def _absent_message(self, exchange: str, symbol: str, timeframe: str) -> str:
@@ -192,72 +229,221 @@ class CandleStore:
     # -- writing -------------------------------------------------------------------------
 
     def write(self, exchange: str, symbol: str, timeframe: str, df: pd.DataFrame) -> WriteReport:
-        """Validate ``df``, merge it into the stored candles (new wins) and store atomically."""
+        """Validate ``df``, merge it into the stored candles (new wins) and commit atomically."""
         path = self.path(exchange, symbol, timeframe)
         ensure_valid(df, timeframe, symbol)
+        self._migrate(_legacy(path))
         with self._lock(path):
-            report, merged = self._merge(path, exchange, symbol, timeframe, df)
-            if merged is not None:
-                table = _frame_to_table(merged, exchange, symbol, timeframe, report.validation)
-                atomic_write_with(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
-        return report
+            plan = self._plan(path, exchange, symbol, timeframe, df)
+            _apply(path, plan)
+        return plan.report
 
     def check_write(
         self, exchange: str, symbol: str, timeframe: str, df: pd.DataFrame
     ) -> WriteReport:
-        """What ``write`` would do (raising what it would raise), without touching the file."""
+        """What ``write`` would do (raising what it would raise), without touching the store."""
         path = self.path(exchange, symbol, timeframe)
         ensure_valid(df, timeframe, symbol)
-        report, _ = self._merge(path, exchange, symbol, timeframe, df)
-        return replace(report, written=False)
+        self._migrate(_legacy(path))
+        with self._lock(path, shared=True):
+            plan = self._plan(path, exchange, symbol, timeframe, df)
+        return replace(plan.report, written=False)
 
-    def _merge(
+    def _plan(
         self, path: Path, exchange: str, symbol: str, timeframe: str, df: pd.DataFrame
-    ) -> tuple[WriteReport, pd.DataFrame | None]:
-        """Merged frame (None when nothing changes) and its report; raises on corrupt results."""
-        if path.is_file():
-            with _readable(path):
-                old = _table_to_frame(pq.read_table(path))
-        else:
+    ) -> _Plan:
+        """Reads only the months the new candles (and the append log) fall in."""
+        step = timeframe_delta(timeframe).value
+        exists = (path / sf.MANIFEST).is_file()
+        m = _manifest(path) if exists else sf.Manifest(exchange, symbol, timeframe)
+        state = sf.read_log(path / m.log) if exists else sf.LogState(np.empty(0, dtype=sf.ROW), 0, -1)
+        logged = state.rows
+        new = sf.rows_from_frame(df)
+        before = _summary(m, logged)
+        last = before.last.value if before.last is not None else None
+        if (
+            exists and len(new) and last is not None and new["t"][0] > last
+            and (new["t"][0] - last) % step == 0 and len(logged) + len(new) <= sf.LOG_MAX_ROWS
+        ):  # an append after the last candle: O(new rows)
+            after = _summary(m, np.concatenate([logged, new]))
+            report = WriteReport(exchange, symbol, timeframe, path, before.rows, after.rows,
+                                 len(new), 0, 0, True, after)
+            return _Plan(report, append=new, log=state)
+        by_key = {p.key: p for p in m.partitions}
+        new_keys = sf.month_keys(new["t"])
+        log_keys = sf.month_keys(logged["t"])
+        months: dict[str, pd.DataFrame] = {}
+        added = overlapped = changed = 0
+        for key in sorted(set(new_keys.tolist()) | set(log_keys.tolist())):
             old = _empty_frame()
-        new = df.copy()
-        new.index = new.index.as_unit(TIME_UNIT)
-        overlap = new.index.intersection(old.index)
-        changed = 0
-        if len(overlap):
-            a = old.loc[overlap, list(OHLCV_COLUMNS)].to_numpy()
-            b = new.loc[overlap, list(OHLCV_COLUMNS)].to_numpy()
-            changed = int((a != b).any(axis=1).sum())
-        added = len(new) - len(overlap)
+            if key in by_key:
+                f = path / by_key[key].file
+                with _readable(f):
+                    old = _table_to_frame(pq.read_table(f))
+            mine = logged[log_keys == key]
+            if len(mine):
+                old = pd.concat([old, _rows_to_frame(mine)]) if len(old) else _rows_to_frame(mine)
+            part = df.iloc[np.flatnonzero(new_keys == key)].copy()
+            part.index = part.index.as_unit(TIME_UNIT)
+            overlap = part.index.intersection(old.index)
+            if len(overlap):
+                a = old.loc[overlap, list(OHLCV_COLUMNS)].to_numpy()
+                b = part.loc[overlap, list(OHLCV_COLUMNS)].to_numpy()
+                changed += int((a != b).any(axis=1).sum())
+            overlapped += len(overlap)
+            added += len(part) - len(overlap)
+            merged = pd.concat([old, part]) if len(old) else part
+            merged = merged[~merged.index.duplicated(keep="last")].sort_index()
+            ensure_valid(merged, timeframe, symbol)
+            months[key] = merged
         if added == 0 and changed == 0:
-            validation = ensure_valid(old, timeframe, symbol)
-            report = WriteReport(
-                exchange, symbol, timeframe, path, len(old), len(old), 0, len(overlap), 0,
-                False, validation,
-            )
-            return report, None
-        merged = pd.concat([old, new]) if len(old) else new
-        merged = merged[~merged.index.duplicated(keep="last")].sort_index()
-        validation = ensure_valid(merged, timeframe, symbol)
-        report = WriteReport(
-            exchange, symbol, timeframe, path, len(old), len(merged), added, len(overlap),
-            changed, True, validation,
-        )
-        return report, merged
+            return _Plan(WriteReport(exchange, symbol, timeframe, path, before.rows, before.rows,
+                                     0, overlapped, 0, False, before))
+        parts = dict(by_key)
+        for key, frame in months.items():
+            t = frame.index.as_unit("ns").asi8
+            parts[key] = sf.Partition(key, sf.new_partition_name(key), len(frame), int(t[0]),
+                                      int(t[-1]), sf.gaps_of(t, step))
+        ordered = tuple(parts[k] for k in sorted(parts))
+        _check_junctions(ordered, step, timeframe, symbol)
+        manifest = sf.Manifest(exchange, symbol, timeframe, ordered, sf.new_log_name())
+        after = _summary(manifest, np.empty(0, dtype=sf.ROW))
+        report = WriteReport(exchange, symbol, timeframe, path, before.rows, after.rows, added,
+                             overlapped, changed, True, after)
+        return _Plan(report, months=months, manifest=manifest)
+
+    # -- the earlier one-file layout -----------------------------------------------------
+
+    def _migrate_all(self, *, quiet: bool = True) -> None:
+        if not self.ohlcv_dir.is_dir():
+            return
+        for legacy in sorted(self.ohlcv_dir.glob("*/*.parquet")):
+            try:
+                self._migrate(legacy)
+            except DataError as e:
+                if not quiet:
+                    raise
+                log.warning("not migrated: %s", e)
+
+    def _migrate(self, legacy: Path) -> None:
+        """Rewrite a one-file series as partitions (one commit), then remove the file."""
+        if not legacy.is_file():
+            return
+        path = legacy.with_suffix("")
+        with self._lock(path):
+            if not legacy.is_file():
+                return  # another process migrated it meanwhile
+            if not (path / sf.MANIFEST).is_file():
+                with _readable(legacy):
+                    table = pq.read_table(legacy)
+                meta = (table.schema.metadata or {}).get(META_KEY)
+                if meta is None:
+                    return  # not written by this store: left alone, as before
+                m = json.loads(meta)
+                df = _table_to_frame(table)
+                plan = self._plan(path, m["exchange"], m["symbol"], m["timeframe"], df)
+                _apply(path, plan)
+                log.info("migrated %s to monthly partitions (%d candles)", legacy, len(df))
+            legacy.unlink()
 
     @contextlib.contextmanager
-    def _lock(self, path: Path) -> Iterator[None]:
+    def _lock(self, path: Path, *, shared: bool = False) -> Iterator[None]:
         if fcntl is None:  # pragma: no cover
             yield
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = path.parent / f".{path.name}.lock"
         with open(lock_path, "a+b") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _legacy(path: Path) -> Path:
+    return path.with_name(path.name + ".parquet")
+
+
+def _manifest(path: Path) -> sf.Manifest:
+    f = path / sf.MANIFEST
+    try:
+        return sf.Manifest.from_bytes(f.read_bytes())
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{f}: unreadable candle manifest ({type(e).__name__}: {e})") from e
+
+
+def _apply(path: Path, plan: _Plan) -> None:
+    """Carry out a plan under the series' lock. Partitions first (new names), the manifest
+    last (the commit), then what it no longer references is removed."""
+    if plan.append is not None and plan.log is not None:
+        sf.append_log(path / _manifest(path).log, plan.log, plan.append)
+        return
+    if plan.manifest is None or plan.months is None:
+        return  # nothing changes
+    path.mkdir(parents=True, exist_ok=True)
+    m = plan.manifest
+    by_key = {p.key: p for p in m.partitions}
+    for key, frame in plan.months.items():
+        p = by_key[key]
+        own = _summary(sf.Manifest(m.exchange, m.symbol, m.timeframe, (p,), m.log),
+                       np.empty(0, dtype=sf.ROW))  # this month's own figures, in its metadata
+        table = _frame_to_table(frame, m.exchange, m.symbol, m.timeframe, own)
+        atomic_write_with(path / by_key[key].file,
+                          lambda tmp, t=table: pq.write_table(t, tmp, compression="zstd"))
+    atomic_write_bytes(path / sf.MANIFEST, m.to_bytes())
+    keep = m.referenced()
+    for f in path.iterdir():  # superseded files, and leftovers of interrupted writes
+        if f.name not in keep:
+            with contextlib.suppress(OSError):
+                f.unlink()
+
+
+def _check_junctions(parts: tuple[sf.Partition, ...], step: int, timeframe: str, symbol: str) -> None:
+    """Candles of neighbouring months must sit on one timeframe grid."""
+    for a, b in itertools.pairwise(parts):
+        if (b.first - a.last) % step:
+            idx = pd.DatetimeIndex(pd.to_datetime([a.last, b.first], utc=True), name=INDEX_NAME)
+            stub = pd.DataFrame({c: 1.0 for c in OHLCV_COLUMNS}, index=idx.as_unit(TIME_UNIT))
+            ensure_valid(stub, timeframe, symbol)  # raises, naming the off-grid candle
+
+
+def _summary(m: sf.Manifest, logged: np.ndarray) -> ValidationReport:
+    """The stored series' report (valid by construction: only gaps are left to describe)."""
+    step = timeframe_delta(m.timeframe).value
+    gaps: list[tuple[int, int]] = []
+    rows = 0
+    first = last = None
+    for p in m.partitions:
+        if last is not None and p.first - last > step:
+            gaps.append((last + step, p.first - step))
+        gaps.extend(p.gaps)
+        rows += p.rows
+        first = p.first if first is None else first
+        last = p.last
+    if len(logged):
+        t = logged["t"]
+        if last is not None and t[0] - last > step:
+            gaps.append((last + step, int(t[0]) - step))
+        gaps.extend(sf.gaps_of(t, step))
+        rows += len(logged)
+        first = int(t[0]) if first is None else first
+        last = int(t[-1])
+    return ValidationReport(
+        timeframe=m.timeframe,
+        rows=rows,
+        gaps=tuple((pd.Timestamp(a, tz="UTC"), pd.Timestamp(b, tz="UTC")) for a, b in gaps),
+        missing_candles=int(sum((b - a) // step + 1 for a, b in gaps)),
+        first=pd.Timestamp(first, tz="UTC") if first is not None else None,
+        last=pd.Timestamp(last, tz="UTC") if last is not None else None,
+    )
+
+
+def _rows_to_frame(rows: np.ndarray) -> pd.DataFrame:
+    idx = pd.DatetimeIndex(rows["t"].astype("datetime64[ns]")).tz_localize("UTC")
+    idx = idx.as_unit(TIME_UNIT).rename(INDEX_NAME)
+    return pd.DataFrame({c: np.ascontiguousarray(rows[c]) for c in OHLCV_COLUMNS}, index=idx,
+                        columns=list(OHLCV_COLUMNS))
 
 
 def load_universe(
