@@ -36,7 +36,7 @@ from singularity.data.schema import (
     ensure_valid,
 )
 from singularity.errors import DataError
-from singularity.storage import atomic_write_bytes, atomic_write_with
+from singularity.storage import atomic_write_bytes, atomic_write_with, sweep_temp_files
 from singularity.timeframes import timeframe_delta, timeframe_seconds
 
 try:  # POSIX advisory lock so two writers of one file cannot lose each other's candles
@@ -234,6 +234,8 @@ class CandleStore:
         ensure_valid(df, timeframe, symbol)
         self._migrate(_legacy(path))
         with self._lock(path):
+            if path.is_dir():
+                sweep_temp_files(path)  # left by killed writers of this series; none live now
             plan = self._plan(path, exchange, symbol, timeframe, df)
             _apply(path, plan)
         return plan.report

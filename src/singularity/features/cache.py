@@ -39,7 +39,7 @@ import pandas as pd
 from singularity import __version__
 from singularity.features.catalogue import FeatureSpec
 from singularity.features.settings import FeatureSettings
-from singularity.storage import atomic_write_bytes, atomic_write_with
+from singularity.storage import atomic_write_bytes, atomic_write_with, sweep_temp_files
 
 MANIFEST = "manifest.json"
 
@@ -218,6 +218,7 @@ class FeatureCache:
         resume: dict[str, dict[str, np.ndarray]] | None,
     ) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
+        sweep_temp_files(folder)  # under the exclusive lock: left by killed writers
         assets = {}
         for sym, candles in universe.items():
             fp = data_fingerprint(candles)
