@@ -33,17 +33,19 @@ def test_files_get_the_mode_of_the_umask(tmp_path: Path, mask: int, mode: int) -
         atomic_write_bytes(tmp_path / "a.json", b"{}")
         store = CandleStore(tmp_path / "data")
         store.write("binance", "BTC/USDT", "1h", candles(5))
-        stored = store.path("binance", "BTC/USDT", "1h")
+        series = store.path("binance", "BTC/USDT", "1h")
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == mode
-    assert stat.S_IMODE(stored.stat().st_mode) == mode
+    atomic = [p for p in series.iterdir() if p.suffix in (".json", ".parquet")]
+    assert atomic and {stat.S_IMODE(p.stat().st_mode) for p in atomic} == {mode}
 
 
 def test_a_killed_writers_temporary_file_is_swept_by_the_next_write(tmp_path: Path) -> None:
     store = CandleStore(tmp_path / "data")
     store.write("binance", "BTC/USDT", "1h", candles(5))
-    path = store.path("binance", "BTC/USDT", "1h")
+    path = store.path("binance", "BTC/USDT", "1h") / "manifest.json"  # the series' commit file
+    assert path.is_file()
     code = textwrap.dedent(f"""
         import os, sys
         sys.path.insert(0, {str(SRC)!r})
