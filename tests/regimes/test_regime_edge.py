@@ -2,7 +2,8 @@
 in the calm regime and the opposite sign in the middle one (none in the turbulent one). The
 regime columns come from the DynamicRegimeModel itself (walk-forward, causal), not from the
 truth. With them the GP finds a rule through ``in_regime`` whose holdout Sharpe beats the
-best rule found without regime inputs, on the same seeds; costs apply throughout."""
+best rule found without regime inputs, on the same seeds; costs (fees, slippage and the
+perpetual's charge on shorts) apply throughout."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from singularity.config import CostSettings
 from singularity.evolution import evolve, expression_metrics
 from singularity.regimes.family import regime_feature_frames
 from singularity.regimes.settings import RegimeSettings
@@ -22,6 +24,7 @@ SETTINGS = RegimeSettings(
     min_strength=0.1, vol_short=24, vol_long=96, trend_window=24, autocorr_window=48,
     volume_window=24, drawdown_window=48, corr_window=48, cluster_features=("log_vol_short",),
 )
+COSTS = CostSettings(market="perpetual")  # the edge is long and short: a market with shorts
 
 
 def edge_market(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
@@ -60,10 +63,12 @@ def test_gp_with_in_regime_beats_the_search_without_regimes(seed: int) -> None:
     train, hold = slice(0, 1800), slice(1800, None)
     found = {}
     for name, x in (("regimes", with_regimes), ("plain", plain)):
-        r = evolve(x.iloc[train], bars.iloc[train], population=2000, generations=20, seed=seed)
+        r = evolve(x.iloc[train], bars.iloc[train], population=2000, generations=20, seed=seed,
+                   costs=COSTS)
         best = r.hall_of_fame[0]
         found[name] = (best.expression,
-                       expression_metrics(best.expression, x.iloc[hold], bars.iloc[hold]))
+                       expression_metrics(best.expression, x.iloc[hold], bars.iloc[hold],
+                                          costs=COSTS))
     expr, hold_regimes = found["regimes"]
     _, hold_plain = found["plain"]
     assert "in_regime" in expr, expr
