@@ -116,3 +116,28 @@ def test_a_ledger_created_after_the_dashboard_is_followed(tmp_path: Path) -> Non
         assert c.get("/api/health").json()["ledger"] is True
         assert [e["seq"] for e in c.get("/api/ledger").json()] == list(range(1, 9))
         assert c.get("/api/status").json()["mode"] == "paper"
+
+
+def test_stopping_the_server_ends_open_streams(tmp_path: Path) -> None:
+    """An open page must not hold the shutdown (of the engine it runs in) for the grace period."""
+    import threading
+
+    s = settings_for(tmp_path)
+    seed_ledger(s)
+    ended = threading.Event()
+    with serving(create_app(s)) as base:
+
+        def listen() -> None:
+            with httpx.Client(base_url=base, timeout=httpx.Timeout(5.0, read=30.0)) as c, \
+                    c.stream("GET", "/api/events") as r:
+                for _ in r.iter_lines():
+                    pass
+            ended.set()
+
+        t = threading.Thread(target=listen, daemon=True)
+        t.start()
+        time.sleep(0.5)
+        t0 = time.monotonic()
+    stopped = time.monotonic() - t0  # serving() returns once the server thread has ended
+    assert ended.wait(2)
+    assert stopped < 1.5  # the grace period is 3 s

@@ -158,22 +158,31 @@ class SecurityHeaders:
 
 def make_server(app: FastAPI, *, host: str, port: int, log_level: str = "warning",
                 embedded: bool = False) -> Any:
-    """A ``uvicorn.Server`` for ``app``; ``embedded`` leaves signal handling to the host
-    process (the engine owns SIGINT/SIGTERM; it stops the server with ``should_exit``)."""
+    """A ``uvicorn.Server`` for ``app`` that ends the open event streams when it stops (else
+    each open page would hold the shutdown for the whole grace period). ``embedded`` leaves
+    signal handling to the host process (the engine owns SIGINT/SIGTERM and stops the server
+    with ``should_exit``)."""
     import uvicorn
 
     ctx: Dashboard = app.state.dashboard
     check_bind(host, ctx.settings.dashboard.password_hash)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
                             lifespan="on", server_header=False, timeout_graceful_shutdown=3)
-    if embedded:
-        class _Embedded(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self):  # type: ignore[no-untyped-def, override]
-                yield
 
-        return _Embedded(config)
-    return uvicorn.Server(config)
+    class DashboardServer(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            await ctx.watcher.close_streams()
+            await super().shutdown(sockets)
+
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[no-untyped-def, override]
+            if embedded:
+                yield
+            else:
+                with super().capture_signals():
+                    yield
+
+    return DashboardServer(config)
 
 
 async def serve(app: FastAPI, *, host: str, port: int, embedded: bool = True) -> None:

@@ -52,6 +52,7 @@ class Watcher:
         self._wake = asyncio.Event()
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def notify(self) -> None:
         """Look at the ledger now (call from the event loop after an append)."""
@@ -65,6 +66,12 @@ class Watcher:
             for r in await asyncio.to_thread(self.runs):
                 self._run_seen[r["id"]] = _run_key(r)
         self._task = asyncio.create_task(self._loop(), name="dashboard-watcher")
+
+    async def close_streams(self) -> None:
+        """End every open event stream (the server is stopping)."""
+        self._closing = True
+        async with self._changed:
+            self._changed.notify_all()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -135,7 +142,7 @@ class Watcher:
         cursor = self.last_seq if after is None else after
         run_cursor = self._run_counter
         yield b"retry: 1000\n\n"
-        while True:
+        while not self._closing:
             if self.ledger is not None and cursor < self.last_seq and (
                     not self.recent or self.recent[0]["seq"] > cursor + 1):
                 # Older than what the watcher keeps: read the gap from the ledger itself.
@@ -154,7 +161,7 @@ class Watcher:
                     run_cursor = n
             timed_out = False
             async with self._changed:
-                if self.last_seq <= cursor and self._run_counter <= run_cursor:
+                if self.last_seq <= cursor and self._run_counter <= run_cursor and not self._closing:
                     try:
                         await asyncio.wait_for(self._changed.wait(), heartbeat_s)
                     except TimeoutError:
