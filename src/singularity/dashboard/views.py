@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
 
-from singularity.data.schema import INDEX_NAME
 from singularity.data.store import CandleStore
 from singularity.errors import DataError
 from singularity.registry import Registry
@@ -91,18 +89,15 @@ def store_entries(store: CandleStore) -> list[dict[str, Any]]:
 
 def store_gaps(store: CandleStore, exchange: str, symbol: str, timeframe: str,
                *, limit: int = 500) -> dict[str, Any]:
-    """The runs of missing candles of one stored series (reads the timestamp column only)."""
-    path = store.path(exchange, symbol, timeframe)
-    if not path.is_file():
+    """The runs of missing candles of one stored series."""
+    if not store.exists(exchange, symbol, timeframe):
         raise DataError(f"no candles stored for {symbol} {timeframe} on {exchange}")
-    ts = pq.read_table(path, columns=[INDEX_NAME]).column(0).to_numpy()
-    step = pd.Timedelta(seconds=timeframe_seconds(timeframe)).to_timedelta64()
-    idx = pd.DatetimeIndex(ts)
+    idx = store.read(exchange, symbol, timeframe).index
+    step = pd.Timedelta(seconds=timeframe_seconds(timeframe))
     d = idx[1:] - idx[:-1]
     at = (d > step).nonzero()[0]
-    gaps = [{"after": _iso(idx[i].tz_localize("UTC") if idx[i].tz is None else idx[i]),
-             "before": _iso(idx[i + 1].tz_localize("UTC") if idx[i + 1].tz is None else idx[i + 1]),
-             "missing": int(d[i] // step) - 1} for i in at[:limit]]
+    gaps = [{"after": _iso(idx[i]), "before": _iso(idx[i + 1]), "missing": int(d[i] // step) - 1}
+            for i in at[:limit]]
     return {"exchange": exchange, "symbol": symbol, "timeframe": timeframe, "rows": len(idx),
             "gaps": gaps, "total_gaps": len(at)}
 
@@ -112,15 +107,12 @@ def last_prices(store: CandleStore, exchange: str, symbols: list[str], timeframe
     out: dict[str, dict[str, Any]] = {}
     for sym in symbols:
         try:
-            path = store.path(exchange, sym, timeframe)
+            last = store.last_timestamp(exchange, sym, timeframe)
         except DataError:
             continue
-        if not path.is_file():
+        if last is None:
             continue
-        f = pq.ParquetFile(path)
-        if f.metadata.num_rows == 0:
-            continue
-        last_group = f.read_row_group(f.metadata.num_row_groups - 1, columns=[INDEX_NAME, "close"])
-        out[sym] = {"price": float(last_group.column("close")[-1].as_py()),
-                    "last_candle": _iso(pd.Timestamp(last_group.column(INDEX_NAME)[-1].as_py()))}
+        tail = store.read(exchange, sym, timeframe, start=last)
+        if len(tail):
+            out[sym] = {"price": float(tail["close"].iloc[-1]), "last_candle": _iso(tail.index[-1])}
     return out
