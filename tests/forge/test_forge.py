@@ -92,11 +92,12 @@ def test_noise_promotes_nothing(tmp_path: Path, seed: int) -> None:
 @pytest.mark.slow
 def test_planted_edge_is_promoted(tmp_path: Path) -> None:
     candles = _candles(_momentum_returns(3000, 5, strength=0.35), 5)
-    s, out = _forge(tmp_path, candles, 5)
+    first = candles.iloc[:2000]
+    s, out = _forge(tmp_path, first, 5)
     assert out.champion is not None, [v["detail"] for v in out.gauntlet if not v["passed"]]
     # The planted rule: hold sign(this bar's return). Its holdout Sharpe, net of the same
     # costs, is what a perfect discovery would earn.
-    hold = candles.iloc[-round(len(candles) * 0.25):]
+    hold = first.iloc[-round(len(first) * 0.25):]
     oracle = np.sign(hold["close"].to_numpy() / hold["open"].to_numpy() - 1.0)
     planted = backtest(hold, oracle, timeframe="1h", fee_bps=2.0, slippage_bps=1.0).metrics["sharpe"]
     got = out.champion["holdout"]["sharpe"]
@@ -106,17 +107,28 @@ def test_planted_edge_is_promoted(tmp_path: Path) -> None:
     assert [c.id for c in reg.strategies(status="champion")] == [out.champion["id"]]
     _check_one_holdout(s, reg, out)
     assert reg.strategy(out.champion["id"]).explanation.startswith("Rule: ")
-    # Reborn: the next cycle of the symbol seeds its population from the registry and says so.
     opts = ForgeOptions(symbol="BTC/USDT", timeframe="1h", population=60, generations=1, seed=6,
                         workers=2, exchange="synthetic", progress=False)
+    # Reborn on the same candles: the champion was chosen on this very holdout, so it seeds
+    # nothing (the log says so), and the first search's trials count in the new DSR.
+    said: list[str] = []
+    same = run_forge(s, opts, say=said.append)
+    assert any(f"no seeds from run(s) {out.run_id}" in m for m in said), said
+    assert [st.parents for st in reg.strategies() if st.run_id == same.run_id] == [[]] * 10
+    trials = {r: reg.run(r).settings["window"]["trials"] for r in (out.run_id, same.run_id)}
+    dsr = next(v for v in same.gauntlet if v["test"] == "deflated_sharpe")["figures"]
+    assert dsr["trials"] == trials[out.run_id] + trials[same.run_id]
+    # New candles beyond both runs' data: their strategies seed the next cycle, and say so.
+    CandleStore(s.data.dir).write("synthetic", "BTC/USDT", "1h", candles)
+    parent = same.champion["id"] if same.champion else out.champion["id"]  # the market's champion now
     again = run_forge(s, opts, say=lambda _m: None)
-    run2 = reg.run(again.run_id)
-    assert (run2.generation, run2.parent_champion_id) == (2, out.champion["id"])
+    run3 = reg.run(again.run_id)
+    assert (run3.generation, run3.parent_champion_id) == (3, parent)
     children = [st for st in reg.strategies() if st.run_id == again.run_id]
-    assert children and all(out.champion["id"] in st.parents for st in children)
+    assert children and all({parent, out.champion["id"]} <= set(st.parents) for st in children)
     assert out.champion["id"] in [x.id for x in reg.lineage(children[0].id)]
-    current = again.champion["id"] if again.champion else out.champion["id"]
-    _check_registry_cli(tmp_path, out.champion["id"], current, children[0].id)
+    current = again.champion["id"] if again.champion else parent
+    _check_registry_cli(tmp_path, out.champion["id"], parent, current, children[0].id)
 
 
 def _check_one_holdout(s, reg: Registry, out) -> None:  # type: ignore[no-untyped-def]
@@ -148,7 +160,7 @@ def _cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-def _check_registry_cli(tmp: Path, champion: int, current: int, child: int) -> None:
+def _check_registry_cli(tmp: Path, champion: int, parent: int, current: int, child: int) -> None:
     """What a user sees of that registry from another process. ``current`` is the symbol's
     champion now: the second cycle's if it promoted one (the first is then retired)."""
     listed = json.loads(_cli(tmp, "registry", "list", "--status", "champion", "--json").stdout)
@@ -156,8 +168,8 @@ def _check_registry_cli(tmp: Path, champion: int, current: int, child: int) -> N
     shown = json.loads(_cli(tmp, "registry", "show", str(child), "--json").stdout)
     assert champion in shown["lineage"] and shown["lineage"][0] == child
     runs = json.loads(_cli(tmp, "registry", "runs", "--json").stdout)
-    assert [(r["status"], r["generation"]) for r in runs] == [("succeeded", 2), ("succeeded", 1)]
-    assert runs[1]["champion_id"] == champion and runs[0]["parent_champion_id"] == champion
+    assert [(r["status"], r["generation"]) for r in runs] == [("succeeded", 3), ("succeeded", 2), ("succeeded", 1)]
+    assert runs[2]["champion_id"] == champion and runs[0]["parent_champion_id"] == parent
     out = tmp / "again.html"
     r = _cli(tmp, "report", str(champion), "--out", str(out))
     assert r.returncode == 0, r.stderr

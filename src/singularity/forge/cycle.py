@@ -73,10 +73,16 @@ class ForgeOutcome:
                 "bakeoff": self.bakeoff, "split": self.split, "holdout_looks": self.holdout_looks}
 
 
-def fingerprint(candles: pd.DataFrame) -> str:
+def fingerprint(candles: pd.DataFrame | dict[str, pd.DataFrame]) -> str:
+    """SHA-256 of the candles; given a universe (symbol -> candles), of every asset that feeds
+    the features, by symbol in sorted order (another asset's data changes the fingerprint)."""
+    frames = candles if isinstance(candles, dict) else {"": candles}
     h = hashlib.sha256()
-    h.update(candles.index.asi8.tobytes())
-    h.update(np.ascontiguousarray(candles.to_numpy(np.float64)).tobytes())
+    for sym in sorted(frames):
+        c = frames[sym]
+        h.update(sym.encode() + b"\0")
+        h.update(c.index.asi8.tobytes())
+        h.update(np.ascontiguousarray(c.to_numpy(np.float64)).tobytes())
     return h.hexdigest()
 
 
@@ -128,18 +134,20 @@ def run_forge(settings: Settings, opts: ForgeOptions, *, say: Callable[[str], No
     registry = registry or Registry(settings.database_url)
     exchange, universe = load_candles(settings, opts)
     candles = universe[opts.symbol]
-    reborn = registry.reborn_seeds(opts.symbol, opts.timeframe)
+    # the market's champion now (the run's parent in the lineage; a seed only if its data allows)
+    same_market = registry.run_windows(exchange=exchange, symbol=opts.symbol, timeframe=opts.timeframe)
+    current = registry.reborn_seeds(opts.symbol, opts.timeframe, run_ids=same_market, limit=1)
     run_id = registry.start_run(
         symbol=opts.symbol, timeframe=opts.timeframe, seed=opts.seed,
         settings={"settings": settings.public_dump(), "options": _jsonable(opts.__dict__)},
         dataset_id=registry.upsert_dataset(
-            fingerprint=fingerprint(candles), exchange=exchange, symbol=opts.symbol, timeframe=opts.timeframe,
+            fingerprint=fingerprint(universe), exchange=exchange, symbol=opts.symbol, timeframe=opts.timeframe,
             first=candles.index[0].to_pydatetime(), last=candles.index[-1].to_pydatetime(), rows=len(candles)),
-        parent_champion_id=next((s.id for s in reborn if s.status == "champion"), None))
+        parent_champion_id=next((s.id for s in current if s.status == "champion"), None))
     st = _Stages(registry, run_id, say)
     try:
         with WorkerPool(opts.workers) as pool:
-            outcome = _cycle(settings, opts, exchange, universe, reborn, registry, run_id, st, pool)
+            outcome = _cycle(settings, opts, exchange, universe, registry, run_id, st, pool)
         outcome.seconds = time.perf_counter() - t_start
         outcome.stage_seconds = dict(st.seconds)
         registry.finish_run(run_id, status="succeeded", seconds=outcome.seconds, stage_seconds=st.seconds,
@@ -157,9 +165,10 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cycle(settings: Settings, opts: ForgeOptions, exchange: str, universe: dict[str, pd.DataFrame],
-           reborn: list[Any], registry: Registry, run_id: int, st: _Stages, pool: Any) -> ForgeOutcome:
+           registry: Registry, run_id: int, st: _Stages, pool: Any) -> ForgeOutcome:
     from singularity.features.factory import FeatureFactory
     from singularity.forge import champion as ch
+    from singularity.forge.reborn import data_window, plan_reborn
     from singularity.models.bakeoff import run_bakeoff
 
     sym, tf = opts.symbol, opts.timeframe
@@ -176,6 +185,14 @@ def _cycle(settings: Settings, opts: ForgeOptions, exchange: str, universe: dict
         split = time_split(len(candles), holdout_fraction=settings.forge.holdout_fraction,
                            embargo=settings.forge.embargo_bars)
         st.say(f"  split: {split.describe(candles.index)}")
+        window = data_window(exchange, sym, tf, universe[sym].index[0], candles.index, split)
+        plan = plan_reborn(registry, window)
+        reborn = plan.seeds
+        if plan.excluded_runs:
+            st.say(f"  reborn: no seeds from run(s) {', '.join(map(str, plan.excluded_runs))}: their data "
+                   "overlaps this holdout")
+        st.say(f"  reborn: {len(reborn)} seed(s); {plan.prior_trials} trials of earlier run(s) on overlapping "
+               f"data count in the DSR" + (f" (runs {', '.join(map(str, plan.prior_runs))})" if plan.prior_runs else ""))
     train_c, train_f = candles.iloc[split.train], ready.iloc[split.train]
 
     with st.stage("bakeoff", f"models {', '.join(settings.bakeoff.models)}"):
@@ -195,12 +212,13 @@ def _cycle(settings: Settings, opts: ForgeOptions, exchange: str, universe: dict
                                  reborn=[s.expression for s in reborn],
                                  stats_path=data_dir / "runs" / f"run-{run_id}-gp.jsonl")
         registry.add_generation_stats(run_id, [g.to_dict() for g in evo.generations])
+        registry.record_window(run_id, {**window, "trials": int(evo.distinct_trials)})
 
     looks = opts.holdout_looks or settings.gauntlet.holdout_looks
     with st.stage("gauntlet", f"{looks} holdout look{'s' if looks > 1 else ''}"):
         chosen = ch.choose_candidates(evo, looks)
         ctx = ch.gauntlet_context(settings, opts, evo, candles, inputs, split, universe, fs, bake, pool,
-                                  candidates=chosen)
+                                  candidates=chosen, prior_trials=plan.prior_trials)
         picked, reports = ch.run_candidates(ctx, chosen, say=st.say)
 
     with st.stage("registry"):

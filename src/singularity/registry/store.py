@@ -190,15 +190,20 @@ class Registry:
         with self.session() as s:
             return list(s.scalars(q))
 
-    def reborn_seeds(self, symbol: str, timeframe: str, *, limit: int = 10) -> list[Strategy]:
-        """Champions first, then the best candidates by fitness: the next cycle's seeds."""
+    def reborn_seeds(self, symbol: str, timeframe: str, *, limit: int = 10,
+                     run_ids: Iterable[int] | None = None) -> list[Strategy]:
+        """Champions first, then the best candidates by fitness (ties: the newest first, so the
+        order never depends on the database's row order): the next cycle's seeds. ``run_ids``
+        limits them to strategies of those runs (see ``forge.reborn``)."""
+        where = [Strategy.symbol == symbol, Strategy.timeframe == timeframe]
+        if run_ids is not None:
+            where.append(Strategy.run_id.in_(list(run_ids)))
         with self.session() as s:
             champs = list(s.scalars(select(Strategy).where(
-                Strategy.symbol == symbol, Strategy.timeframe == timeframe,
-                Strategy.status == "champion").order_by(Strategy.id.desc())))
+                *where, Strategy.status == "champion").order_by(Strategy.id.desc())))
             rest = list(s.scalars(select(Strategy).where(
-                Strategy.symbol == symbol, Strategy.timeframe == timeframe,
-                Strategy.status != "champion").order_by(Strategy.fitness.desc()).limit(limit)))
+                *where, Strategy.status != "champion").order_by(Strategy.fitness.desc(), Strategy.id.desc())
+                .limit(limit)))
         seen: set[str] = set()
         out: list[Strategy] = []
         for st in champs + rest:
@@ -206,6 +211,27 @@ class Registry:
                 seen.add(st.expression)
                 out.append(st)
         return out[:limit]
+
+    def record_window(self, run_id: int, window: dict[str, Any]) -> None:
+        """Store the run's data window (exchange, symbol, timeframe, training and holdout spans,
+        distinct trials searched) in its settings record, for ``run_windows``."""
+        with self.write() as s:
+            run = s.get(ForgeRun, run_id)
+            if run is None:
+                raise DataError(f"no forge run with id {run_id}")
+            run.settings = {**(run.settings or {}), "window": dict(window)}
+
+    def run_windows(self, *, exchange: str, symbol: str, timeframe: str) -> dict[int, dict[str, Any]]:
+        """Run id -> recorded window, for the runs on this exchange, symbol and timeframe."""
+        with self.session() as s:
+            rows = s.execute(select(ForgeRun.id, ForgeRun.settings).where(
+                ForgeRun.symbol == symbol, ForgeRun.timeframe == timeframe).order_by(ForgeRun.id))
+            out: dict[int, dict[str, Any]] = {}
+            for rid, settings in rows:
+                w = (settings or {}).get("window")
+                if w and w.get("exchange") == exchange:
+                    out[int(rid)] = w
+            return out
 
     def lineage(self, strategy_id: int) -> list[Strategy]:
         """The strategy and its ancestors, breadth first, each once."""
