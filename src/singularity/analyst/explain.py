@@ -2,7 +2,9 @@
 
 What it says: the simplified rule with each input named from the feature catalogue; when the
 rule is long, short and flat; which inputs matter (ablation: the Sharpe when an input is held
-at its median); how it fared in high/low volatility and up/down trend periods. An LLM may
+at its median); how it fared in high/low volatility and up/down trend periods; for a rule
+that tests the regime model's labels (``in_regime``), what it does regime by regime: the rule
+with every ``in_regime`` fixed to the bar's regime, and its Sharpe there. An LLM may
 rewrite the text when an OpenAI-compatible endpoint is configured (``rewrite_with_llm``);
 nothing here needs one.
 """
@@ -10,6 +12,7 @@ nothing here needs one.
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from singularity.analyst.simplify import inputs_used, parse, simplify, to_infix, to_prefix
+from singularity.analyst.simplify import Node, inputs_used, parse, simplify, to_infix, to_prefix
 from singularity.backtest.kernel import count_trades, sharpe_from_returns
 from singularity.backtest.runner import net_returns
 
@@ -35,6 +38,9 @@ class Explanation:
     ablation: dict[str, float] = field(default_factory=dict)
     """Input -> Sharpe with that input held at its median (the full rule's Sharpe under 'full')."""
     regimes: dict[str, dict[str, float]] = field(default_factory=dict)
+    by_regime: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """For rules using ``in_regime``: per regime id (and 'unclassified'), the rule reduced to
+    that regime, its Sharpe, bars and exposure."""
 
 
 def _sharpe(r: np.ndarray, ppy: float) -> float:
@@ -60,9 +66,55 @@ def regime_masks(candles: pd.DataFrame, *, vol_window: int = 24, trend_window: i
     }
 
 
+_REGIME_COLUMN = re.compile(r"^regime_(\d+)$")
+
+
+def fix_regime(n: Node, column: str | None) -> Node:
+    """``n`` with every ``in_regime(regime_j)`` replaced by true where ``regime_j`` is
+    ``column`` (the bar's regime; regimes are exclusive) and false elsewhere."""
+    if not isinstance(n, tuple):
+        return n
+    if n[0] == "in_regime":
+        return "true" if n[1] == column else "false"
+    return (n[0], *(fix_regime(c, column) for c in n[1:]))
+
+
+def _uses_in_regime(n: Node) -> bool:
+    return isinstance(n, tuple) and (n[0] == "in_regime" or any(_uses_in_regime(c) for c in n[1:]))
+
+
+def regime_breakdown(tree: Node, inputs: pd.DataFrame, target: np.ndarray, returns: np.ndarray,
+                     periods_per_year: float, names: Mapping[int, str] | None = None
+                     ) -> dict[str, dict[str, Any]]:
+    """Per regime one-hot column of ``inputs`` (and the bars in none): the rule reduced to
+    that regime, with its Sharpe, bars and long/short shares over those bars."""
+    cols = sorted((c for c in inputs.columns if _REGIME_COLUMN.match(str(c))),
+                  key=lambda c: int(_REGIME_COLUMN.match(str(c)).group(1)))  # type: ignore[union-attr]
+    if not cols or not _uses_in_regime(tree):
+        return {}
+    hot = inputs[cols].to_numpy(dtype=np.float64) > 0.5
+    groups = [(c, hot[:, i]) for i, c in enumerate(cols)] + [(None, ~hot.any(axis=1))]
+    out: dict[str, dict[str, Any]] = {}
+    for col, mask in groups:
+        if mask.sum() <= 2:
+            continue
+        k = None if col is None else int(_REGIME_COLUMN.match(col).group(1))  # type: ignore[union-attr]
+        key = "unclassified" if k is None else str(k)
+        t = target[mask]
+        out[key] = {
+            "name": "unclassified" if k is None else (names or {}).get(k, f"regime {k}"),
+            "rule": to_infix(simplify(fix_regime(tree, col))),
+            "bars": int(mask.sum()),
+            "sharpe": round(_sharpe(returns[mask], periods_per_year), 4),
+            "long": round(float((t > 0).mean()), 4),
+            "short": round(float((t < 0).mean()), 4),
+        }
+    return out
+
+
 def explain(expression: str, *, inputs: pd.DataFrame, candles: pd.DataFrame, positions: PositionsFn,
             cost_rate: float, periods_per_year: float, descriptions: Mapping[str, str] | None = None,
-            long_only: bool = False) -> Explanation:
+            long_only: bool = False, regime_names: Mapping[int, str] | None = None) -> Explanation:
     """Explain ``expression`` on ``inputs``/``candles`` (normally the training window)."""
     descriptions = dict(descriptions or {})
     tree = simplify(parse(expression))
@@ -86,6 +138,9 @@ def explain(expression: str, *, inputs: pd.DataFrame, candles: pd.DataFrame, pos
                       "buy_hold_sharpe": round(_sharpe(bh[m], periods_per_year), 4), "bars": int(m.sum())}
                for name, m in regime_masks(candles).items() if m.sum() > 2}
 
+    by_regime = regime_breakdown(parse(expression), inputs, target, base, periods_per_year,
+                                 regime_names)
+
     side = ("long when the rule's value is above zero, flat otherwise (long-only)" if long_only else
             "long when the rule's value is above zero, short when it is below zero, flat at zero")
     lines = [f"Rule: {readable}", f"Position: {side}.",
@@ -104,7 +159,14 @@ def explain(expression: str, *, inputs: pd.DataFrame, candles: pd.DataFrame, pos
         lines.append("By market regime (annualised Sharpe, strategy vs buy-and-hold):")
         for name, r in regimes.items():
             lines.append(f"  - {name}: {r['strategy_sharpe']:.2f} vs {r['buy_hold_sharpe']:.2f} over {r['bars']} bars")
-    return Explanation("\n".join(lines), simplified, readable, exposure, ablation, regimes)
+    if by_regime:
+        lines.append("Regime by regime (the regime model's label of each bar; the rule as it "
+                     "reads there, annualised Sharpe net of costs):")
+        for key, r in by_regime.items():
+            label = r["name"] if key == "unclassified" else f"{key} ({r['name']})"
+            lines.append(f"  - {label}: {r['rule']}; Sharpe {r['sharpe']:.2f} over {r['bars']} bars, "
+                         f"long {r['long']:.0%}, short {r['short']:.0%}")
+    return Explanation("\n".join(lines), simplified, readable, exposure, ablation, regimes, by_regime)
 
 
 def rewrite_with_llm(text: str, *, base_url: str, model: str, api_key: str | None = None,
