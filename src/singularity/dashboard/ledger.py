@@ -172,11 +172,11 @@ def ledger_events(ledger: Any | None, *, after: int = 0, symbol: str | None = No
 
 def regimes_view(ctx: Any) -> dict[str, Any]:
     """Segments ``{symbol, regime, start, end}`` from the ledger's ``regime`` events (payload
-    ``{"regime": label}``); the last segment of a symbol ends now."""
-    from datetime import UTC, datetime
-
+    ``{"regime": label}``); the last segment of a symbol ends at the ledger's newest event (its
+    clock: candle times in a replay)."""
     events = ledger_events(ctx.ledger, kind="regime", limit=5000) if ctx.ledger is not None else []
-    now = datetime.now(UTC).isoformat()
+    newest = ledger_events(ctx.ledger, tail=1) if events else []
+    now = max(newest[0]["time"], events[-1]["time"]) if newest else ""
     segments: list[dict[str, Any]] = []
     open_: dict[str, dict[str, Any]] = {}
     for ev in events:

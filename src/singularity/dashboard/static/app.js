@@ -309,7 +309,8 @@ pages.regimes = async () => {
     const segs = r.segments.filter((s) => s.regime === lab);
     return { type: "bar", orientation: "h", name: lab, y: segs.map((s) => s.symbol),
       base: segs.map((s) => s.start), x: segs.map((s) => new Date(s.end) - new Date(s.start)) };
-  }), { barmode: "stack", height: 120 + 40 * Math.max(1, r.current.length), xaxis: { type: "date", gridcolor: "#2a3346" } });
+  }), { barmode: "stack", height: 120 + 40 * Math.max(1, r.current.length), xaxis: { type: "date", gridcolor: "#2a3346" },
+    margin: { l: 100, r: 20, t: 30, b: 40 } });
   live({ ledger: (ev) => { if (ev.kind === "regime") pages.regimes().catch(showError); } });
 };
 
