@@ -100,6 +100,19 @@ class DataSettings(FrozenModel):
     """Where candles, features and the registry live (relative to the working directory)."""
 
 
+class RetentionSettings(FrozenModel):
+    """How much generated data a long-running installation keeps (``singularity cache``)."""
+
+    feature_cache_mb: int = Field(default=2048, ge=1)
+    """The feature cache is pruned, least recently used entries first, to stay under this."""
+    feature_cache_days: float = Field(default=30.0, gt=0)
+    """Feature-cache entries unused for longer are removed."""
+    generated_days: float = Field(default=90.0, gt=0)
+    """Artifacts, reports and per-run logs older than this are removed by ``cache prune``."""
+    log_max_mb: int = Field(default=64, ge=1)
+    """A run's log file rotates at this size (three older files are kept)."""
+
+
 class DatabaseSettings(FrozenModel):
     url: str | None = None
     """SQLAlchemy URL; default: a SQLite file in the data directory."""
@@ -148,6 +161,7 @@ class Settings(FrozenModel):
     timeframes: TimeframeSettings = TimeframeSettings()
     data: DataSettings = DataSettings()
     database: DatabaseSettings = DatabaseSettings()
+    retention: RetentionSettings = RetentionSettings()
     costs: CostSettings = CostSettings()
     forge: ForgeSettings = ForgeSettings()
     features: FeatureSettings = FeatureSettings()

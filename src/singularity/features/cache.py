@@ -1,7 +1,7 @@
 """Feature cache: Parquet files keyed by (data fingerprint, feature-settings hash, code version).
 
-One entry per (settings, code version, universe: symbols and their first candles) holds the
-latest build. Looking data up against it gives one of:
+One entry per (settings, code version, universe symbols) holds the latest build. Looking data
+up against it gives one of:
 
 - ``hit``: same candles, the stored frames are returned as they are;
 - ``prefix``: the new candles are the stored ones cut at one common time (an ``--until``
@@ -9,7 +9,19 @@ latest build. Looking data up against it gives one of:
   causal (``assert_causal`` proves the value at t does not depend on later candles);
 - ``extend``: the stored candles are a prefix of the new ones (new candles appended): the
   factory recomputes only what the new bars affect and splices it on;
+- ``window``: the request starts later than the entry, inside it (``forge --bars N`` slides
+  its first candle every bar): the factory takes the stored candles before the request's first
+  one, looks that longer series up (a hit, or an extension when candles were appended) and
+  returns the request's rows. Values are those of a build from the entry's first candle (each
+  feature at t reads candles up to t only; an indicator with unending memory, like an EMA,
+  differs from a build started later by what it remembers of the older candles); the warm-up
+  marks are those of a build on the request alone, so the same rows are ready either way. An
+  entry whose span would exceed ``MAX_SPAN_FACTOR`` times the request is rebuilt from the
+  request's first candle instead, so it cannot grow without limit;
 - ``miss``: anything else, a full build.
+
+Entries are evicted by age (unused for ``max_age_s``) and size (least recently used first
+until the cache is under ``max_bytes``) after every store; ``singularity cache`` shows and prunes.
 
 Parquet files carry the data fingerprint in their name and the manifest (written last, all
 writes atomic) names them, so a crash mid-write leaves the previous entry readable.
@@ -68,9 +80,31 @@ def code_version() -> str:
     return h.hexdigest()
 
 
+MAX_SPAN_FACTOR = 2.0
+"""A window lookup may use an entry spanning at most this many times the request's rows."""
+
+
 def _universe_key(universe: dict[str, pd.DataFrame]) -> str:
-    parts = [f"{s}@{int(df.index[0].value) if len(df) else 0}" for s, df in universe.items()]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+    # The symbols only: a request that starts later (a rolling window) finds the same entry.
+    return hashlib.sha256("|".join(universe).encode()).hexdigest()
+
+
+def dir_size(path: Path) -> int:
+    """Bytes of the regular files under ``path`` (0 if it vanished meanwhile)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(root, f)).st_size
+    return total
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    path: Path
+    bytes: int
+    last_used: float
+    """Epoch seconds of the last store or hit (the manifest's modification time)."""
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -111,8 +145,97 @@ class CacheEntry:
 
 
 class FeatureCache:
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, *, max_bytes: int | None = None,
+                 max_age_s: float | None = None) -> None:
         self.root = Path(root)
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+
+    # -- housekeeping ----------------------------------------------------------------------
+
+    def entries(self) -> list[EntryInfo]:
+        out = []
+        if not self.root.is_dir():
+            return out
+        for p in self.root.iterdir():
+            if not p.is_dir() or p.name.startswith("."):
+                continue
+            try:
+                used = (p / MANIFEST).stat().st_mtime
+            except OSError:
+                used = p.stat().st_mtime if p.exists() else 0.0
+            out.append(EntryInfo(p, dir_size(p), used))
+        return sorted(out, key=lambda e: e.last_used)
+
+    def evict(self, *, max_bytes: int | None = None, max_age_s: float | None = None,
+              keep: Path | None = None) -> list[EntryInfo]:
+        """Remove entries unused for ``max_age_s``, then the least recently used until the
+        cache holds at most ``max_bytes``; ``keep`` (the entry just written) stays. An entry in
+        use by another process (its lock held) is skipped."""
+        import time
+
+        max_bytes = self.max_bytes if max_bytes is None else max_bytes
+        max_age_s = self.max_age_s if max_age_s is None else max_age_s
+        entries = self.entries()
+        total = sum(e.bytes for e in entries)
+        now = time.time()
+        removed = []
+        for e in entries:  # oldest first
+            if keep is not None and e.path == keep:
+                continue
+            too_old = max_age_s is not None and now - e.last_used > max_age_s
+            too_big = max_bytes is not None and total > max_bytes
+            if not (too_old or too_big):
+                continue
+            if self._remove(e.path):
+                total -= e.bytes
+                removed.append(e)
+        return removed
+
+    def _remove(self, folder: Path) -> bool:
+        import shutil
+
+        fd = os.open(folder.parent / f".{folder.name}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # being read or written right now
+            # The lock file stays: removing it would let two processes lock different files.
+            shutil.rmtree(folder, ignore_errors=True)
+            return True
+        finally:
+            os.close(fd)
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def window_source(self, settings: FeatureSettings, universe: dict[str, pd.DataFrame]
+                      ) -> dict[str, pd.DataFrame] | None:
+        """For a request that starts inside the entry: the stored candles before its first
+        candle followed by the request (a universe the entry covers as a hit or extension);
+        None when the window relation does not apply."""
+        folder = self.entry_dir(settings, universe)
+        try:
+            with entry_lock(folder, exclusive=False):
+                manifest = json.loads((folder / MANIFEST).read_text())
+                assets = manifest["assets"]
+                if list(assets) != list(universe):
+                    return None
+                out = {}
+                for sym, candles in universe.items():
+                    if len(candles) == 0:
+                        return None
+                    stored = pd.read_parquet(folder / assets[sym]["candles"])
+                    start = candles.index[0]
+                    if len(stored) == 0 or not stored.index[0] < start <= stored.index[-1]:
+                        return None
+                    before = stored.loc[stored.index < start, candles.columns]
+                    if len(before) + len(candles) > MAX_SPAN_FACTOR * len(candles):
+                        return None  # rebuild from the request: the entry re-anchors there
+                    out[sym] = pd.concat([before, candles])
+                return out
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def entry_dir(self, settings: FeatureSettings, universe: dict[str, pd.DataFrame]) -> Path:
         key = f"{settings_hash(settings)[:16]}-{code_version()[:12]}-{_universe_key(universe)[:12]}"
@@ -148,9 +271,13 @@ class FeatureCache:
         except (OSError, json.JSONDecodeError) as e:
             raise _Damaged(str(e)) from e
         try:
-            return self._read_entry(folder, manifest, universe)
+            entry = self._read_entry(folder, manifest, universe)
         except (OSError, KeyError, TypeError, ValueError) as e:  # pyarrow errors are ValueErrors
             raise _Damaged(str(e)) from e
+        if entry is not None:
+            with contextlib.suppress(OSError):
+                os.utime(folder / MANIFEST)  # last use, for eviction
+        return entry
 
     def _read_entry(self, folder: Path, manifest: dict, universe: dict[str, pd.DataFrame]
                     ) -> CacheEntry | None:
@@ -206,7 +333,10 @@ class FeatureCache:
     ) -> Path:
         folder = self.entry_dir(settings, universe)
         with entry_lock(folder, exclusive=True):
-            return self._store(folder, settings, universe, frames, catalogue, resume)
+            self._store(folder, settings, universe, frames, catalogue, resume)
+        if self.max_bytes is not None or self.max_age_s is not None:
+            self.evict(keep=folder)
+        return folder
 
     def _store(
         self,

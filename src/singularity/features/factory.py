@@ -215,16 +215,32 @@ def feature_catalogue(settings: FeatureSettings) -> tuple[list[FeatureSpec], lis
     return specs, notes
 
 
+def _window(full: FeatureSet, universe: dict[str, pd.DataFrame]) -> FeatureSet:
+    """The rows of ``universe`` from a build on a longer history; warm-up marks as a build on
+    ``universe`` alone would set them (the same number of leading rows)."""
+    frames = {}
+    for sym, candles in universe.items():
+        f = full.frames[sym].loc[candles.index].copy()
+        warmup = int(full.frames[sym][WARMUP_COLUMN].sum())
+        f[WARMUP_COLUMN] = np.arange(len(f)) < warmup
+        frames[sym] = f
+    return FeatureSet(frames, full.catalogue, full.notes)
+
+
 class FeatureFactory:
     """Builds the ``FeatureSet`` of a universe; see the module docstring."""
 
     def __init__(
         self, settings: FeatureSettings, *, pool: Pool | None = None,
         cache_dir: Path | None = None,
+        cache_max_bytes: int | None = None,
+        cache_max_age_s: float | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.cache_max_bytes = cache_max_bytes
+        self.cache_max_age_s = cache_max_age_s
         self.last_cache_relation: str | None = None
 
     # -- public ------------------------------------------------------------------------
@@ -244,7 +260,14 @@ class FeatureFactory:
         if self.cache_dir is not None:
             from singularity.features.cache import FeatureCache
 
-            cache = FeatureCache(self.cache_dir)
+            cache = FeatureCache(self.cache_dir, max_bytes=self.cache_max_bytes,
+                                 max_age_s=self.cache_max_age_s)
+            source = cache.window_source(self.settings, universe)
+            if source is not None:  # a rolling window inside the entry: see features.cache
+                full = self.build(source, progress=progress)
+                self.last_cache_relation = "window" if self.last_cache_relation == "hit" else (
+                    f"window+{self.last_cache_relation}")
+                return _window(full, universe)
             entry = cache.lookup(self.settings, universe)
             if entry is not None and entry.relation in ("hit", "prefix"):
                 _check_length(universe, max([sp.warmup for sp in entry.catalogue], default=0))

@@ -178,7 +178,9 @@ def _cycle(settings: Settings, opts: ForgeOptions, exchange: str, universe: dict
         candles = universe[sym]
 
     with st.stage("features", f"{len(universe)} assets"):
-        fs = FeatureFactory(settings.features, pool=pool, cache_dir=data_dir / "features").build(
+        fs = FeatureFactory(settings.features, pool=pool, cache_dir=data_dir / "features",
+                            cache_max_bytes=settings.retention.feature_cache_mb * 2**20,
+                            cache_max_age_s=settings.retention.feature_cache_days * 86_400).build(
             universe, progress=opts.progress)
         ready = fs.ready(sym)
         candles = candles.loc[ready.index]
