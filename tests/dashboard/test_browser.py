@@ -141,3 +141,35 @@ def test_every_page_live_updates_and_controls(browser: Any, tmp_path: Path) -> N
         ctx.close()
     engine.close()
     print(f"screenshots in {SCREENSHOTS}; ledger event shown after {seen_after * 1000:.0f} ms")
+
+
+def test_login_in_the_browser(browser: Any, tmp_path: Path) -> None:
+    """With a password set, a page sends the browser to /login; the right password lands on
+    the overview with a session cookie that page scripts cannot read."""
+    from dash_seed import PASSWORD
+
+    from singularity.dashboard.security import hash_password
+
+    seeded = seed(tmp_path)
+    s = settings_for(tmp_path, **{"dashboard.password_hash": hash_password(PASSWORD)})
+    with serving(create_app(s)) as base:
+        ctx = browser.new_context()
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{base}/strategies/{seeded.champion_id}")
+        assert page.url == f"{base}/login"
+        page.fill("input[name=password]", "not it")
+        page.click("button[type=submit]")
+        page.wait_for_function("document.querySelector('#login-error').innerText.length > 0")
+        assert page.inner_text("#login-error") == "wrong password"
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/")
+        page.wait_for_selector("body[data-ready=true]")
+        assert page.locator("#symbol-table tbody tr").count() == 2
+        [cookie] = ctx.cookies()
+        assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+        assert page.evaluate("document.cookie") == ""
+        assert errors == []
+        ctx.close()
