@@ -128,3 +128,76 @@ def run_engine(engine: Engine) -> dict[str, Any]:
         return await engine.run()
 
     return asyncio.run(main())
+
+
+def build_exchange_engine(settings: Settings, opts: RunOptions, *,
+                          extra_tasks: Sequence[Callable[[Engine], Awaitable[Any]]] = (),
+                          secrets: tuple[str, ...] = (), ledger: Ledger | None = None) -> Engine:
+    """Paper or live: the websocket feed and the paper or live venue. Markets, the exchange
+    clock and missing history are fetched here, before the loop starts."""
+    import threading
+
+    from singularity.data.downloader import download_ohlcv
+    from singularity.engine.exchange import pro_client, rest_client
+    from singularity.engine.feeds.ws import QuoteBook, WsFeed
+    from singularity.timeframes import timeframe_delta
+
+    mode = opts.mode
+    keys = (secrets[0], secrets[1]) if mode == "live" and len(secrets) == 2 else None
+    store = CandleStore(settings.data_dir)
+    ex_id = settings.exchange.name
+    specs = strategy_specs(settings, opts)
+    ledger = ledger or Ledger(ledger_url(settings, mode))
+    rest = rest_client(settings, keys)
+    markets = rest.load_markets()
+    unknown = [s for s in specs if s not in markets]
+    if unknown:
+        raise DataError(f"{ex_id} has no spot market {', '.join(unknown)}")
+    bar = timeframe_delta(opts.timeframe)
+    now = pd.Timestamp(int(rest.fetch_time()), unit="ms", tz="UTC")
+    open_now = now.floor(bar)
+    back = lookback_bars(settings)
+    for sym in specs:  # the features' history: what the store lacks is downloaded once
+        download_ohlcv(store, rest, sym, opts.timeframe, open_now - back * bar, until=open_now,
+                       now=open_now, backoff_s=settings.engine.reconnect_base_s)
+    last_stored = {s: store.last_timestamp(ex_id, s, opts.timeframe) for s in specs}
+    starts = {s: (t + bar if t is not None else open_now) for s, t in last_stored.items()}
+    anchor = anchors(ledger, store, settings, opts, starts)
+    books = ledger.open_books()
+    # the feed continues right after what the worker will hold: the ledger's cursor (then
+    # everything stored since is backfilled, extends the features and is reported skipped)
+    last_closed = {s: (pd.Timestamp(books[s].last_candle) if s in books and books[s].last_candle
+                       else starts[s] - bar) for s in specs}
+
+    def history(sym: str, first: pd.Timestamp | None) -> pd.DataFrame:
+        return store.read(ex_id, sym, opts.timeframe, anchor[sym], first if first is not None else starts[sym])
+
+    lock = threading.Lock()
+
+    def backfill(sym: str, first: pd.Timestamp, stop: pd.Timestamp) -> pd.DataFrame:
+        with lock:  # one REST client, one request at a time
+            download_ohlcv(store, rest, sym, opts.timeframe, first, until=stop, now=stop,
+                           backoff_s=settings.engine.reconnect_base_s)
+            return store.read(ex_id, sym, opts.timeframe, first, stop)
+
+    quotes = QuoteBook()
+    feed = WsFeed(symbols=list(specs), timeframe=opts.timeframe, make_client=lambda: pro_client(settings, keys),
+                  backfill=backfill, last_closed=last_closed, quotes=quotes,
+                  timeout_s=settings.engine.feed_timeout_s, base_s=settings.engine.reconnect_base_s,
+                  max_s=settings.engine.reconnect_max_s)
+    venue: Any
+    if mode == "live":
+        from singularity.engine.venues.live import LiveVenue
+
+        venue = LiveVenue(client=rest, fee_bps=settings.costs.fee_bps, slippage_bps=settings.costs.slippage_bps)
+    else:
+        from singularity.engine.venues.paper import PaperVenue
+
+        venue = PaperVenue(quotes=quotes, markets=markets, fee_bps=settings.costs.fee_bps,
+                           slippage_bps=settings.costs.slippage_bps, max_age_s=settings.engine.quote_max_age_s,
+                           precision=rest)
+    return Engine(EngineSetup(
+        mode=mode, timeframe=opts.timeframe, ledger=ledger, feed=feed, venue=venue,
+        worker=StrategyWorker(timeout_s=settings.engine.worker_timeout_s), specs=specs, history=history,
+        settings=settings.engine, extra_tasks=extra_tasks,
+        capital=settings.engine.capital if mode == "paper" else None))

@@ -214,8 +214,11 @@ class Engine:
         batched = not getattr(self.s.venue, "external", True)
         book = copy.deepcopy(self.books[sym])
         pending: list[NewEvent] = []
-        rows = zip(frame.index, frame.itertuples(index=False), strict=True)
-        for (ts, row), target in zip(rows, targets, strict=True):
+        rows = list(zip(frame.index, frame.itertuples(index=False), strict=True))
+        decide = list(zip(rows, targets, strict=True))
+        if batch.trade_last is not None:
+            decide = decide[-batch.trade_last:]  # the rest only extended the features
+        for (ts, row), target in decide:
             events, order = self._step(book, ts, row, target)
             pending += events
             self.stats["candles"] += 1

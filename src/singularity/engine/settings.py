@@ -44,4 +44,8 @@ class EngineSettings(FrozenModel):
     heartbeat_s: float = Field(default=1.0, gt=0)
     worker_timeout_s: float = Field(default=120.0, gt=0)
     """A strategy computation slower than this is treated as a hung worker (restarted)."""
+    rest_url: str | None = None
+    """Base URL replacing the exchange's REST hosts (a gateway, or the tests' local exchange)."""
+    ws_url: str | None = None
+    """URL replacing the exchange's spot websocket stream URL."""
     risk: RiskSettings = RiskSettings()

@@ -19,6 +19,8 @@ class CandleBatch:
     symbol: str
     candles: pd.DataFrame
     skipped: int = 0
+    trade_last: int | None = None
+    """Decide only the last this many candles (the rest extend the features only)."""
 
 
 @dataclass
