@@ -49,6 +49,7 @@ def _root(
 # Sub-command registration: one line per module.
 from singularity.cli import (  # noqa: E402
     bakeoff_cmd,
+    cache_cmd,
     config_cmd,
     dashboard_cmd,
     data_cmd,
@@ -70,6 +71,7 @@ app.add_typer(evolve_cmd.bench_app, name="bench")
 app.command("bakeoff")(bakeoff_cmd.bakeoff)
 app.command("forge")(forge_cmd.forge)
 app.add_typer(registry_cmd.app, name="registry")
+app.add_typer(cache_cmd.app, name="cache")
 app.command("report")(registry_cmd.report)
 app.command("demo")(demo_cmd.demo)
 app.command("status")(engine_cmd.status)

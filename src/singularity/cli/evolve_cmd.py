@@ -88,7 +88,8 @@ def evolve(
     runs = Path(st.data.dir) / "runs"
     stem = f"gp-{symbol.replace('/', '_')}-{tf}-seed{st.forge.seed}"
     with contextlib.ExitStack() as stack:
-        hub = stack.enter_context(LogHub(runs / f"{stem}.log"))
+        hub = stack.enter_context(LogHub(runs / f"{stem}.log",
+                                           max_bytes=st.retention.log_max_mb * 2**20))
         pool = _pool(stack, n_workers, st.forge.cluster, hub.queue)
         cache_dir = Path(st.data.dir) / "cache" / "features" / st.exchange.name / tf
         fs = FeatureFactory(st.features, pool=pool, cache_dir=cache_dir).build(
