@@ -88,12 +88,15 @@ def test_off_localhost_needs_login(seeded: Seeded) -> None:
         assert c.get("/api/status").status_code == 401
 
 
-def test_failed_logins_are_rate_limited(seeded: Seeded) -> None:
+def test_failed_logins_are_rate_limited(seeded: Seeded, caplog: pytest.LogCaptureFixture) -> None:
     with remote_client(seeded) as c:
         for _ in range(3):
-            assert c.post("/api/login", json={"password": "guess"}).status_code == 401
+            assert c.post("/api/login", json={"password": "guess-xyzzy"}).status_code == 401
         r = c.post("/api/login", json={"password": PASSWORD})  # even the right one, for a while
         assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+    failed = [rec.getMessage() for rec in caplog.records if "failed login" in rec.getMessage()]
+    assert failed == ["dashboard: failed login from testclient"] * 3
+    assert "guess-xyzzy" not in caplog.text and PASSWORD not in caplog.text
 
 
 def _csrf(c: TestClient) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any, Literal
 
@@ -22,6 +23,8 @@ from singularity.dashboard.security import (
     verify_password,
 )
 from singularity.errors import DataError
+
+log = logging.getLogger(__name__)
 
 
 def dashboard(request: Request) -> Dashboard:
@@ -143,6 +146,7 @@ async def login(body: Login, request: Request, ctx: Dashboard = Depends(dashboar
     ok = await asyncio.to_thread(verify_password, body.password, stored)  # scrypt: off the loop
     if not ok:
         ctx.limiter.failed(client)
+        log.warning("dashboard: failed login from %s", client)  # never what was typed
         return JSONResponse({"detail": "wrong password"}, status_code=401)
     ctx.limiter.succeeded(client)
     ctx.sessions.drop(request.cookies.get(SESSION_COOKIE))
