@@ -60,6 +60,7 @@ from singularity.cli import (  # noqa: E402
     forge_cmd,
     regimes_cmd,
     registry_cmd,
+    strategy_cmd,
 )
 
 app.command("init")(config_cmd.init)
@@ -79,6 +80,7 @@ app.command("ledger")(engine_cmd.ledger)
 app.command("dashboard")(dashboard_cmd.dashboard)
 app.command("run")(engine_cmd.run)
 app.command("stop")(engine_cmd.stop)
+app.add_typer(strategy_cmd.app, name="strategy")
 app.command("regimes")(regimes_cmd.regimes)
 
 
