@@ -127,6 +127,7 @@ def seed_ledger(s: Settings, mode: str = "replay") -> str:
         NewEvent("decision", "d-eth-1", {"candle": T1, "close": 5.0, "target": 0.0}, "ETH/USDT", t1),
     ])
     led.write_status(mode=mode, running=True, started_at=t0, loop_lag_ms={"p50": 0.4, "p99": 2.1, "max": 5.0},
-                     feeds={}, symbols=[{"symbol": "BTC/USDT", "feed": "ok"}])
+                     feeds={"BTC/USDT": {"state": "reconnecting", "reconnects": 2, "detail": "socket closed"}},
+                     symbols=[{"symbol": "BTC/USDT", "feed": "reconnecting"}])
     led.close()
     return url

@@ -153,12 +153,25 @@ def overview(ctx: Any) -> dict[str, Any]:
             "champion": champions.get(sym),
             "strategy_id": e.get("strategy_id"),
             "regime": e.get("regime", regimes.get(sym)),
-            "feed": e.get("feed"),
+            "feed": _feed(e.get("feed"), ((engine or {}).get("feeds") or {}).get(sym)),
             "paused": e.get("paused"),
         })
     return {"mode": (engine or {}).get("mode"), "running": bool((engine or {}).get("running")),
             "loop_lag_ms": (engine or {}).get("loop_lag_ms"), "timeframe": tf,
             "exchange": s.exchange.name, "symbols": rows}
+
+
+def _feed(state: str | None, health: dict[str, Any] | None) -> str | None:
+    """One line of feed health: state, why, reconnects."""
+    if not health:
+        return state or None
+    line = str(health.get("state") or state or "")
+    if health.get("detail"):
+        line += f": {health['detail']}"
+    if health.get("reconnects"):
+        n = int(health["reconnects"])
+        line += f" ({n} reconnect{'s' if n != 1 else ''})"
+    return line
 
 
 def ledger_events(ledger: Any | None, *, after: int = 0, symbol: str | None = None,
