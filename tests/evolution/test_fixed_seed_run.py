@@ -34,3 +34,24 @@ def test_fixed_seed_run_is_unchanged_by_the_speed_work() -> None:
     assert r.distinct_trials == BEFORE["trials"]
     assert r.trial_sharpe_variance == BEFORE["variance"]
     assert [g.best for g in r.generations] == BEFORE["best"]
+
+
+def _trial_digest(programs) -> str:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    h = hashlib.sha256()
+    for code, vals in programs:
+        h.update(code.tobytes() + vals.tobytes() + b"|")
+    return h.hexdigest()[:16]
+
+
+def test_trial_log_with_islands_and_migration_is_unchanged() -> None:
+    """The trial log scans only new children; migrants keep the order a full scan gives
+    (recorded from the full-scan code: 216 trials, their Sharpe variance and their order)."""
+    inputs, candles = random_market(700, 5, 4)
+    r = evolve(inputs, candles, population=90, generations=5, seed=11,
+               settings=EvolutionSettings(stagnation_generations=100, islands=3, migration_every=1),
+               costs=CostSettings(market="perpetual", short_rate_bps_per_day=0.0))
+    assert r.distinct_trials == 216
+    assert r.trial_sharpe_variance == 12.682386124962441
+    assert _trial_digest(r.trial_programs) == "5ed12555f3e6b3d2"

@@ -69,6 +69,8 @@ class _Population:
     programs: list[Program]
     metrics: np.ndarray  # [n, N_METRICS]
     sizes: np.ndarray  # int
+    fresh: np.ndarray | None = None
+    """True where the individual is a new child of this generation (None: all are)."""
 
     def selection_fitness(self, parsimony: float) -> np.ndarray:
         return self.metrics[:, M_FITNESS] - parsimony * self.sizes
@@ -246,8 +248,13 @@ class TrialLog:
         self._programs: dict[bytes, Program] = {}
 
     def add(self, pop: _Population) -> None:
-        for prog, m in zip(pop.programs, pop.metrics, strict=True):
-            if m[M_VALID]:
+        # Only new children can be new trials: elites, copies and migrants were met before
+        # (same insertion order as a scan of the whole population, a fraction of the work).
+        idx = range(len(pop.programs)) if pop.fresh is None else np.flatnonzero(pop.fresh).tolist()
+        valid = pop.metrics[:, M_VALID]
+        for i in idx:
+            if valid[i]:
+                prog, m = pop.programs[i], pop.metrics[i]
                 k = program_key(prog)
                 if k not in self._sharpe:
                     self._sharpe[k] = float(m[M_SHARPE])
@@ -360,6 +367,7 @@ def _next_generation(
             pool.release(shared)
     child_progs: list[Program] = []
     child_metrics: list[np.ndarray] = []
+    child_fresh: list[bool] = []
     evals = computed = nodes = 0
     for res in results:
         code, vals, offs = res.children
@@ -372,21 +380,26 @@ def _next_generation(
                 child_progs.append(unpack(code, vals, offs, k))
                 child_metrics.append(res.metrics[k])
                 k += 1
+            child_fresh.append(src < 0)
         evals += k
         computed += res.computed
         nodes += res.sizes
     programs: list[Program] = []
     metrics: list[np.ndarray] = []
+    fresh: list[bool] = []
     c = 0
     for (a, b), el in zip(islands, elites, strict=True):
         programs += [pop.programs[i] for i in el]
         metrics += [pop.metrics[i] for i in el]
+        fresh += [False] * len(el)
         n = b - a - len(el)
         programs += child_progs[c : c + n]
         metrics += child_metrics[c : c + n]
+        fresh += child_fresh[c : c + n]
         c += n
     new = _Population(
-        programs, np.array(metrics), np.array([len(p[0]) for p in programs], dtype=np.int64)
+        programs, np.array(metrics), np.array([len(p[0]) for p in programs], dtype=np.int64),
+        np.array(fresh, dtype=bool),
     )
     return new, evals, computed, nodes
 
@@ -405,11 +418,14 @@ def _migrate(
         moves.append((best.tolist(), worst.tolist()))
     snapshot_p = list(pop.programs)
     snapshot_m = pop.metrics.copy()
+    snapshot_f = None if pop.fresh is None else pop.fresh.copy()
     for best, worst in moves:
         for s, d in zip(best, worst, strict=True):
             pop.programs[d] = snapshot_p[s]
             pop.metrics[d] = snapshot_m[s]
             pop.sizes[d] = len(snapshot_p[s][0])
+            if pop.fresh is not None and snapshot_f is not None:
+                pop.fresh[d] = snapshot_f[s]  # a trial first met at its copy's place
 
 
 @dataclass(frozen=True)
