@@ -4,25 +4,87 @@
 
 Imports the 8 core pairs (1h) from ../shared/data into a temporary store, runs
 ``singularity.forge.cycle.run_forge`` on BTC/USDT with the default settings and prints one JSON
-object: stage seconds, total seconds, the bake-off winner and whether a champion was promoted.
+object: stage seconds, total seconds, the bake-off winner and whether a champion was promoted,
+the CPU use of the whole process tree over the cycle (CPU seconds / wall / cores) and its peak
+resident memory (sum over the tree, sampled), with the load average beside them.
+
+``--synthetic`` uses random-walk candles for the 8 pairs instead (as many as ``--bars``): the
+memory check on 50,000 1h candles, more than the real files hold.
+
+    python benchmarks/forge.py --synthetic --bars 50000
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import psutil
 from rich.console import Console
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SINGULARITY_SHARED_DATA", REPO.parent / "shared" / "data")) / "binance-spot-2024-2026"
 CORE8 = ("BTC", "ETH", "SOL", "XRP", "BNB", "DOGE", "ADA", "LTC")
+
+
+class TreeSampler:
+    """Samples this process and its descendants: CPU seconds (the last figure seen for each
+    process, so workers that exit still count) and the peak of their summed resident memory."""
+
+    def __init__(self, every_s: float = 0.2) -> None:
+        self.every_s = every_s
+        self.cpu: dict[int, float] = {}
+        self.peak_rss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        rss = 0
+        for p in [me, *me.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                self.cpu[p.pid] = t.user + t.system
+                rss += p.memory_info().rss
+        self.peak_rss = max(self.peak_rss, rss)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self._sample()
+
+    def __enter__(self) -> TreeSampler:
+        self._sample()
+        self._base = dict(self.cpu)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def cpu_seconds(self) -> float:
+        return sum(v - self._base.get(pid, 0.0) for pid, v in self.cpu.items())
+
+
+def synthetic_candles(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range("2017-08-17", periods=n, freq="1h", tz="UTC", name="timestamp")
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.008, n)))
+    open_ = np.r_[close[0], close[:-1]]
+    wick = np.abs(rng.normal(0, 0.003, n))
+    return pd.DataFrame({"open": open_, "high": np.maximum(open_, close) * (1 + wick),
+                         "low": np.minimum(open_, close) * (1 - wick), "close": close,
+                         "volume": rng.lognormal(3, 1, n)}, index=idx.as_unit("ns"))
 
 
 def main() -> None:
@@ -32,8 +94,9 @@ def main() -> None:
     ap.add_argument("--population", type=int, default=500)
     ap.add_argument("--generations", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--synthetic", action="store_true", help="random-walk candles, --bars of them")
     a = ap.parse_args()
-    if not DATA.is_dir():
+    if not a.synthetic and not DATA.is_dir():
         sys.exit(f"real candles not found at {DATA}")
 
     from singularity.config import load_settings
@@ -44,18 +107,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         s = load_settings(environ={}, cwd=Path(tmp), overrides={"data.dir": str(Path(tmp) / "data")}).settings
         store = CandleStore(s.data.dir)
-        for base in CORE8:
-            sym, tf, df = import_file(DATA / f"{base}_USDT-1h.feather")
+        for i, base in enumerate(CORE8):
+            if a.synthetic:
+                sym, tf, df = f"{base}/USDT", "1h", synthetic_candles(a.bars, a.seed + i)
+            else:
+                sym, tf, df = import_file(DATA / f"{base}_USDT-1h.feather")
             store.write("binance", sym, tf, df)
         opts = ForgeOptions(symbol="BTC/USDT", timeframe="1h", population=a.population, generations=a.generations,
                             seed=a.seed, workers=a.workers, bars=a.bars, progress=False)
-        t0 = time.perf_counter()
-        out = run_forge(s, opts, say=Console(stderr=True).print)
-        wall = time.perf_counter() - t0
+        load_before = os.getloadavg()
+        with TreeSampler() as tree:
+            t0 = time.perf_counter()
+            out = run_forge(s, opts, say=Console(stderr=True).print)
+            wall = time.perf_counter() - t0
     print(json.dumps({
         "benchmark": "forge cycle", "symbol": "BTC/USDT", "timeframe": "1h", "bars": a.bars,
         "workers": a.workers, "population": a.population, "generations": a.generations,
-        "cpus": os.cpu_count(), "seconds": round(wall, 2),
+        "cpus": os.cpu_count(), "seconds": round(wall, 2), "synthetic": a.synthetic,
+        "cpu_use_of_cores": round(tree.cpu_seconds() / (wall * (os.cpu_count() or 1)), 3),
+        "peak_rss_gib": round(tree.peak_rss / 1024**3, 3),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "stage_seconds": {k: round(v, 2) for k, v in out.stage_seconds.items()},
         "bakeoff_winner": out.bakeoff.get("winner"), "champion": out.champion is not None,
         "split": out.split, "when": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
