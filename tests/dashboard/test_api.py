@@ -191,3 +191,15 @@ def test_pages_and_assets_are_served_locally(client: TestClient, seeded: Seeded)
     assert client.get("/static/app.css").headers["content-type"].startswith("text/css")
     assert client.get("/static/../app.py").status_code == 404
     assert client.get("/static/nothing.js").status_code == 404
+
+
+def test_logs_mask_keys_the_engine_loaded(seeded: Seeded, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    key_from_file = "KEYFILESECRET42xyz"
+    app = create_app(seeded.settings, secrets=(key_from_file,))
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        logging.getLogger("singularity.engine").warning("venue answered for %s", key_from_file)
+        lines = c.get("/api/logs").json()["this process"]
+    assert any(line.endswith("venue answered for ********") for line in lines)
+    assert key_from_file not in "".join(lines)

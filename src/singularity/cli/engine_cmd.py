@@ -147,7 +147,7 @@ def run(
     if dashboard:
         from singularity.dashboard.embed import dashboard_task
 
-        extra.append(dashboard_task(s, mode=mode, port=port))  # refuses an unsafe bind now
+        extra.append(dashboard_task(s, mode=mode, port=port, secrets=secrets))  # refuses an unsafe bind now
         (err_console if as_json else console).print(
             f"dashboard on http://{s.dashboard.host}:{port or s.dashboard.port}/", highlight=False)
     if mode == "replay":

@@ -65,9 +65,11 @@ def configured_secrets(settings: Settings) -> list[str]:
 
 def create_app(settings: Settings, *, host: str | None = None, read_only: bool = False,
                ledger: Any | None = None, mode: str | None = None, capture_logs: bool = True,
-               watch_interval_s: float = 0.2) -> FastAPI:
+               watch_interval_s: float = 0.2, secrets: tuple[str, ...] = ()) -> FastAPI:
     """The app over ``settings``' registry and store, and the engine's ``ledger`` when given
-    (else the ledger of ``mode`` in the data directory, or the most recently active one)."""
+    (else the ledger of ``mode`` in the data directory, or the most recently active one).
+    ``secrets``: values masked in the log lines shown, beside the configured exchange keys
+    (the engine passes the live keys it loaded from a key file)."""
     from singularity.dashboard import api, pages
     from singularity.dashboard.ledger import open_engine_ledger, run_rows
 
@@ -83,7 +85,7 @@ def create_app(settings: Settings, *, host: str | None = None, read_only: bool =
         store=CandleStore(settings.data.dir), ledger=ledger,
         sessions=Sessions(lifetime_s=settings.dashboard.session_hours * 3600),
         limiter=LoginLimiter(settings.dashboard.login_attempts, settings.dashboard.login_window_s),
-        log_buffer=buffer, secrets=configured_secrets(settings),
+        log_buffer=buffer, secrets=[*configured_secrets(settings), *(x for x in secrets if x)],
         watcher=Watcher(ledger, lambda: run_rows(registry), interval_s=watch_interval_s,
                         discover=(lambda: open_engine_ledger(settings, mode)) if owned else None))
     ctx.watcher.on_ledger = lambda found: setattr(ctx, "ledger", found)

@@ -15,9 +15,10 @@ from singularity.dashboard.security import check_bind
 
 
 def dashboard_task(settings: Settings, *, mode: str, host: str | None = None, port: int | None = None,
-                   read_only: bool = False) -> Callable[[Any], Awaitable[None]]:
-    """An engine extra task serving the dashboard over ``mode``'s ledger. Refuses an
-    off-localhost bind without a password now, before the engine starts."""
+                   read_only: bool = False, secrets: tuple[str, ...] = ()) -> Callable[[Any], Awaitable[None]]:
+    """An engine extra task serving the dashboard over ``mode``'s ledger (``secrets``: the
+    live keys, masked in the log lines it shows). Refuses an off-localhost bind without a
+    password now, before the engine starts."""
     host = host or settings.dashboard.host
     port = port or settings.dashboard.port
     check_bind(host, settings.dashboard.password_hash)
@@ -29,7 +30,7 @@ def dashboard_task(settings: Settings, *, mode: str, host: str | None = None, po
 
         ledger = await asyncio.to_thread(EngineLedger, ledger_url(settings, mode), mode)
         app = await asyncio.to_thread(create_app, settings, host=host, read_only=read_only,
-                                      ledger=ledger)
+                                      ledger=ledger, secrets=secrets)
         server = make_server(app, host=host, port=port, embedded=True)
         serving = asyncio.ensure_future(server.serve())
         try:
