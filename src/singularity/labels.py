@@ -119,3 +119,28 @@ def triple_barrier(
         },
         index=close.index,
     )
+
+
+def average_uniqueness(end: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Average uniqueness of overlapping labels (López de Prado, Advances in Financial Machine
+    Learning, ch. 4), one weight per entry of ``rows`` (default: every complete label).
+
+    Label i is realised over the returns of bars i+1 .. end[i]. The concurrency c_t of bar t
+    is the number of labels among ``rows`` whose span contains t; label i's uniqueness is the
+    mean of 1/c_t over its span. A label that shares every bar with three others weighs 1/4;
+    one alone weighs 1. Only ``rows`` count, so a training fold's weights never depend on
+    labels outside it."""
+    end = np.asarray(end, dtype=np.int64)
+    idx = np.flatnonzero(end >= 0) if rows is None else np.asarray(rows, dtype=np.int64)
+    if idx.size == 0:
+        return np.zeros(0)
+    if (end[idx] <= idx).any():
+        raise ValueError("a label must end after the bar it is set on (end[i] > i)")
+    n = int(end[idx].max()) + 2
+    diff = np.zeros(n + 1)
+    np.add.at(diff, idx + 1, 1.0)
+    np.add.at(diff, end[idx] + 1, -1.0)
+    conc = np.cumsum(diff)[:n]
+    inv = np.where(conc > 0, 1.0 / np.where(conc > 0, conc, 1.0), 0.0)
+    csum = np.concatenate(([0.0], np.cumsum(inv)))
+    return (csum[end[idx] + 1] - csum[idx + 1]) / (end[idx] - idx)

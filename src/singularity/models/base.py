@@ -19,10 +19,11 @@ def finite_rows(X: np.ndarray) -> np.ndarray:
 
 
 class WarmupAwareClassifier(ClassifierMixin, BaseEstimator):
-    """Subclasses implement ``_fit(X, y)`` (finite rows only, y encoded 0..k-1) and
-    ``_proba(X)`` (finite rows only) and set nothing else in ``fit``."""
+    """Subclasses implement ``_fit(X, y, w)`` (finite rows only, y encoded 0..k-1, ``w`` the
+    sample weights, mean 1) and ``_proba(X)`` (finite rows only) and set nothing else in
+    ``fit``."""
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
         raise NotImplementedError
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
@@ -31,12 +32,17 @@ class WarmupAwareClassifier(ClassifierMixin, BaseEstimator):
     def _as_array(self, X: ArrayLike) -> np.ndarray:
         return np.asarray(X, dtype=np.float64)
 
-    def fit(self, X: ArrayLike, y: ArrayLike) -> WarmupAwareClassifier:
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> WarmupAwareClassifier:
+        """``sample_weight``: e.g. the labels' average uniqueness (``labels.average_uniqueness``);
+        rescaled to mean 1 over the rows fitted; rows of weight 0 are left out."""
         Xa = self._as_array(X)
         ya = np.asarray(y)
         if Xa.shape[0] != ya.shape[0]:
             raise ValueError(f"X has {Xa.shape[0]} rows but y has {ya.shape[0]}")
-        ok = finite_rows(Xa) & np.isfinite(ya.astype(np.float64))
+        w = np.ones(Xa.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if w.shape != (Xa.shape[0],) or not np.isfinite(w).all() or (w < 0).any():
+            raise ValueError("sample_weight must hold one finite weight >= 0 per row")
+        ok = finite_rows(Xa) & np.isfinite(ya.astype(np.float64)) & (w > 0)
         if not ok.any():
             raise ValueError("no row with finite features and label to fit on")
         self.classes_, encoded = np.unique(ya[ok], return_inverse=True)
@@ -44,7 +50,7 @@ class WarmupAwareClassifier(ClassifierMixin, BaseEstimator):
         # one class only (tiny folds): predict it with certainty rather than crash the learner
         self.single_class_ = len(self.classes_) == 1
         if not self.single_class_:
-            self._fit(Xa[ok], encoded)
+            self._fit(Xa[ok], encoded, w[ok] / w[ok].mean())
         return self
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:

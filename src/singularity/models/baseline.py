@@ -17,11 +17,11 @@ class LogisticBaseline(WarmupAwareClassifier):
         self.C = C
         self.max_iter = max_iter
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
         self.pipeline_: Pipeline = make_pipeline(
             StandardScaler(), LogisticRegression(C=self.C, max_iter=self.max_iter)
         )
-        self.pipeline_.fit(X.reshape(X.shape[0], -1), y)
+        self.pipeline_.fit(X.reshape(X.shape[0], -1), y, logisticregression__sample_weight=w)
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
         return self.pipeline_.predict_proba(X.reshape(X.shape[0], -1))

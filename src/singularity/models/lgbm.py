@@ -33,7 +33,7 @@ class LightGBMClassifier(WarmupAwareClassifier):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
         import lightgbm as lgb
 
         self.model_ = lgb.LGBMClassifier(
@@ -51,7 +51,7 @@ class LightGBMClassifier(WarmupAwareClassifier):
             force_row_wise=True,
             verbose=-1,
         )
-        self.model_.fit(X.reshape(X.shape[0], -1), y)
+        self.model_.fit(X.reshape(X.shape[0], -1), y, sample_weight=w)
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
         return self.model_.predict_proba(X.reshape(X.shape[0], -1))

@@ -124,14 +124,14 @@ class TransformerClassifier(WarmupAwareClassifier):
             torch.set_num_threads(max(1, self.n_jobs))
         return prev
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
         prev = self._threads()
         try:
-            self._train(X, y)
+            self._train(X, y, w)
         finally:
             torch.set_num_threads(prev)
 
-    def _train(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _train(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
         rows = X.reshape(-1, X.shape[2]).astype(np.float64)
         self.mean_ = rows.mean(axis=0).astype(np.float32)
         std = rows.std(axis=0)
@@ -145,14 +145,16 @@ class TransformerClassifier(WarmupAwareClassifier):
         ).to(self.device_)
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         loss_fn = nn.CrossEntropyLoss()
+        per_row = nn.CrossEntropyLoss(reduction="none")
         Xt = self._scaled(X)
         yt = torch.from_numpy(y.astype(np.int64))
+        wt = torch.from_numpy(np.asarray(w, dtype=np.float32))
         n_val = int(len(yt) * self.validation_fraction)
         n_fit = len(yt) - n_val - self.validation_gap
         if n_val < 20 or n_fit < 20:  # too few rows to hold any out: plain training
             n_val, n_fit = 0, len(yt)
         Xv, yv = Xt[len(yt) - n_val :], yt[len(yt) - n_val :]
-        Xt, yt = Xt[:n_fit], yt[:n_fit]
+        Xt, yt, wt = Xt[:n_fit], yt[:n_fit], wt[:n_fit]
         self.epoch_seconds_: list[float] = []
         self.train_loss_: list[float] = []
         self.val_loss_: list[float] = []
@@ -164,9 +166,9 @@ class TransformerClassifier(WarmupAwareClassifier):
             total = 0.0
             for i in range(0, len(order), self.batch_size):
                 idx = order[i : i + self.batch_size]
-                xb, yb = Xt[idx].to(self.device_), yt[idx].to(self.device_)
+                xb, yb, wb = Xt[idx].to(self.device_), yt[idx].to(self.device_), wt[idx].to(self.device_)
                 opt.zero_grad()
-                loss = loss_fn(net(xb), yb)
+                loss = (per_row(net(xb), yb) * wb).sum() / wb.sum()  # sample-weighted mean
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(idx)
