@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,8 @@ class FakeBinanceWs:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.connections = 0
         self.finished = threading.Event()
+        self.opened_at: dict[int, float] = {}
+        """Wall time (``time.time()``) each candle started: the previous one's close."""
         self._silent_until = -1
         self._duplicate = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -245,6 +248,7 @@ class FakeBinanceWs:
             self._duplicate = False
             if i in self.faults:
                 await self._fault(self.faults[i])
+            self.opened_at[i] = time.time()
             for k in range(1, self.ticks + 1):
                 partial = k / self.ticks
                 self.now_ms = self.t0_ms + i * self.step + int(self.step * (k - 0.5) / self.ticks)

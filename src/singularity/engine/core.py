@@ -96,6 +96,12 @@ class Engine:
         self._stop = asyncio.Event()
         self._flatten = False
         self._db = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
+        if setup.worker._history is None:
+            setup.worker._history = self._history_through
+
+    async def _history_through(self, sym: str, last: pd.Timestamp | None) -> pd.DataFrame:
+        """Candles from the anchor through ``last`` (for re-priming a replaced worker)."""
+        return await self.db(self.s.history, sym, None if last is None else last + self.bar)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -218,7 +224,9 @@ class Engine:
         decide = list(zip(rows, targets, strict=True))
         if batch.trade_last is not None:
             decide = decide[-batch.trade_last:]  # the rest only extended the features
-        for (ts, row), target in decide:
+        for k, ((ts, row), target) in enumerate(decide):
+            if k and k % 8 == 0:
+                await asyncio.sleep(0)  # a long batch lets timers and signals in between candles
             events, order = self._step(book, ts, row, target)
             pending += events
             self.stats["candles"] += 1

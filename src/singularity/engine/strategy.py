@@ -123,10 +123,13 @@ def worker_pid() -> int:
 class StrategyWorker:
     """One warm spawned process; every call is awaited as a future (the loop never computes)."""
 
-    def __init__(self, *, timeout_s: float = 120.0) -> None:
+    def __init__(self, *, timeout_s: float = 120.0,
+                 history: Any = None) -> None:
         self.timeout_s = timeout_s
+        self._history = history
+        """async (symbol, last candle or None) -> candles from the anchor through it."""
         self._executor: cf.ProcessPoolExecutor | None = None
-        self._primed: dict[str, tuple[StrategySpec, pd.DataFrame]] = {}
+        self._primed: dict[str, tuple[StrategySpec, pd.Timestamp | None]] = {}
 
     def _start(self) -> cf.ProcessPoolExecutor:
         if self._executor is None:
@@ -151,20 +154,22 @@ class StrategyWorker:
         raise AssertionError("unreachable")
 
     async def _reprime(self) -> None:
+        """A fresh worker after a death or a hang: primed again with everything up to the
+        newest candle it had seen (``history`` reads the store in the database thread)."""
         loop = asyncio.get_running_loop()
         ex = self._start()
-        for spec, history in self._primed.values():
+        for spec, last in self._primed.values():
+            history = await self._history(spec.symbol, last)
             await loop.run_in_executor(ex, worker_prime, spec, history)
 
     async def prime(self, spec: StrategySpec, history: pd.DataFrame) -> None:
         await self.call(worker_prime, spec, history)
-        self._primed[spec.symbol] = (spec, history)
+        self._primed[spec.symbol] = (spec, history.index[-1] if len(history) else None)
 
     async def targets(self, symbol: str, candles: pd.DataFrame) -> list[float]:
         out = await self.call(worker_extend, symbol, candles)
-        spec, history = self._primed[symbol]
-        self._primed[symbol] = (spec, pd.concat([history, candles.loc[
-            candles.index > history.index[-1]]]) if len(history) else candles)
+        spec, _last = self._primed[symbol]
+        self._primed[symbol] = (spec, candles.index[-1])
         return out
 
     def close(self, *, kill: bool = False) -> None:
