@@ -172,6 +172,10 @@ class StrategyWorker:
         self._primed[symbol] = (spec, candles.index[-1])
         return out
 
+    def pids(self) -> list[int]:
+        ex = self._executor
+        return [p.pid for p in list(getattr(ex, "_processes", {}).values())] if ex is not None else []
+
     def close(self, *, kill: bool = False) -> None:
         ex, self._executor = self._executor, None
         if ex is None:
