@@ -1,5 +1,6 @@
 """One self-contained HTML file per strategy: plotly figures with their JavaScript embedded
-(works offline), the gauntlet table, the explanation and the lineage."""
+(works offline), the gauntlet table, the explanation and the lineage; with the regime
+features, the market regimes shaded on the price chart and a table per regime."""
 
 from __future__ import annotations
 
@@ -35,6 +36,48 @@ class ReportData:
     synthetic: bool = False
     holdout_looks: int = 1
     """Candidates whose holdout the cycle opened (more than one: p-values Holm-corrected)."""
+    regimes: np.ndarray | None = None
+    """Regime id per bar (-1 unclassified), aligned with ``candles``; None: no regime inputs."""
+    timeframe: str = "1h"
+
+
+_REGIME_COLOURS = ("rgba(31,119,180,0.13)", "rgba(44,160,44,0.13)", "rgba(214,39,40,0.13)",
+                   "rgba(148,103,189,0.13)", "rgba(140,86,75,0.13)", "rgba(227,119,194,0.13)",
+                   "rgba(188,189,34,0.13)", "rgba(23,190,207,0.13)")
+
+
+def regime_shapes(index: pd.DatetimeIndex, regimes: np.ndarray) -> list[dict[str, Any]]:
+    """One shaded rectangle per spell of a regime (unclassified bars stay white), over the
+    price panel of the positions chart."""
+    shapes: list[dict[str, Any]] = []
+    start = 0
+    for i in range(1, len(regimes) + 1):
+        if i == len(regimes) or regimes[i] != regimes[start]:
+            k = int(regimes[start])
+            if k >= 0:
+                shapes.append({"type": "rect", "xref": "x", "yref": "y domain", "x0": index[start],
+                               "x1": index[i - 1], "y0": 0, "y1": 1, "layer": "below",
+                               "fillcolor": _REGIME_COLOURS[k % len(_REGIME_COLOURS)],
+                               "line": {"width": 0}, "name": f"regime {k}"})
+            start = i
+    return shapes
+
+
+def regime_tables(d: ReportData) -> str:
+    """Performance per regime in the training window and the holdout (empty without regimes)."""
+    if d.regimes is None:
+        return ""
+    from singularity.timeframes import periods_per_year
+    from singularity.validation.regimes import regime_performance
+
+    hold = np.asarray(d.candles.index >= d.holdout_start)
+    cols = ["regime", "bars", "bar_share", "sharpe", "pnl", "pnl_share"]
+    out = ["<h2>Performance per regime</h2>"]
+    for name, m in (("holdout", hold), ("training window", ~hold)):
+        rows = regime_performance(np.asarray(d.returns)[m], np.asarray(d.regimes)[m],
+                                  periods_per_year(d.timeframe))
+        out.append(f"<h3>{name}</h3>{_table(rows, cols)}")
+    return "".join(out)
 
 
 def _figures(d: ReportData) -> list[tuple[str, Any]]:
@@ -60,8 +103,10 @@ def _figures(d: ReportData) -> list[tuple[str, Any]]:
     pos.add_trace(go.Scatter(x=idx, y=d.candles["close"], name="close", line={"width": 1, "color": "black"}), 1, 1)
     pos.add_trace(go.Scatter(x=idx, y=d.positions, name="position", line={"width": 1, "shape": "hv"},
                              fill="tozeroy"), 2, 1)
-    pos.update_layout(title="Positions on price", height=480, margin={"t": 50, "b": 30},
-                      shapes=[{**shade, "yref": "paper"}])
+    spells = regime_shapes(idx, np.asarray(d.regimes)) if d.regimes is not None else []
+    pos.update_layout(title="Positions on price" + (" (regimes shaded)" if spells else ""),
+                      height=480, margin={"t": 50, "b": 30},
+                      shapes=[{**shade, "yref": "paper"}, *spells])
     monthly = (pd.Series(d.returns, index=idx).add(1.0).groupby(idx.tz_convert(None).to_period("M").astype(str)).prod() - 1.0)
     years = sorted({m[:4] for m in monthly.index})
     grid = np.full((len(years), 12), np.nan)
@@ -119,6 +164,7 @@ def render_report(d: ReportData) -> str:
 <h2>Explanation</h2><pre>{html.escape(d.explanation)}</pre>
 <h2>Metrics</h2>{_table(metric_rows, ["metric", *d.metrics.keys()])}
 <h2>Gauntlet</h2><p>Holdout looks this cycle: {d.holdout_looks}</p>{_gauntlet_table(d.gauntlet)}
+{regime_tables(d)}
 {''.join(parts)}
 <h2>Lineage</h2>{lineage}
 </body></html>"""

@@ -17,6 +17,7 @@ from singularity.forge.split import Split
 from singularity.registry import Registry
 from singularity.storage import atomic_write_with
 from singularity.timeframes import periods_per_year
+from singularity.validation.regimes import regime_ids
 
 
 def reports_dir(settings: Settings) -> Path:
@@ -48,6 +49,9 @@ def write_strategy_report(settings: Settings, registry: Registry, strategy_id: i
     series["position"] = res.positions.to_numpy()
     series["return"] = res.returns.to_numpy()
     series["turnover"] = res.turnover.to_numpy()
+    regimes = regime_ids(x)
+    if regimes is not None:  # the regime features are on: the report shades and tabulates them
+        series["regime"] = regimes
     series.attrs = {}
     holdout_start = candles.index[split.holdout.start]
     meta = pd.Series({"holdout_start": holdout_start.isoformat(), "synthetic": str(synthetic)})
@@ -90,7 +94,8 @@ def render_saved(settings: Settings, registry: Registry, strategy_id: int, out: 
         positions=series["position"].to_numpy(), returns=series["return"].to_numpy(),
         holdout_start=holdout_start, expression=st.readable or st.expression, explanation=st.explanation,
         gauntlet=st.gauntlet, metrics=_metric_sections(series, holdout_start, st.timeframe),
-        lineage=lineage, synthetic=synthetic, holdout_looks=looks)
+        lineage=lineage, synthetic=synthetic, holdout_looks=looks,
+        regimes=series["regime"].to_numpy() if "regime" in series else None, timeframe=st.timeframe)
     return write_report(out or reports_dir(settings) / f"strategy-{strategy_id}.html", data)
 
 

@@ -27,6 +27,7 @@ import pandas as pd
 from singularity.backtest.kernel import count_trades, max_drawdown_from_returns, sharpe_from_returns
 from singularity.backtest.runner import net_returns
 from singularity.timeframes import periods_per_year
+from singularity.validation.regimes import regime_ids, regime_performance
 from singularity.validation.settings import GauntletSettings
 from singularity.validation.stats import (
     block_permutation_pvalue,
@@ -162,11 +163,40 @@ def holdout_summary(ctx: GauntletContext, expr: str) -> dict[str, float]:
     return summary(holdout_returns(ctx, expr), _holdout_target(ctx, expr), ctx.ppy)
 
 
+def holdout_regime_table(ctx: GauntletContext, expr: str) -> list[dict[str, Any]] | None:
+    """The holdout per market regime (bars, Sharpe, share of PnL), from the regime one-hot
+    inputs; None when the inputs carry no regime columns."""
+    regimes = regime_ids(ctx.holdout_inputs)
+    if regimes is None:
+        return None
+    return regime_performance(holdout_returns(ctx, expr), regimes, ctx.ppy)
+
+
 def holdout_test(ctx: GauntletContext, expr: str) -> Verdict:
-    fig = holdout_summary(ctx, expr)
+    fig: dict[str, Any] = dict(holdout_summary(ctx, expr))
+    table = holdout_regime_table(ctx, expr)
+    if table is not None:
+        fig["per_regime"] = table
     ok = fig["sharpe"] >= ctx.settings.min_holdout_sharpe
     return Verdict("holdout", ok, fig,
                    f"holdout Sharpe {fig['sharpe']:.2f} {'≥' if ok else '<'} {ctx.settings.min_holdout_sharpe:.2f} net of costs")
+
+
+def no_losing_regime_test(ctx: GauntletContext, expr: str) -> Verdict:
+    """Optional: no regime holding more than ``regime_min_share`` of the holdout loses money."""
+    table = holdout_regime_table(ctx, expr)
+    share = ctx.settings.regime_min_share
+    if table is None:
+        return Verdict("no_losing_regime", False, {},
+                       "no regime inputs: enable [features.regimes] to run this test")
+    big = [row for row in table if row["regime"] != "unclassified" and row["bar_share"] > share]
+    losing = [row for row in big if row["pnl"] < 0]
+    fig = {"regimes_checked": [row["regime"] for row in big],
+           "losing": [row["regime"] for row in losing], "per_regime": table}
+    worst = min(big, key=lambda row: row["pnl"]) if big else None
+    detail = (f"{len(losing)} of {len(big)} regimes above {share:.0%} of the holdout lose money"
+              + (f" (worst: regime {worst['regime']}, PnL {worst['pnl']:+.2%})" if worst else ""))
+    return Verdict("no_losing_regime", bool(big) and not losing, fig, detail)
 
 
 def trades_drawdown_test(ctx: GauntletContext, expr: str) -> Verdict:
@@ -369,7 +399,9 @@ TESTS: dict[str, Callable[[GauntletContext, str], Verdict]] = {
     "deflated_sharpe": deflated_sharpe_test,
     "pbo": pbo_test,
     "trades_drawdown": trades_drawdown_test,
+    "no_losing_regime": no_losing_regime_test,
 }
+"""``no_losing_regime`` is optional: not in the default ``tests`` setting."""
 
 
 @dataclass(frozen=True)

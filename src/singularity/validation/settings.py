@@ -56,5 +56,8 @@ class GauntletSettings(FrozenModel):
     candidate included. Many columns matter: with 16, the candidate (selected on the whole
     training window) tops most splits even on noise (median PBO 0.09 over 10 noise seeds,
     against 0.37 with 128; tests/validation/test_pbo_trials.py)."""
+    regime_min_share: float = Field(default=0.1, gt=0, le=1)
+    """The optional 'no_losing_regime' test: every regime holding more than this share of the
+    holdout's bars must not lose money there (needs the regime features)."""
     min_trades: int = Field(default=10, ge=0)
     max_drawdown: float = Field(default=0.35, gt=0, le=1)
