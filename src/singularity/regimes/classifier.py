@@ -39,6 +39,8 @@ class EnvironmentClassifier:
 
     def fit(self, x: np.ndarray, labels: np.ndarray) -> EnvironmentClassifier:
         keep = labels >= 0
+        if not keep.any():
+            raise ValueError("EnvironmentClassifier.fit: every label is noise (nothing to learn)")
         x, y = x[keep], labels[keep]
         classes = np.unique(y)
         mean = x.mean(axis=0)

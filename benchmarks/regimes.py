@@ -1,0 +1,127 @@
+"""Benchmark: regime labelling of N 1h bars x the 8 core pairs (refits included), and the
+engine's cost per new bar and per refit.
+
+Prints JSON lines: (1) wall seconds to label every symbol walk-forward with a WorkerPool of
+--workers processes (refits are pool tasks) beside the same work serially in this process
+(the peer, same run), with the machine's core count and load; (2) per new bar: the trailing
+regime features of the last bar + ``approximate_predict`` + the classifier's probabilities,
+median over --bars-timed bars; per refit: one HDBSCAN fit on ``window`` bars + classifier.
+Goals from the issue: under 5 ms per bar, under 2 s per refit.
+
+    .venv/bin/python benchmarks/regimes.py [--bars 12500] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from singularity.regimes.analysis import analyse_symbol
+from singularity.regimes.classifier import EnvironmentClassifier
+from singularity.regimes.features import regime_features, symbol_regime_features
+from singularity.regimes.model import fit_block
+from singularity.regimes.settings import RegimeSettings
+from singularity.runtime.pool import WorkerPool, cpu_count, share_inline
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance-spot-2024-2026"
+CORE8 = ("BTC", "ETH", "SOL", "XRP", "BNB", "DOGE", "ADA", "LTC")
+
+
+def load(base: str, bars: int) -> pd.DataFrame:
+    df = pd.read_feather(DATA / f"{base}_USDT-1h.feather")
+    df = df.rename(columns={"date": "timestamp"}).set_index("timestamp")
+    df.index = pd.DatetimeIndex(df.index).tz_convert("UTC")
+    return df[["open", "high", "low", "close", "volume"]].astype("float64").iloc[-bars:]
+
+
+def universe(bars: int) -> tuple[dict[str, pd.DataFrame], str]:
+    if DATA.is_dir():
+        return {f"{b}/USDT": load(b, bars) for b in CORE8}, "binance 1h"
+    from singularity.regimes.synthetic import planted_regime_market
+
+    u, _ = planted_regime_market(8, n_bars=bars, seed=0)
+    return u, "synthetic planted regimes"
+
+
+def label_all(u: dict[str, pd.DataFrame], s: RegimeSettings, pool: WorkerPool | None) -> float:
+    t = time.perf_counter()
+    for sym in u:
+        analyse_symbol(u, sym, s, pool=pool)
+    return time.perf_counter() - t
+
+
+def per_bar(u: dict[str, pd.DataFrame], s: RegimeSettings, timed: int) -> dict[str, float]:
+    """The engine's work when a candle closes, and when a refit is due (one symbol, BTC)."""
+    import hdbscan
+
+    sym = next(iter(u))
+    feats, _ = symbol_regime_features(u, sym, s)
+    x = feats.to_numpy()
+    cols = tuple(i for i, c in enumerate(feats.columns) if c in s.cluster_features)
+    n = len(x)
+    t0 = n - timed
+    refit = []
+    for t in (t0 - 2 * s.refit_every, t0 - s.refit_every, t0):
+        a = time.perf_counter()
+        fit_block((share_inline({"x": x}), t, t + 1, s.window, s, cols))
+        refit.append(time.perf_counter() - a)
+    # the fitted state the engine keeps between refits
+    win = x[t0 - s.window:t0]
+    win = win[np.isfinite(win).all(axis=1)]
+    z = win[:, list(cols)]
+    mean, scale = z.mean(axis=0), z.std(axis=0)
+    model = hdbscan.HDBSCAN(min_cluster_size=s.min_cluster_size, min_samples=s.min_samples,
+                            prediction_data=True).fit((z - mean) / scale)
+    clusters = int(model.labels_.max()) + 1
+    clf = (EnvironmentClassifier(c=s.classifier_c).fit(win, model.labels_).params_
+           if clusters > 0 else None)
+    candles = u[sym]
+    tail = s.warmup_bars + 1
+    costs = []
+    for t in range(t0, n):
+        a = time.perf_counter()
+        row = regime_features(candles.iloc[t - tail + 1:t + 1], s).to_numpy()[-1]
+        full = np.r_[row, x[t, len(row):]]  # the cross-asset level: one more kernel step
+        hdbscan.approximate_predict(model, ((full[list(cols)] - mean) / scale)[None, :])
+        if clf is not None:
+            EnvironmentClassifier.proba(clf, full[None, :])
+        costs.append(time.perf_counter() - a)
+    return {"per_bar_ms_median": round(1e3 * float(np.median(costs)), 3),
+            "per_bar_ms_p95": round(1e3 * float(np.percentile(costs, 95)), 3),
+            "per_refit_s_median": round(float(np.median(refit)), 3),
+            "bars_timed": timed, "clusters_in_timed_fit": clusters}
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore", message="Clusterer does not have any defined clusters")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bars", type=int, default=12_500)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--bars-timed", type=int, default=200)
+    args = ap.parse_args()
+    s = RegimeSettings()
+    u, source = universe(args.bars)
+    common = {"cores": cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2), "data": source,
+              "symbols": len(u), "bars": args.bars, "window": s.window,
+              "refit_every": s.refit_every}
+    serial = label_all(u, s, None)
+    with WorkerPool(args.workers) as pool:
+        pool.map(abs, range(args.workers))  # start the workers outside the timing
+        parallel = label_all(u, s, pool)
+    print(json.dumps({"bench": "regimes_label_all", **common, "workers": args.workers,
+                      "wall_s": round(parallel, 2), "peer_serial_wall_s": round(serial, 2),
+                      "speedup_vs_serial": round(serial / parallel, 2),
+                      "load_avg_1m_after": round(os.getloadavg()[0], 2)}))
+    print(json.dumps({"bench": "regimes_engine_costs", **common, **per_bar(u, s, args.bars_timed),
+                      "goal": "per bar < 5 ms, per refit < 2 s"}))
+
+
+if __name__ == "__main__":
+    main()
