@@ -50,7 +50,7 @@ def test_two_writers_of_one_entry_then_a_third_cycle(universe, tmp_path: Path) -
     barrier, results = ctx.Barrier(2), ctx.Queue()
     args = [(universe, fs_long.frames, fs_long.catalogue), (short, fs_short.frames, fs_short.catalogue)]
     procs = [ctx.Process(target=write_and_read,
-                         args=(str(tmp_path), SMALL, u, fr, cat, 40, barrier, results, w))
+                         args=(str(tmp_path), SMALL, u, fr, cat, 25, barrier, results, w))
              for w, (u, fr, cat) in enumerate(args)]
     for p in procs:
         p.start()

@@ -81,3 +81,23 @@ def test_dead_parent_leaves_nothing(sig: int, busy: bool) -> None:
         for p in family:  # never leave a failed run's orphans behind
             if p.is_running():
                 p.kill()
+
+
+def test_workers_survive_the_thread_that_spawned_them() -> None:
+    # The parent-death signal fires when the spawning *thread* ends; workers must check that
+    # the parent process is really gone before exiting.
+    import threading
+
+    import runtime_tasks as tasks
+
+    from singularity.runtime.pool import WorkerPool
+
+    with WorkerPool(2) as pool:
+        box: dict[str, list[int]] = {}
+        t = threading.Thread(target=lambda: box.setdefault("pids", pool.worker_pids()))
+        t.start()
+        t.join(120)
+        time.sleep(0.5)  # the signal has been delivered by now
+        assert pool.worker_pids() == box["pids"]
+        assert pool.map(tasks.square, range(6), chunksize=1) == [x * x for x in range(6)]
+        assert pool.worker_pids() == box["pids"]  # no worker died and was replaced

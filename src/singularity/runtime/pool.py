@@ -6,8 +6,9 @@ environment is set before their interpreter imports anything, and the initialize
 threadpoolctl/numba/torch explicitly. Work goes out in batches (a few per worker), results come
 back in order; a batch whose worker died (or that ran past its timeout) is retried once on fresh
 workers, then the map fails with a one-line error. Ctrl-C kills the workers: nothing is left.
-If the parent dies without cleaning up (SIGKILL, or SIGTERM without a handler), each worker's
-watchdog sees it reparented and exits at once; loky's resource tracker then removes the
+If the parent dies without cleaning up (SIGKILL, or SIGTERM without a handler), each worker
+learns it from its parent-death signal (Linux) or, at the latest, its watchdog thread (which
+polls the parent pid every 0.2 s) and exits; loky's resource tracker then removes the
 semaphores and the pool's temporary directory.
 
 Large read-only arrays reach each worker once: ``pool.share({...})`` writes them as ``.npy``
@@ -130,10 +131,32 @@ def _watch_parent(parent_pid: int) -> None:
     os._exit(75)
 
 
+def _on_parent_death_signal(parent_pid: int) -> None:
+    """Linux: ask for SIGUSR1 when the parent dies. The kernel sends it when the *thread* that
+    spawned this worker ends (loky spawns from whichever thread submits), so the handler checks
+    that the parent really is gone before exiting; the watchdog thread stays the backstop."""
+    import ctypes
+    import signal
+
+    def handler(_signum: int, _frame: Any) -> None:
+        if os.getppid() != parent_pid:
+            os._exit(75)
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        signal.signal(signal.SIGUSR1, handler)
+        libc.prctl(1, int(signal.SIGUSR1), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError, ValueError):  # not Linux: the watchdog alone
+        return
+
+
 def _init_worker(log_queue: Any, log_level: int, parent_pid: int | None = None) -> None:
     if parent_pid is not None:
+        import sys
         import threading
 
+        if sys.platform.startswith("linux"):
+            _on_parent_death_signal(parent_pid)
         if os.getppid() != parent_pid:
             os._exit(75)  # the parent died while this worker started
         threading.Thread(target=_watch_parent, args=(parent_pid,), name="singularity-parent-watchdog",
