@@ -128,3 +128,20 @@ def test_transformer_early_stopping_keeps_the_best_epoch() -> None:
     # the kept weights are exactly those after epoch b: a run of b epochs predicts the same
     short = TransformerClassifier(epochs=b, patience=99, **kw).fit(W, y)
     np.testing.assert_array_equal(long.predict_proba(W), short.predict_proba(W))
+
+
+def test_transformer_runs_deterministic_algorithms_on_cuda() -> None:
+    import os
+
+    import torch
+
+    from singularity.models.transformer import deterministic_on
+
+    before = torch.are_deterministic_algorithms_enabled()
+    with deterministic_on("cpu"):
+        assert torch.are_deterministic_algorithms_enabled() == before
+    with deterministic_on("cuda"):  # sets the flags; needs no GPU to do so
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] in (":4096:8", ":16:8")
+    assert torch.are_deterministic_algorithms_enabled() == before

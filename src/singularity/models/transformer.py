@@ -8,7 +8,10 @@ the window (every row in it is in the past); the class is read from the token of
 from __future__ import annotations
 
 import io
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -35,6 +38,27 @@ def resolve_device(device: str) -> str:
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise ValueError(f"unknown torch device {device!r}: expected 'auto', 'cpu' or 'cuda'")
     return device
+
+
+@contextmanager
+def deterministic_on(device: str) -> Iterator[None]:
+    """On CUDA, deterministic algorithms for the duration (same seed, same weights): cuDNN's
+    autotuner off, deterministic kernels, and the cuBLAS workspace setting that makes its
+    matrix products reproducible (read when cuBLAS starts, so set before the first one).
+    Previous settings come back afterwards. On the CPU, torch is deterministic already."""
+    if not device.startswith("cuda"):
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    prev = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+            torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = prev[1], prev[2]
 
 
 class _Net(nn.Module):
@@ -127,7 +151,8 @@ class TransformerClassifier(WarmupAwareClassifier):
     def _fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
         prev = self._threads()
         try:
-            self._train(X, y, w)
+            with deterministic_on(resolve_device(self.device)):
+                self._train(X, y, w)
         finally:
             torch.set_num_threads(prev)
 
