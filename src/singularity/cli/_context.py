@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,19 @@ from rich.console import Console
 
 from singularity.config import LoadedSettings, Settings, load_settings
 
-console = Console()
-err_console = Console(stderr=True)
+PIPE_WIDTH = 4096
+"""Width of the output when it is not a terminal: tables then never cut a symbol or a key
+(``singularity data list | cat``), since no one reads the pipe at 80 columns."""
+
+
+def _console(*, stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    tty = hasattr(stream, "isatty") and stream.isatty()
+    return Console(stderr=stderr, width=None if tty else PIPE_WIDTH)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 @dataclass

@@ -78,19 +78,30 @@ def import_(
     from rich import box
     from rich.table import Table
 
-    from singularity.data.importers import import_file
+    from singularity.data.importers import (
+        cryptodatadownload_exchange,
+        import_file,
+        is_cryptodatadownload,
+    )
     from singularity.data.schema import ensure_valid
     from singularity.data.store import CandleStore
     from singularity.errors import CandleValidationError
 
     st = settings(ctx)
-    exchange = exchange or st.exchange.name
     store = CandleStore(st.data.dir)
     tf = st.timeframe(timeframe) if timeframe else None
     cmap = _parse_column_map(column_map)
 
+    def exchange_of(path: Path) -> str:
+        """--exchange, else a CryptoDataDownload file's own (Binance_BTCUSDT_1h.csv), else settings."""
+        if exchange:
+            return exchange
+        named = (cryptodatadownload_exchange(path) if path.suffix.lower() in (".csv", ".gz")
+                 and path.is_file() and is_cryptodatadownload(path) else None)
+        return named or st.exchange.name
+
     # Phase 1: read and validate everything; a bad file stops the import before any write.
-    groups: dict[tuple[str, str], list[tuple[Path, pd.DataFrame]]] = {}
+    groups: dict[tuple[str, str, str], list[tuple[Path, pd.DataFrame]]] = {}
     with console.status("reading files") as status:
         for path in paths:
             status.update(f"reading {path.name}")
@@ -99,26 +110,28 @@ def import_(
                 ensure_valid(df, tfr, sym)
             except CandleValidationError as e:
                 raise CandleValidationError(f"{path.name}: {e}", e.report) from e
-            groups.setdefault((sym, tfr), []).append((path, df))
+            groups.setdefault((exchange_of(path), sym, tfr), []).append((path, df))
         merged_new = {}
-        for (sym, tfr), items in groups.items():
+        for (ex, sym, tfr), items in groups.items():
             frame = _combine([df for _, df in items])
             try:
-                store.check_write(exchange, sym, tfr, frame)
+                store.check_write(ex, sym, tfr, frame)
             except CandleValidationError as e:
                 names = ", ".join(p.name for p, _ in items)
                 raise CandleValidationError(f"{names}: merged with the store: {e}", e.report) from e
-            merged_new[(sym, tfr)] = frame
+            merged_new[(ex, sym, tfr)] = frame
 
     # Phase 2: write.
-    table = Table(title=f"stored in {store.ohlcv_dir / exchange}", box=box.SIMPLE, pad_edge=False)
-    for col in ("symbol", "tf", "added", "rows", "first", "last", "gaps"):
+    exchanges = sorted({ex for ex, _, _ in merged_new})
+    table = Table(title=f"stored in {store.ohlcv_dir / exchanges[0] if len(exchanges) == 1 else store.ohlcv_dir}",
+                  box=box.SIMPLE, pad_edge=False)
+    for col in ("exchange", "symbol", "tf", "added", "rows", "first", "last", "gaps"):
         _column(table, col)
-    for (sym, tfr), frame in merged_new.items():
-        rep = store.write(exchange, sym, tfr, frame)
+    for (ex, sym, tfr), frame in merged_new.items():
+        rep = store.write(ex, sym, tfr, frame)
         v = rep.validation
         table.add_row(
-            sym, tfr, str(rep.added), str(rep.rows_after), _ts(v.first), _ts(v.last), str(len(v.gaps))
+            ex, sym, tfr, str(rep.added), str(rep.rows_after), _ts(v.first), _ts(v.last), str(len(v.gaps))
         )
     console.print(table)
 

@@ -4,8 +4,11 @@ Formats (chosen by the file name's extension):
 
 - freqtrade feather (``.feather``) and JSON (``.json``/``.json.gz``: ``[[ts_ms, o, h, l, c, v], ...]``)
 - CryptoDataDownload CSV (``.csv`` whose first line is the site's URL banner; newest row first;
-  ``unix`` in seconds or milliseconds, even mixed within one file)
-- generic CSV (any other ``.csv``/``.csv.gz``) with an optional column mapping
+  ``unix`` in seconds or milliseconds, even mixed within one file, or only a ``Date`` column
+  such as ``2019-10-17 09-AM`` (hourly files) or ``2019-10-17 09:00:00``); the exchange,
+  symbol and timeframe come from its name (``Binance_BTCUSDT_1h.csv``) and columns
+- generic CSV (any other ``.csv``/``.csv.gz``) with an optional column mapping; timestamps in
+  an unnamed first column (what ``DataFrame.to_csv`` writes for a time index) are read as such
 - Parquet (``.parquet``) with a timestamp index or column
 
 Symbol and timeframe come from a freqtrade file name (``BTC_USDT-1h.feather``,
@@ -18,6 +21,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -36,7 +40,8 @@ _FREQTRADE_NAME = re.compile(
     r"-(?P<tf>[0-9]+[a-zA-Z])(?:-(?P<kind>[a-zA-Z_]+))?$"
 )
 # Binance_BTCUSDT_1h.csv, Bitstamp_BTCUSD_d.csv, Binance_ETHUSDT_minute.csv
-_CDD_NAME = re.compile(r"^[A-Za-z0-9]+_[A-Za-z0-9]+_(?P<tf>[0-9]*[a-z]+)$")
+_CDD_NAME = re.compile(r"^(?P<exchange>[A-Za-z0-9]+)_[A-Za-z0-9]+_(?P<tf>[0-9]*[a-z]+)$")
+_CDD_HOURLY_DATE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{1,2}-[AP]M$")
 _CDD_TIMEFRAMES = {"d": "1d", "minute": "1m", "1h": "1h", "h": "1h", "4h": "4h", "1d": "1d"}
 _SUFFIXES = (".json.gz", ".csv.gz", ".feather", ".json", ".csv", ".parquet")
 
@@ -70,7 +75,12 @@ def parse_freqtrade_name(path: str | Path) -> tuple[str, str] | None:
 
 
 def read_freqtrade_feather(path: Path) -> pd.DataFrame:
-    return to_canonical(pd.read_feather(path), source=path.name)
+    try:
+        raw = pd.read_feather(path)
+    except Exception as e:  # pyarrow raises its own types for truncated or foreign files
+        raise DataError(f"{path.name}: not a readable feather file ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else 'truncated?'})") from None
+    return to_canonical(raw, source=path.name)
 
 
 def read_freqtrade_json(path: Path) -> pd.DataFrame:
@@ -106,7 +116,10 @@ def is_cryptodatadownload(path: Path) -> bool:
 
 def read_cryptodatadownload(path: Path) -> tuple[pd.DataFrame, str | None, str | None]:
     """CryptoDataDownload CSV -> (frame oldest first, symbol from the data, timeframe from the name)."""
-    raw = pd.read_csv(path, skiprows=1)
+    try:
+        raw = pd.read_csv(path, skiprows=1)
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path.name}: not a readable CSV ({e})") from None
     cols = {str(c).strip().lower(): c for c in raw.columns}
     if "unix" not in cols and "date" not in cols:
         raise DataError(f"{path.name}: CryptoDataDownload file without a 'unix' or 'date' column")
@@ -132,12 +145,31 @@ def read_cryptodatadownload(path: Path) -> tuple[pd.DataFrame, str | None, str |
         ms = np.where(unix < 1e11, unix * 1000.0, unix).astype("int64")
         frame["timestamp"] = pd.to_datetime(ms, unit="ms", utc=True)
     else:
-        frame["timestamp"] = raw[cols["date"]]
+        frame["timestamp"] = _cdd_dates(raw[cols["date"]], path.name)
     df = to_canonical(frame, source=path.name).iloc[::-1]  # the site writes newest first
     stem, _ = _stem(path)
     m = _CDD_NAME.match(stem)
     tf = _CDD_TIMEFRAMES.get(m.group("tf")) if m else None
     return df, symbol, tf
+
+
+def _cdd_dates(values: pd.Series, name: str) -> pd.DatetimeIndex:
+    """CryptoDataDownload dates, UTC: '2019-10-17 09-AM' (hourly files), or ISO forms such as
+    '2019-10-17 09:00:00' and '2019-10-17'."""
+    text = values.astype(str).str.strip()
+    hourly = bool(len(text)) and bool(text.map(lambda v: bool(_CDD_HOURLY_DATE.match(v))).all())
+    try:
+        parsed = pd.to_datetime(text, format="%Y-%m-%d %I-%p" if hourly else "ISO8601", utc=True)
+    except (ValueError, TypeError) as e:
+        raise DataError(f"{name}: unreadable 'Date' timestamps (e.g. {text.iloc[0]!r}: {e})") from None
+    return pd.DatetimeIndex(parsed)
+
+
+def cryptodatadownload_exchange(path: str | Path) -> str | None:
+    """'binance' from 'Binance_BTCUSDT_1h.csv' (the site names files Exchange_PAIR_timeframe)."""
+    stem, _ = _stem(Path(path))
+    m = _CDD_NAME.match(stem)
+    return m.group("exchange").lower() if m else None
 
 
 def _cdd_symbol(value: object, currencies: list[str]) -> str | None:
@@ -160,6 +192,10 @@ def read_generic_csv(path: Path, column_map: Mapping[str, str] | None = None) ->
         raw = pd.read_csv(path)
     except (ValueError, OSError) as e:
         raise DataError(f"{path.name}: not a readable CSV ({e})") from e
+    first = str(raw.columns[0]) if len(raw.columns) else ""
+    names = {str(c).strip().lower() for c in raw.columns}
+    if first.startswith("Unnamed: 0") and not names & {"timestamp", "date", "datetime", "time", "open_time", "unix"}:
+        raw = raw.rename(columns={raw.columns[0]: "timestamp"})  # DataFrame.to_csv's index column
     if column_map:
         unknown = [k for k in column_map if k not in ("timestamp", *OHLCV_COLUMNS)]
         if unknown:
@@ -212,8 +248,16 @@ def import_file(
     timeframe: str | None = None,
     column_map: Mapping[str, str] | None = None,
 ) -> tuple[str, str, pd.DataFrame]:
-    """Read one candle file -> (symbol, timeframe, canonical frame); nothing is validated or stored."""
-    path = Path(path)
+    """Read one candle file -> (symbol, timeframe, canonical frame); nothing is validated or stored.
+    pandas' warnings (format inference and the like) are kept off stderr: a problem is one
+    DataError line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _import_file(Path(path), symbol=symbol, timeframe=timeframe, column_map=column_map)
+
+
+def _import_file(path: Path, *, symbol: str | None, timeframe: str | None,
+                 column_map: Mapping[str, str] | None) -> tuple[str, str, pd.DataFrame]:
     if not path.is_file():
         raise DataError(f"no such file: {path}")
     _, suffix = _stem(path)
