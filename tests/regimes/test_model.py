@@ -114,3 +114,13 @@ def test_bad_settings_and_too_few_bars_are_one_line_errors(tmp_path, market) -> 
         analyse_symbol(short, "S0/USDT", SMALL)
     assert str(e.value) == ("S0/USDT: 300 bars; regimes need more than 350 (feature warm-up 50 "
                             "+ window 300)")
+
+
+def test_latest_features_equal_the_full_computation(market) -> None:
+    from singularity.regimes.features import latest_regime_features, regime_features
+
+    candles = market[0]["S0/USDT"]
+    full = regime_features(candles, SMALL).to_numpy()
+    for t in (SMALL.warmup_bars, 500, len(candles) - 1):
+        tail = candles.iloc[t + 1 - SMALL.warmup_bars:t + 1]
+        assert np.allclose(latest_regime_features(tail, SMALL), full[t], rtol=1e-8, atol=1e-12)

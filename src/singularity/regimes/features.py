@@ -60,6 +60,38 @@ def regime_features(candles: pd.DataFrame, settings: RegimeSettings) -> pd.DataF
     return out.astype("float64")
 
 
+def latest_regime_features(candles: pd.DataFrame, settings: RegimeSettings) -> np.ndarray:
+    """The last row of ``regime_features(candles)`` from plain numpy on the trailing bars it
+    needs (``settings.warmup_bars`` are enough): what a live engine computes per new candle,
+    without pandas' rolling machinery. Equal to the full computation up to rounding."""
+    s = settings
+    close = candles["close"].to_numpy(dtype=np.float64)
+    logc = np.log(close)
+    r = np.diff(logc)
+    vol_s = r[-s.vol_short:].std(ddof=1)
+    vol_l = r[-s.vol_long:].std(ddof=1)
+    w = s.trend_window
+    move = logc[-1] - logc[-1 - w]
+    vol_w = r[-w:].std(ddof=1)
+    path = np.abs(r[-w:]).sum()
+    a, b = r[-s.autocorr_window:], r[-s.autocorr_window - 1:-1]
+    da, db = a - a.mean(), b - b.mean()
+    den = np.sqrt((da * da).sum() * (db * db).sum())
+    logv = np.log1p(np.maximum(candles["volume"].to_numpy(dtype=np.float64)[-s.volume_window:], 0))
+    vs = logv.std(ddof=1)
+    nan = float("nan")
+    return np.array([
+        np.log(vol_s) if vol_s > 0 else nan,
+        np.log(vol_l) if vol_l > 0 else nan,
+        vol_s / vol_l if vol_l > 0 else nan,
+        move / (vol_w * np.sqrt(w)) if vol_w > 0 else nan,
+        abs(move) / path if path > 0 else nan,
+        (da * db).sum() / den if den > 0 else nan,
+        (logv[-1] - logv.mean()) / vs if vs > 0 else nan,
+        close[-1] / close[-s.drawdown_window:].max() - 1.0,
+    ])
+
+
 def cross_corr_level(
     universe: Mapping[str, pd.DataFrame], symbol: str, settings: RegimeSettings
 ) -> pd.Series | None:
