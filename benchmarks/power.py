@@ -219,10 +219,21 @@ def main() -> None:
     ap.add_argument("--details", type=Path, help="append one JSON line per cycle here")
     ap.add_argument("--plot", type=Path, help="draw the curve into this PNG")
     ap.add_argument("--plot-only", type=Path, help="redraw --plot from saved level lines; run nothing")
+    ap.add_argument("--from-details", type=Path,
+                    help="print the level lines (and --plot) from a --details file; run nothing")
     a = ap.parse_args()
     if a.plot_only:
         lines = [json.loads(x) for x in a.plot_only.read_text().splitlines() if x.strip()]
         plot(lines, a.plot or Path("power.png"))
+        return
+    if a.from_details:
+        rows = [json.loads(x) for x in a.from_details.read_text().splitlines() if x.strip()]
+        summaries = []
+        for level in sorted({r["net_sharpe"] for r in rows}):
+            summaries.append(summarise(level, [r for r in rows if r["net_sharpe"] == level], a))
+            print(json.dumps(summaries[-1]))
+        if a.plot:
+            plot(summaries, a.plot)
         return
     if not DATA.is_dir():
         sys.exit(f"real candles not found at {DATA}")

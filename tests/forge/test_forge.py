@@ -83,7 +83,10 @@ def test_noise_promotes_nothing(tmp_path: Path, seed: int) -> None:
     s, out = _forge(tmp_path, _candles(r, seed), seed)
     assert out.champion is None
     assert out.best is not None and out.gauntlet
-    assert not all(v["passed"] for v in out.gauntlet)
+    # which gates fail, not only that one does: the search's trials and the holdout's order
+    # both say "luck" (the figures behind each verdict are in out.gauntlet)
+    failed = {v["test"] for v in out.gauntlet if not v["passed"]}
+    assert {"permutation", "deflated_sharpe"} <= failed, out.gauntlet
     reg = Registry(s.database_url)
     assert reg.strategies(status="champion") == []
     assert reg.run(out.run_id).status == "succeeded"
