@@ -130,8 +130,13 @@ def run_forge(settings: Settings, opts: ForgeOptions, *, say: Callable[[str], No
     """Run one forge cycle; the registry records it whether it succeeds or fails."""
     from singularity.runtime.pool import WorkerPool
 
+    if registry is None:  # ours: closed at the end (a long-lived caller would leak its files)
+        registry = Registry(settings.database_url)
+        try:
+            return run_forge(settings, opts, say=say, registry=registry)
+        finally:
+            registry.close()
     t_start = time.perf_counter()
-    registry = registry or Registry(settings.database_url)
     exchange, universe = load_candles(settings, opts)
     candles = universe[opts.symbol]
     # the market's champion now (the run's parent in the lineage; a seed only if its data allows)
