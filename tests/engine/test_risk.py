@@ -92,6 +92,23 @@ def test_status_while_running_then_stop_flatten(tmp_path, load_feather):
         (sym,) = doc["symbols"]
         assert sym["symbol"] == SYMBOL and sym["strategy_id"] == home.strategy_id and sym["position"] != 0
         assert {"last_candle", "equity"} <= set(sym)
+        # a control another process (the dashboard) appends: the engine pauses the symbol
+        from singularity.engine.ledger import NewEvent
+
+        led.append([NewEvent("control", "control:pause:test", {"action": "pause", "symbol": SYMBOL,
+                                                               "source": "dashboard"})])
+        deadline = time.monotonic() + 30
+        while not led.positions()[0]["paused"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert led.positions()[0]["pause_reason"] == "pause from the dashboard"
+        led.append([NewEvent("control", "control:resume:test", {"action": "resume", "symbol": SYMBOL,
+                                                                "source": "dashboard"})])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # trading again: back in a position
+            p = led.positions()[0]
+            if not p["paused"] and p["quantity"]:
+                break
+            time.sleep(0.1)
         stop = subprocess.run([*cmd, "stop", "--mode", "replay", "--flatten"], env=home.env(),
                               capture_output=True, text=True, timeout=60)
         assert stop.returncode == 0, stop.stderr
@@ -105,5 +122,7 @@ def test_status_while_running_then_stop_flatten(tmp_path, load_feather):
     assert len(kill) == 1
     fills = led.events(kinds=["fill"], after_seq=kill[0].seq)
     assert len(fills) == 1 and fills[0].payload["client_order_id"].startswith("kill")
+    manual = [e.payload["action"] for e in led.events(kinds=["risk"]) if e.payload.get("limit") == "manual"]
+    assert manual == ["pause", "resume"]
     assert json.loads(subprocess.run([*cmd, "status", "--mode", "replay", "--json"], env=home.env(),
                                      capture_output=True, text=True, timeout=60).stdout)["running"] is False

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -298,12 +299,39 @@ class Engine:
             await asyncio.sleep(self.s.settings.heartbeat_s)
 
     async def _commands(self) -> None:
+        """Requests from other processes: ``stop`` rows, and ``control`` events other writers
+        (the dashboard) append to the ledger with the symbol in the payload."""
+        seen = await self.db(self.ledger.last_seq)
         while True:
             for cmd in await self.db(self.ledger.take_commands):
                 if cmd["command"] == "stop":
                     log.warning("stop requested%s", " with flatten" if cmd["args"].get("flatten") else "")
                     self.request_stop(flatten=bool(cmd["args"].get("flatten")))
+            for e in await self.db(partial(self.ledger.events, after_seq=seen, kinds=["control"])):
+                seen = max(seen, e.seq)
+                if e.symbol is None and e.payload.get("symbol") in self.s.specs:
+                    await self._control(e.seq, e.payload)
             await asyncio.sleep(0.25)
+
+    async def _control(self, seq: int, p: dict[str, Any]) -> None:
+        """pause: the symbol goes flat at its next candle and stops trading; resume: trades
+        again; flatten: closes the position now and pauses. (pin/retire act at the next start.)"""
+        sym, action, now = p["symbol"], p.get("action"), datetime.now(UTC)
+        who = p.get("source", "another process")
+        if action in ("pause", "flatten"):
+            await self.append([NewEvent("risk", f"risk:{sym}:control:{seq}", {
+                "action": "pause", "limit": "manual", "reason": f"{action} from the {who}"}, sym, now)])
+        elif action == "resume":
+            await self.append([NewEvent("risk", f"risk:{sym}:control:{seq}", {
+                "action": "resume", "limit": "manual", "reason": f"resumed from the {who}"}, sym, now)])
+        if action == "flatten" and self.books[sym].quantity != 0.0:
+            stamp = pd.Timestamp(now).floor("s")
+            coid = client_order_id(self.s.specs[sym].strategy_id, sym, stamp, prefix="flat")
+            await self.append([NewEvent("order", f"order:{coid}", {
+                "client_order_id": coid, "status": "open", "target": 0.0, "reason": f"flatten from the {who}"},
+                sym, now)])
+            order = Order(coid, sym, 0.0, self.books[sym].last_candle or stamp.isoformat(), reason="flatten")
+            await self.append(await self.s.venue.place(order, self.books[sym], now=True))
 
     # -- the loop ------------------------------------------------------------------------------
 

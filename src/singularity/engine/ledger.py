@@ -43,7 +43,7 @@ from sqlalchemy import (
     update,
 )
 
-from singularity.db import UTCDateTime, create_schema, make_engine, writer
+from singularity.db import UTCDateTime, create_schema, make_engine, write_lock, writer
 from singularity.engine.projection import Book, apply
 from singularity.errors import DataError
 
@@ -280,6 +280,7 @@ class Ledger:
         written: list[Event] = []
         now = utcnow()
         with writer(self.engine).begin() as c:
+            write_lock(c, "ledger-append")  # PostgreSQL: one appender at a time (seq = max + 1)
             known: set[str] = set()
             for i in range(0, len(keys), 500):
                 known.update(c.execute(select(events_table.c.key).where(
