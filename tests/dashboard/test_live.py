@@ -141,3 +141,18 @@ def test_stopping_the_server_ends_open_streams(tmp_path: Path) -> None:
     stopped = time.monotonic() - t0  # serving() returns once the server thread has ended
     assert ended.wait(2)
     assert stopped < 1.5  # the grace period is 3 s
+
+
+def test_discovery_skips_a_ledger_database_that_cannot_be_opened(tmp_path: Path) -> None:
+    from singularity.dashboard.ledger import open_engine_ledger
+
+    # a server URL per mode, and no server listening: every mode's database fails to open
+    good = tmp_path / "ledger-replay.db"
+    s = settings_for(tmp_path, **{"engine.ledger_url": "postgresql+psycopg://nobody@127.0.0.1:9/ledger_{mode}"
+                                                       "?connect_timeout=2"})
+    assert open_engine_ledger(s) is None  # none found, no crash
+    seed_ledger(settings_for(tmp_path), mode="replay")
+    assert good.is_file()
+    found = open_engine_ledger(settings_for(tmp_path))
+    assert found is not None and found.mode == "replay"
+    found.close()

@@ -4,12 +4,17 @@ its public read/append API to what the dashboard needs."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from singularity.config import Settings
 from singularity.dashboard.views import run_summary
 from singularity.registry import Registry
+
+log = logging.getLogger(__name__)
 
 
 def run_rows(registry: Registry, limit: int = 20) -> list[dict[str, Any]]:
@@ -38,8 +43,12 @@ def open_engine_ledger(settings: Settings, mode: str | None = None) -> EngineLed
         return None
     best, best_key = None, None
     for mtime, m in found:
-        led = EngineLedger(ledger_url(settings, m), m)
-        row = led.ledger.status_row()
+        try:
+            led = EngineLedger(ledger_url(settings, m), m)
+            row = led.ledger.status_row()
+        except SQLAlchemyError as e:  # e.g. a server database for a mode never run
+            log.debug("dashboard: no %s ledger: %s", m, e)
+            continue
         beat = row["heartbeat_at"].timestamp() if row and row.get("heartbeat_at") else 0.0
         key = (beat, mtime)
         if best_key is None or key > best_key:
