@@ -107,3 +107,18 @@ def test_a_one_file_store_is_migrated_on_first_open(tmp_path: Path) -> None:
     (entry,) = store.entries()
     assert (entry.symbol, entry.rows, entry.gaps, entry.missing) == ("ETH/USDT", len(df), 1, 1)
     assert CandleStore(tmp_path).entries() == [entry]  # a second open changes nothing
+
+
+def test_the_append_log_gets_the_mode_of_the_umask(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    store = CandleStore(tmp_path)
+    store.write("binance", "BTC/USDT", "1h", hourly(3))
+    old = os.umask(0o002)
+    try:
+        path = store.write("binance", "BTC/USDT", "1h", hourly(1, start="2024-09-14 03:00")).path
+    finally:
+        os.umask(old)
+    (log,) = path.glob("log.*.bin")
+    assert stat.S_IMODE(log.stat().st_mode) == 0o664

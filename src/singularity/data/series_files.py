@@ -145,7 +145,7 @@ def append_log(path: Path, state: LogState, rows: np.ndarray) -> None:
     lock) and fsync it; the directory too when the log is new. A torn batch left by a crash
     is cut off first, so later batches stay readable."""
     body = rows.astype(ROW, copy=False).tobytes()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask decides
     try:
         if state.size > state.valid:
             os.ftruncate(fd, state.valid)
