@@ -19,6 +19,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -171,12 +172,18 @@ class CandleStore:
         frames = []
         with self._lock(path, shared=True):
             m = _manifest(path)
-            for p in m.partitions:
-                if (lo is not None and p.last < lo) or (hi is not None and p.first >= hi):
-                    continue
-                f = path / p.file
+            files = [path / p.file for p in m.partitions
+                     if not ((lo is not None and p.last < lo) or (hi is not None and p.first >= hi))]
+
+            def read_one(f: Path) -> pa.Table:
                 with _readable(f):
-                    frames.append(_table_to_frame(pq.read_table(f, filters=filters or None)))
+                    return pq.read_table(f, filters=filters or None)
+
+            # months in parallel threads (pyarrow reads and decompresses without the GIL)
+            tables = list(_io_threads(len(files)).map(read_one, files)) if len(files) > 1 else \
+                [read_one(f) for f in files]
+            if tables:
+                frames.append(_table_to_frame(pa.concat_tables(tables)))
             rows = sf.read_log(path / m.log).rows
         if lo is not None:
             rows = rows[rows["t"] >= lo]
@@ -386,19 +393,40 @@ def _apply(path: Path, plan: _Plan) -> None:
     path.mkdir(parents=True, exist_ok=True)
     m = plan.manifest
     by_key = {p.key: p for p in m.partitions}
-    for key, frame in plan.months.items():
+
+    def write_month(key: str) -> None:
         p = by_key[key]
         own = _summary(sf.Manifest(m.exchange, m.symbol, m.timeframe, (p,), m.log),
                        np.empty(0, dtype=sf.ROW))  # this month's own figures, in its metadata
-        table = _frame_to_table(frame, m.exchange, m.symbol, m.timeframe, own)
-        atomic_write_with(path / by_key[key].file,
-                          lambda tmp, t=table: pq.write_table(t, tmp, compression="zstd"))
-    atomic_write_bytes(path / sf.MANIFEST, m.to_bytes())
+        table = _frame_to_table(plan.months[key], m.exchange, m.symbol, m.timeframe, own)  # type: ignore[index]
+        atomic_write_with(path / p.file, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+
+    keys = list(plan.months)
+    if len(keys) > 1:  # months in parallel threads: their fsyncs overlap (an import writes many)
+        for _ in _io_threads(len(keys)).map(write_month, keys):
+            pass
+    else:
+        for key in keys:
+            write_month(key)
+    atomic_write_bytes(path / sf.MANIFEST, m.to_bytes())  # the commit
     keep = m.referenced()
     for f in path.iterdir():  # superseded files, and leftovers of interrupted writes
         if f.name not in keep:
             with contextlib.suppress(OSError):
                 f.unlink()
+
+
+def _io_threads(n: int) -> ThreadPoolExecutor:
+    """A small shared thread pool for partition reads and writes (I/O and pyarrow work run
+    without the GIL). Never a process pool: this runs inside workers too."""
+    global _IO_POOL
+    if _IO_POOL is None:
+        _IO_POOL = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="candle-io")
+    return _IO_POOL
+
+
+IO_THREADS = 8
+_IO_POOL: ThreadPoolExecutor | None = None
 
 
 def _check_junctions(parts: tuple[sf.Partition, ...], step: int, timeframe: str, symbol: str) -> None:
