@@ -38,24 +38,34 @@ CORE8 = ("BTC", "ETH", "SOL", "XRP", "BNB", "DOGE", "ADA", "LTC")
 
 class TreeSampler:
     """Samples this process and its descendants: CPU seconds (the last figure seen for each
-    process, so workers that exit still count) and the peak of their summed resident memory."""
+    process, so workers that exit still count), the peak of their summed resident memory (RSS:
+    shared pages such as torch's libraries count once per process) and, every fifth sample,
+    of their summed proportional set size (PSS: shared pages split between the sharers, the
+    tree's real share of the machine's memory)."""
 
     def __init__(self, every_s: float = 0.2) -> None:
         self.every_s = every_s
         self.cpu: dict[int, float] = {}
         self.peak_rss = 0
+        self.peak_pss = 0
+        self._n = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
         me = psutil.Process()
-        rss = 0
+        rss = pss = 0
+        full = self._n % 5 == 0  # smaps is slow to read for big processes
+        self._n += 1
         for p in [me, *me.children(recursive=True)]:
             with contextlib.suppress(psutil.Error):
                 t = p.cpu_times()
                 self.cpu[p.pid] = t.user + t.system
                 rss += p.memory_info().rss
+                if full:
+                    pss += p.memory_full_info().pss
         self.peak_rss = max(self.peak_rss, rss)
+        self.peak_pss = max(self.peak_pss, pss)
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
@@ -126,6 +136,7 @@ def main() -> None:
         "cpus": os.cpu_count(), "seconds": round(wall, 2), "synthetic": a.synthetic,
         "cpu_use_of_cores": round(tree.cpu_seconds() / (wall * (os.cpu_count() or 1)), 3),
         "peak_rss_gib": round(tree.peak_rss / 1024**3, 3),
+        "peak_pss_gib": round(tree.peak_pss / 1024**3, 3),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "stage_seconds": {k: round(v, 2) for k, v in out.stage_seconds.items()},
