@@ -120,6 +120,10 @@ def build_replay(settings: Settings, opts: RunOptions, *,
 def run_engine(engine: Engine) -> dict[str, Any]:
     """Run on a fresh event loop; Ctrl-C and SIGTERM finish the current candle and stop."""
 
+    from singularity.engine.core import warm_kernel
+
+    warm_kernel()
+
     async def main() -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -45,7 +45,9 @@ log = logging.getLogger(__name__)
 _END = object()
 
 
-def _warm_kernel() -> None:
+def warm_kernel() -> None:
+    """Load the backtest kernel's compiled code (seconds of Python work holding the GIL)
+    before the loop starts, so that neither the loop nor its threads pay it while running."""
     from singularity.engine.venues import sized_fill
 
     sized_fill(Book("warm", cash=1.0), 1.0, 1.0, 0.0, 0.0)
@@ -154,7 +156,6 @@ class Engine:
             "action": "start", "mode": self.s.mode, "symbols": list(self.s.specs)}, None, now))
         await self.append(events)
         await self.append(await self.s.venue.recover(copy.deepcopy(self.books)))
-        await self.db(_warm_kernel)  # numba loads its cache here, not on the loop
         for sym, spec in self.s.specs.items():
             book = self.books[sym]
             first = pd.Timestamp(book.last_candle) + self.bar if book.last_candle else None

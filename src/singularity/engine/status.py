@@ -27,13 +27,19 @@ class LagMonitor:
     def __init__(self, interval: float = 0.01, keep: int = 20_000) -> None:
         self.interval = interval
         self.samples: deque[float] = deque(maxlen=keep)
+        self._worst = (0.0, 0.0)
+        self._t_start = 0.0
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        self._t_start = loop.time()
         while True:
             t0 = loop.time()
             await asyncio.sleep(self.interval)
-            self.samples.append(max(0.0, loop.time() - t0 - self.interval))
+            lag = max(0.0, loop.time() - t0 - self.interval)
+            self.samples.append(lag)
+            if lag > self._worst[0]:
+                self._worst = (lag, t0 - self._t_start)
 
     def summary(self) -> dict[str, float]:
         """p50, p99 and max lag in milliseconds (0 before the first sample)."""
@@ -41,7 +47,8 @@ class LagMonitor:
             return {"p50": 0.0, "p99": 0.0, "max": 0.0, "samples": 0}
         a = np.fromiter(self.samples, dtype=np.float64) * 1e3
         return {"p50": round(float(np.percentile(a, 50)), 3), "p99": round(float(np.percentile(a, 99)), 3),
-                "max": round(float(a.max()), 3), "samples": int(a.size)}
+                "max": round(float(a.max()), 3), "samples": int(a.size),
+                "max_at_s": round(self._worst[1], 3)}
 
 
 def _pid_alive(pid: int) -> bool:

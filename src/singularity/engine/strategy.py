@@ -139,10 +139,19 @@ class StrategyWorker:
                 initargs=(os.getpid(),))
         return self._executor
 
+    async def _started(self) -> cf.ProcessPoolExecutor:
+        """The executor with its process running: spawning happens in a thread (starting a
+        process takes tens of milliseconds the loop must not spend)."""
+        if self._executor is None:
+            ex = self._start()
+            await asyncio.to_thread(lambda: ex.submit(worker_pid).result())
+        assert self._executor is not None
+        return self._executor
+
     async def call(self, fn: Any, *args: Any) -> Any:
         loop = asyncio.get_running_loop()
         for attempt in (1, 2):
-            ex = self._start()
+            ex = await self._started()
             try:
                 fut = loop.run_in_executor(ex, fn, *args)
                 return await asyncio.wait_for(fut, self.timeout_s)
@@ -157,7 +166,7 @@ class StrategyWorker:
         """A fresh worker after a death or a hang: primed again with everything up to the
         newest candle it had seen (``history`` reads the store in the database thread)."""
         loop = asyncio.get_running_loop()
-        ex = self._start()
+        ex = await self._started()
         for spec, last in self._primed.values():
             history = await self._history(spec.symbol, last)
             await loop.run_in_executor(ex, worker_prime, spec, history)
