@@ -53,7 +53,7 @@ class Home:
 
 
 def make_home(root: Path, candles: pd.DataFrame, *, chunk: int = 256,
-              expression: str = EXPRESSION, extra: str = "") -> Home:
+              expression: str = EXPRESSION, extra: str = "", gauntlet: list | None = None) -> Home:
     from singularity.registry import Registry
 
     data = root / "data"
@@ -65,7 +65,7 @@ def make_home(root: Path, candles: pd.DataFrame, *, chunk: int = 256,
     reg = Registry(settings.database_url)
     run = reg.start_run(symbol=SYMBOL, timeframe="1h", seed=1, settings={})
     sid = reg.add_strategy(run_id=run, symbol=SYMBOL, timeframe="1h", expression=expression,
-                           readable=expression, size=4, fitness=0.0, in_sample={})
+                           readable=expression, size=4, fitness=0.0, in_sample={}, gauntlet=gauntlet)
     reg.promote(sid)
     reg.finish_run(run, status="succeeded", seconds=0.0)
     reg.close()

@@ -50,14 +50,18 @@ def test_paper_survives_faults_without_losing_a_candle_or_doubling_an_order(tmp_
         stats = _run_paper(home, fake, CANDLES - 1)
         connections, unserved_429 = fake.connections, fake.rest_429
     led = Ledger(ledger_url(home.settings, "paper"))
-    # every candle the exchange closed is in the store, exactly as the exchange had it
-    stored = CandleStore(home.settings.data_dir).read("binance", SYMBOL, "1h")
-    expect = candles.iloc[: START + CANDLES - 1]
-    pd.testing.assert_frame_equal(stored.loc[expect.index], expect, check_freq=False)
-    # each closed candle was decided, or stored and reported skipped (missed while silent)
     decided = [pd.Timestamp(e.payload["candle"]) for e in led.events(kinds=["decision"])]
     skipped = sum(e.payload["candles"] for e in led.events(kinds=["control"]) if e.payload.get("action") == "skipped")
-    assert len(decided) + skipped == CANDLES - 1, (decided, skipped)
+    # the engine got at least as far as asked (further on a slow machine: the exchange plays on)
+    last = decided[-1]
+    handled = int((last - candles.index[START]) / pd.Timedelta("1h")) + 1
+    assert handled >= CANDLES - 1
+    # every candle the exchange closed up to there is in the store, exactly as the exchange had it
+    stored = CandleStore(home.settings.data_dir).read("binance", SYMBOL, "1h")
+    expect = candles.iloc[: START + handled]
+    pd.testing.assert_frame_equal(stored.loc[expect.index], expect, check_freq=False)
+    # each was decided, or stored and reported skipped (missed while silent or busy): none lost
+    assert len(decided) + skipped == handled, (decided, skipped)
     assert decided == sorted(set(decided)) and decided[0] == candles.index[START]
     assert skipped >= 3  # the silence swallowed four candles' frames: three or more are skipped
     # the streams reconnected after the close and the reset, and a silent one was given up;

@@ -80,6 +80,9 @@ class FakeBinanceWs:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.connections = 0
         self.finished = threading.Event()
+        self.balances: dict[str, float] = {"USDT": 10_000.0}
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.api_keys_seen: set[str] = set()
         self.opened_at: dict[int, float] = {}
         """Wall time (``time.time()``) each candle started: the previous one's close."""
         self._silent_until = -1
@@ -113,6 +116,9 @@ class FakeBinanceWs:
         app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
         app.router.add_get("/api/v3/time", self._time)
         app.router.add_get("/api/v3/klines", self._klines)
+        app.router.add_post("/api/v3/order", self._new_order)
+        app.router.add_get("/api/v3/order", self._get_order)
+        app.router.add_get("/api/v3/account", self._account)
         app.router.add_get("/{tail:.*}", self._ws)
         self._runner = web.AppRunner(app)
         self._loop.run_until_complete(self._runner.setup())
@@ -167,6 +173,53 @@ class FakeBinanceWs:
             rows.append(self._kline_row(params["symbol"], i, partial=1.0 if i < self.index else 0.5))
             i += 1
         return web.json_response(rows)
+
+    # -- signed endpoints (a spot account: market orders fill at once at the last price) ------
+
+    def _api_key(self, request: web.Request) -> None:
+        self.api_keys_seen.add(request.headers.get("X-MBX-APIKEY", ""))
+
+    async def _account(self, request: web.Request) -> web.Response:
+        self._api_key(request)
+        return web.json_response({"balances": [{"asset": a, "free": _fmt(v), "locked": "0.00000000"}
+                                               for a, v in self.balances.items()], "updateTime": self.now_ms,
+                                  "accountType": "SPOT", "canTrade": True})
+
+    async def _new_order(self, request: web.Request) -> web.Response:
+        self._api_key(request)
+        params = dict(request.query)
+        params.update(dict(await request.post()))
+        coid = params.get("newClientOrderId", "")
+        if coid in self.orders:  # Binance refuses a second order with the same client id
+            return web.json_response({"code": -2010, "msg": "Duplicate order sent."}, status=400)
+        sym, side, qty = params["symbol"], params["side"], float(params["quantity"])
+        price = self._values(sym, self.index, 0.5)[3]
+        base = sym.removesuffix("USDT")
+        sign = 1.0 if side == "BUY" else -1.0
+        if sign < 0 and self.balances.get(base, 0.0) + 1e-12 < qty:
+            return web.json_response({"code": -2010, "msg": "Account has insufficient balance for requested action."},
+                                     status=400)
+        if sign > 0 and self.balances.get("USDT", 0.0) + 1e-9 < qty * price:
+            return web.json_response({"code": -2010, "msg": "Account has insufficient balance for requested action."},
+                                     status=400)
+        self.balances[base] = self.balances.get(base, 0.0) + sign * qty
+        self.balances["USDT"] = self.balances.get("USDT", 0.0) - sign * qty * price
+        oid = len(self.orders) + 1
+        order = {"symbol": sym, "orderId": oid, "orderListId": -1, "clientOrderId": coid,
+                 "transactTime": self.now_ms, "price": "0.00000000", "origQty": _fmt(qty), "executedQty": _fmt(qty),
+                 "cummulativeQuoteQty": _fmt(qty * price), "status": "FILLED", "timeInForce": "GTC",
+                 "type": "MARKET", "side": side, "workingTime": self.now_ms,
+                 "fills": [{"price": _fmt(price), "qty": _fmt(qty), "commission": _fmt(qty * price * 0.001),
+                            "commissionAsset": "USDT", "tradeId": oid}]}
+        self.orders[coid] = order
+        return web.json_response(order)
+
+    async def _get_order(self, request: web.Request) -> web.Response:
+        self._api_key(request)
+        coid = request.query.get("origClientOrderId", "")
+        if coid not in self.orders:
+            return web.json_response({"code": -2013, "msg": "Order does not exist."}, status=400)
+        return web.json_response(self.orders[coid])
 
     def _values(self, sym: str, i: int, partial: float) -> tuple[float, float, float, float, float]:
         o, h, lo, c, v = (float(x) for x in self.frames[sym].iloc[i][["open", "high", "low", "close", "volume"]])

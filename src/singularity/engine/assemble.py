@@ -190,8 +190,11 @@ def build_exchange_engine(settings: Settings, opts: RunOptions, *,
                   timeout_s=settings.engine.feed_timeout_s, base_s=settings.engine.reconnect_base_s,
                   max_s=settings.engine.reconnect_max_s)
     venue: Any
+    capital: float | None = settings.engine.capital
     if mode == "live":
         from singularity.engine.venues.live import LiveVenue
+
+        capital = reconcile_balances(rest, markets, specs, books)
 
         venue = LiveVenue(client=rest, fee_bps=settings.costs.fee_bps, slippage_bps=settings.costs.slippage_bps)
     else:
@@ -203,5 +206,25 @@ def build_exchange_engine(settings: Settings, opts: RunOptions, *,
     return Engine(EngineSetup(
         mode=mode, timeframe=opts.timeframe, ledger=ledger, feed=feed, venue=venue,
         worker=StrategyWorker(timeout_s=settings.engine.worker_timeout_s), specs=specs, history=history,
-        settings=settings.engine, extra_tasks=extra_tasks,
-        capital=settings.engine.capital if mode == "paper" else None))
+        settings=settings.engine, extra_tasks=extra_tasks, capital=capital))
+
+
+def reconcile_balances(rest: Any, markets: dict[str, Any], specs: dict[str, StrategySpec],
+                       books: dict[str, Any]) -> float:
+    """Live start-up: the exchange's spot balances against the ledger's positions (a ledger that
+    holds more than the account is an error); returns each new symbol's share of the free quote
+    currency (its starting cash in the ledger)."""
+    balances = rest.fetch_balance()
+    totals = balances.get("total") or {}
+    for sym in specs:
+        base = markets[sym]["base"]
+        held = float(books[sym].quantity) if sym in books else 0.0
+        have = float(totals.get(base) or 0.0)
+        if held > have * (1 + 1e-9) + 1e-12:
+            raise DataError(f"the ledger holds {held:g} {base} but the exchange account {have:g}: "
+                            "reconcile the account (or start a new ledger) before trading live")
+    quotes = {markets[s]["quote"] for s in specs}
+    if len(quotes) != 1:
+        raise DataError(f"live trading needs one quote currency, got {sorted(quotes)}")
+    free = float((balances.get("free") or {}).get(quotes.pop()) or 0.0)
+    return free / len(specs)

@@ -19,9 +19,12 @@ def _fill_event(order_id: str, symbol: str, res: dict[str, Any], sign: float) ->
     if filled <= 0:
         return None
     fee = res.get("fee") or {}
+    cost = fee.get("cost")
+    if cost is None:
+        cost = sum(float(f.get("cost") or 0.0) for f in res.get("fees") or [])
     return NewEvent("fill", f"fill:{order_id}", {
         "client_order_id": order_id, "price": float(res.get("average") or res.get("price") or 0.0),
-        "quantity": sign * filled, "fee": float(fee.get("cost") or 0.0), "fee_currency": fee.get("currency"),
+        "quantity": sign * filled, "fee": float(cost or 0.0), "fee_currency": fee.get("currency"),
         "exchange_order_id": res.get("id")}, symbol, datetime.now(UTC))
 
 
@@ -37,13 +40,26 @@ class LiveVenue:
         return []
 
     async def place(self, order: Order, book: Book, *, now: bool = False) -> list[NewEvent]:
-        sized = sized_fill(book, order.target, float(book.last_price or 0.0), self.fee_rate, 0.0)
+        # a spot account cannot sell what it does not hold: a short target means flat
+        target = max(order.target, 0.0)
+        sized = sized_fill(book, target, float(book.last_price or 0.0), self.fee_rate, 0.0)
         if sized is None:
-            return []
+            return [NewEvent("order", f"order:{order.client_order_id}:cancelled", {
+                "client_order_id": order.client_order_id, "status": "cancelled",
+                "reason": "nothing to trade on a spot account" if order.target < 0 else "nothing to trade"},
+                order.symbol, datetime.now(UTC))]
         side = "buy" if sized["quantity"] > 0 else "sell"
-        amount = float(self.client.amount_to_precision(order.symbol, abs(sized["quantity"])))
-        res = await asyncio.to_thread(self.client.create_order, order.symbol, "market", side, amount, None,
-                                      {"newClientOrderId": order.client_order_id})
+        amount = abs(sized["quantity"])
+        if side == "sell":
+            amount = min(amount, book.quantity)
+        amount = float(self.client.amount_to_precision(order.symbol, amount))
+        try:
+            res = await asyncio.to_thread(self.client.create_order, order.symbol, "market", side, amount, None,
+                                          {"newClientOrderId": order.client_order_id})
+        except Exception as e:  # ccxt's InvalidOrder, InsufficientFunds, ...: the exchange said no
+            return [NewEvent("order", f"order:{order.client_order_id}:refused", {
+                "client_order_id": order.client_order_id, "status": "refused",
+                "reason": f"{type(e).__name__}: {str(e)[:200]}"}, order.symbol, datetime.now(UTC))]
         ev = _fill_event(order.client_order_id, order.symbol, res, 1.0 if side == "buy" else -1.0)
         return [ev] if ev is not None else []
 
