@@ -58,6 +58,31 @@ def status(
         typer.echo(json.dumps(doc, default=str))
         return
     console.print(symbol_table(doc))
+    if doc.get("pipeline"):
+        console.print(pipeline_table(doc["pipeline"]))
+
+
+def pipeline_table(rows: list[dict[str, Any]]) -> Table:
+    """What every process is doing (the ``pipeline_status`` table)."""
+    table = Table(title="pipeline")
+    for col in ("what", "state", "stage", "progress", "ETA", "pid", "detail", "updated"):
+        table.add_column(col, overflow="fold", justify="right" if col in ("progress", "ETA", "pid") else "left")
+    for r in rows:
+        d = r.get("detail") or {}
+        if r["kind"] == "engine":
+            lag = d.get("loop_lag_ms") or {}
+            info = f"candles {d.get('candles', 0)}, orders {d.get('orders', 0)}, lag p99 {lag.get('p99', '')} ms"
+        elif r["kind"] == "symbol":
+            info = f"position {_fmt(d.get('position'), 6)}, equity {_fmt(d.get('equity'), 2)}, strategy {d.get('strategy_id')}"
+        elif r["kind"] == "forge":
+            info = f"run {d.get('run_id')}, {d.get('reason', '')}: {d.get('detail', '')}"
+        else:
+            info = f"workers {d.get('workers', 0)}, CPU {d.get('cpu_percent', 0)} %"
+        prog = r.get("progress")
+        eta = r.get("eta_s")
+        table.add_row(r["name"], r["state"], r["stage"], "" if prog is None else f"{100 * prog:.0f} %",
+                      "" if eta is None else f"{eta:.0f} s", _fmt(r.get("pid")), info, _when(r.get("updated_at")))
+    return table
 
 
 def ledger(
@@ -113,6 +138,8 @@ def run(
     dashboard: bool = typer.Option(False, "--dashboard", help="Serve the dashboard on the engine's loop "
                                    "(settings: dashboard.host, 127.0.0.1 by default)."),
     port: int | None = typer.Option(None, "--port", min=1, max=65535, help="Dashboard port (settings: dashboard.port)."),
+    forge: bool = typer.Option(False, "--forge", help="Forge in the background and rotate champions "
+                               "(settings: engine.scheduler; on by engine.scheduler.enabled)."),
 ) -> None:
     """Trade the symbols' champions (or pinned strategies): replay, paper or live."""
     import os
@@ -156,6 +183,12 @@ def run(
         from singularity.engine.assemble import build_exchange_engine
 
         engine = build_exchange_engine(s, opts, extra_tasks=extra, secrets=secrets)
+    if forge or s.engine.scheduler.enabled:
+        from singularity.cli._context import state
+        from singularity.engine.assemble import attach_scheduler
+
+        cfg = state(ctx).config_path
+        attach_scheduler(engine, s, opts, config_path=str(cfg) if cfg else None)
     run_engine(engine)
     doc = status_document(Ledger(ledger_url(s, mode)), mode)
     if as_json:

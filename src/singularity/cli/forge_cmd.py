@@ -34,6 +34,9 @@ def forge(
     s = settings(ctx, forge__population=population, forge__generations=generations, forge__workers=workers,
                  forge__seed=seed)
     drop_secret_env()  # the settings hold the keys now: the worker pool must not inherit them
+    from singularity.runtime.process import exit_with_parent_from_env
+
+    exit_with_parent_from_env()  # a cycle started by the engine ends with the engine
     try:
         check_symbol(symbol)
     except ValueError as e:

@@ -228,3 +228,31 @@ def reconcile_balances(rest: Any, markets: dict[str, Any], specs: dict[str, Stra
         raise DataError(f"live trading needs one quote currency, got {sorted(quotes)}")
     free = float((balances.get("free") or {}).get(quotes.pop()) or 0.0)
     return free / len(specs)
+
+
+def attach_scheduler(engine: Engine, settings: Settings, opts: RunOptions, *,
+                     config_path: str | None = None, exchange: str | None = None, start: bool = True) -> Any:
+    """Background forging on ``engine`` (``[engine.scheduler]``): a scheduler whose cycles
+    run as supervised child processes, and the rotation logic that trades their champions.
+    Symbols of ``opts`` that have no strategy are queued for a cycle at once. ``start=False``
+    leaves the scheduler's queue unserved (tests of the rotation logic)."""
+    from singularity.engine.rotation import Rotation
+    from singularity.engine.scheduler import Scheduler
+    from singularity.timeframes import periods_per_year
+
+    sched = Scheduler(settings.engine.scheduler, registry_url=settings.database_url, timeframe=opts.timeframe,
+                      log_dir=settings.data_dir / "logs", config_path=config_path, exchange=exchange)
+    rot = Rotation(engine, sched, settings.engine.scheduler, registry_url=settings.database_url,
+                   ppy=periods_per_year(opts.timeframe),
+                   cost_rate=(settings.costs.fee_bps + settings.costs.slippage_bps) / 1e4)
+    rot.attach()
+    for sym in opts.symbols:
+        if sym not in engine.s.specs:
+            sched.request(sym, "no champion")
+
+    async def run_scheduler(_engine: Engine) -> None:
+        await sched.run()
+
+    if start:
+        engine.s.extra_tasks = [*engine.s.extra_tasks, run_scheduler]
+    return rot

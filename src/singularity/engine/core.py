@@ -20,6 +20,7 @@ import concurrent.futures as cf
 import contextlib
 import copy
 import logging
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -99,6 +100,12 @@ class Engine:
         self._stop = asyncio.Event()
         self._flatten = False
         self._db = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
+        # background forging (engine.rotation) plugs in here: called at each batch's candle
+        # boundary before it is decided, and after it with the batch's decision payloads
+        self.before_batch: list[Callable[[str], Awaitable[None]]] = []
+        self.after_batch: list[Callable[[str, list[dict[str, Any]]], Awaitable[None]]] = []
+        self.flat: set[str] = set()
+        """Symbols held flat (their champion was retired; no new one yet)."""
         if setup.worker._history is None:
             setup.worker._history = self._history_through
 
@@ -214,14 +221,19 @@ class Engine:
             log.warning("%s: %d closed candle(s) stored but not traded", sym, batch.skipped)
         if frame.empty:
             return
+        for hook in self.before_batch:
+            await hook(sym)
         targets = await self._race(self.s.worker.targets(sym, frame))
         if targets is None:
             return  # stopping: nothing of this batch was recorded
+        if sym in self.flat:
+            targets = [0.0] * len(targets)
         # a venue without outside effects (replay) lets a whole batch share one transaction;
         # otherwise each candle is committed before its order leaves
         batched = not getattr(self.s.venue, "external", True)
         book = copy.deepcopy(self.books[sym])
         pending: list[NewEvent] = []
+        decided: list[dict[str, Any]] = []
         rows = list(zip(frame.index, frame.itertuples(index=False), strict=True))
         decide = list(zip(rows, targets, strict=True))
         if batch.trade_last is not None:
@@ -231,6 +243,7 @@ class Engine:
                 await asyncio.sleep(0)  # a long batch lets timers and signals in between candles
             events, order = self._step(book, ts, row, target)
             pending += events
+            decided += [e.payload for e in events if e.kind == "decision"]
             self.stats["candles"] += 1
             if order is not None:
                 self.stats["orders"] += 1
@@ -243,6 +256,8 @@ class Engine:
             if self.stopping:
                 break
         await self.append(pending)
+        for after in self.after_batch:
+            await after(sym, decided)
 
     async def _race(self, aw: Awaitable[Any]) -> Any:
         """``aw``'s result, or None when a stop is requested first (``aw`` is cancelled)."""
@@ -290,9 +305,25 @@ class Engine:
     async def write_status(self, running: bool) -> None:
         feeds = {s: {"state": h.state, "reconnects": h.reconnects, "detail": h.detail}
                  for s, h in self.s.feed.health.items()}
-        await self.db(lambda: self.ledger.write_status(
-            mode=self.s.mode, running=running, started_at=self.started_at,
-            loop_lag_ms=self.lag.summary(), feeds=feeds, symbols=self.summary(), message=self.message))
+        symbols, lag = self.summary(), self.lag.summary()
+        rows: list[dict[str, Any]] = [{
+            "name": "engine", "kind": "engine", "state": "running" if running else "stopped",
+            "stage": self.s.mode, "pid": os.getpid(),
+            "detail": {"loop_lag_ms": lag, **self.stats, "message": self.message}}]
+        for row in symbols:
+            sym = row["symbol"]
+            state = ("flat: champion retired" if sym in self.flat else
+                     "paused" if row["paused"] else (row["feed"] or "trading"))
+            rows.append({"name": f"symbol:{sym}", "kind": "symbol", "symbol": sym, "state": state,
+                         "stage": "", "pid": os.getpid(), "detail": row})
+
+        def write() -> None:
+            self.ledger.write_status(
+                mode=self.s.mode, running=running, started_at=self.started_at,
+                loop_lag_ms=lag, feeds=feeds, symbols=symbols, message=self.message)
+            self.ledger.write_pipeline(rows)
+
+        await self.db(write)
 
     async def _heartbeat(self) -> None:
         while True:

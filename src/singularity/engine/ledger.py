@@ -8,7 +8,9 @@ Tables (names are stable: the dashboard reads them through this module):
 - ``ledger_positions``, ``ledger_balances``, ``ledger_cursors``: one row per symbol, updated in
   the same transaction as the events that change them (see ``projection``).
 - ``engine_status``: the running engine's heartbeat (mode, pid, loop lag, feed health, one
-  summary per symbol); ``engine_commands``: requests from other processes (``stop``).
+  summary per symbol); ``pipeline_status``: one row per thing at work (``engine``, each
+  symbol, each forge cycle with its stage, progress and ETA, the worker pool), written by the
+  process doing it; ``engine_commands``: requests from other processes (``stop``).
 
 ``Ledger.append`` writes a batch of events in one transaction; an event whose key is already
 there is skipped (with its projection effect), so re-deciding a candle after a crash cannot
@@ -104,6 +106,20 @@ status_table = Table(
     Column("feeds", JSON, nullable=False),
     Column("symbols", JSON, nullable=False),
     Column("message", Text, nullable=False),
+)
+
+pipeline_table = Table(
+    "pipeline_status", metadata,
+    Column("name", String(96), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("symbol", String(64)),
+    Column("state", String(32), nullable=False),
+    Column("stage", String(32), nullable=False),
+    Column("progress", Float),
+    Column("eta_s", Float),
+    Column("pid", Integer),
+    Column("detail", JSON, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 commands_table = Table(
@@ -332,6 +348,28 @@ class Ledger:
         d = dict(r._mapping)
         d["started_at"], d["heartbeat_at"] = _utc(d["started_at"]), _utc(d["heartbeat_at"])
         return d
+
+    def write_pipeline(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert pipeline rows by ``name`` (keys: name, kind, symbol, state, stage, progress,
+        eta_s, pid, detail)."""
+        now = utcnow()
+        with writer(self.engine).begin() as c:
+            for r in rows:
+                values = {"kind": r["kind"], "symbol": r.get("symbol"), "state": r.get("state", ""),
+                          "stage": r.get("stage", ""), "progress": r.get("progress"), "eta_s": r.get("eta_s"),
+                          "pid": r.get("pid"), "detail": r.get("detail") or {}, "updated_at": now}
+                res = c.execute(update(pipeline_table).where(pipeline_table.c.name == r["name"]).values(**values))
+                if res.rowcount == 0:
+                    c.execute(insert(pipeline_table).values(name=r["name"], **values))
+
+    def pipeline(self) -> list[dict[str, Any]]:
+        """Every pipeline row, ordered by kind then name."""
+        with self.engine.connect() as c:
+            rows = [dict(r._mapping) for r in c.execute(
+                select(pipeline_table).order_by(pipeline_table.c.kind, pipeline_table.c.name))]
+        for r in rows:
+            r["updated_at"] = _utc(r["updated_at"]).isoformat() if r["updated_at"] else None  # type: ignore[union-attr]
+        return rows
 
     def add_command(self, command: str, args: dict[str, Any] | None = None) -> int:
         with writer(self.engine).begin() as c:

@@ -22,6 +22,41 @@ class RiskSettings(FrozenModel):
     """Fraction below the account's peak equity; reached = flatten and pause (0 = off)."""
 
 
+class SchedulerSettings(FrozenModel):
+    """Background forging (section ``[engine.scheduler]``): forge cycles as supervised child
+    processes, and the rotation of the champions they promote."""
+
+    enabled: bool = False
+    every_candles: int = Field(default=0, ge=0)
+    """Start a cycle for a symbol every N closed candles (0 = only when it has no champion or
+    its champion was retired)."""
+    max_concurrent: int = Field(default=1, ge=1)
+    """Cycles running at once on this machine (each owns the machine's one worker pool)."""
+    timeout_s: float = Field(default=3_600.0, gt=0)
+    """A cycle still running after this is killed with its whole process group (and failed)."""
+    nice: int = Field(default=10, ge=0, le=19)
+    """CPU priority increment of a cycle and its pool workers: the engine stays responsive."""
+    population: int = Field(default=200, ge=4)
+    generations: int = Field(default=5, ge=1)
+    workers: int = Field(default=0, ge=0)
+    """Pool workers of a cycle (0 = every core)."""
+    bars: int | None = Field(default=None, ge=1000)
+    """Forge on the last N stored candles (None: all)."""
+    seed: int = 42
+    """Seed of the first cycle; cycle k of a symbol uses seed + k."""
+    probation_candles: int | None = Field(default=None, ge=0)
+    """Candles a new champion shadow-trades before it replaces the running strategy (None: 0 in
+    paper and replay, ``live_probation_candles`` in live)."""
+    live_probation_candles: int = Field(default=24, ge=1)
+    probation_min_sharpe: float = 0.0
+    """A shadow-traded champion whose annualised Sharpe over its probation is below this is
+    rejected (a ``rotation`` event with action ``rejected``)."""
+    decay_candles: int = Field(default=0, ge=0)
+    """Judge the running champion on its last K decided candles (0 = never retire)."""
+    decay_margin: float = Field(default=0.5, ge=0)
+    """Retire when its live Sharpe is below its holdout Sharpe's lower 95 % bound minus this."""
+
+
 class EngineSettings(FrozenModel):
     live: bool = False
     """Second of the three locks of live trading (with ``--mode live`` and
@@ -49,3 +84,4 @@ class EngineSettings(FrozenModel):
     ws_url: str | None = None
     """URL replacing the exchange's spot websocket stream URL."""
     risk: RiskSettings = RiskSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()

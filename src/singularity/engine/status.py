@@ -101,6 +101,7 @@ def status_document(ledger: Ledger, mode: str) -> dict[str, Any]:
         "feeds": (row or {}).get("feeds") or {},
         "message": (row or {}).get("message", ""),
         "symbols": symbols,
+        "pipeline": ledger.pipeline(),
     }
 
 

@@ -7,6 +7,7 @@ boot id, pid, start time); the host name is only a label (it can change under a 
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass
 from functools import cache
@@ -78,3 +79,29 @@ def is_gone(*, machine: str, boot: str, pid: int, started: float | None) -> bool
     if started is None:
         return False  # a live pid and nothing to compare it with: assume it is the same process
     return abs(now_started - started) > _START_TOLERANCE_S
+
+
+PARENT_ENV = "SINGULARITY_ENGINE_PID"
+"""Set by the engine's scheduler for a forge child: the pid whose death ends the child."""
+
+
+def exit_with_parent_from_env(environ: dict[str, str] | None = None) -> bool:
+    """When ``SINGULARITY_ENGINE_PID`` names this process's parent, start a daemon thread that
+    ends the process once the parent is gone (re-parented): an engine killed with SIGKILL leaves
+    no forge cycle running (its pool workers follow through their own watchdog). True if
+    watching."""
+    import threading
+    import time
+
+    raw = (os.environ if environ is None else environ).get(PARENT_ENV, "")
+    if not raw.isdigit() or int(raw) != os.getppid():
+        return False
+    parent = int(raw)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(75)
+
+    threading.Thread(target=watch, name="singularity-engine-watchdog", daemon=True).start()
+    return True

@@ -1,0 +1,258 @@
+"""Champion rotation and retirement, at candle boundaries, each a ``rotation`` ledger event.
+
+- A cycle that promotes a champion hands it here as a candidate. At the next candle boundary
+  of its symbol (before the next batch is decided) it replaces the running strategy: at once
+  when the probation is zero (the default in paper and replay), or after ``probation`` candles
+  of shadow trading in which its annualised Sharpe (net of costs, on candles that closed after
+  it was chosen) is not below ``probation_min_sharpe``; otherwise it is rejected.
+- The running champion is judged on its last ``decay_candles`` decided candles: when its live
+  Sharpe falls below the lower 95 % bound of its holdout Sharpe (Lo's standard error over the
+  holdout's bars) by more than ``decay_margin``, it is retired: the symbol goes flat, the
+  registry marks it retired, and a new cycle is scheduled.
+
+Event payloads (``kind = "rotation"``): ``action`` is ``rotate``, ``rejected`` or ``retire``;
+``strategy_id`` is always the strategy the symbol trades afterwards (the projection reads it);
+``evidence`` holds the figures behind the decision.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from singularity.engine.ledger import NewEvent
+from singularity.engine.scheduler import CycleResult, Scheduler
+from singularity.engine.settings import SchedulerSettings
+from singularity.engine.strategy import StrategySpec
+
+if TYPE_CHECKING:
+    from singularity.engine.core import Engine
+
+log = logging.getLogger(__name__)
+
+
+def annual_sharpe(r: np.ndarray, ppy: float) -> float:
+    r = np.asarray(r, dtype=np.float64)
+    if r.size < 2:
+        return 0.0
+    sd = float(r.std(ddof=1))
+    return 0.0 if sd == 0.0 else float(r.mean()) / sd * math.sqrt(ppy)
+
+
+def sharpe_lower_bound(sharpe: float, bars: int, ppy: float, z: float = 1.96) -> float:
+    """Lower bound of an annualised Sharpe ratio measured on ``bars`` bars (Lo 2002: the
+    per-bar ratio's standard error is sqrt((1 + SR²/2) / n))."""
+    if bars <= 1:
+        return -math.inf
+    sr = sharpe / math.sqrt(ppy)
+    return (sr - z * math.sqrt((1.0 + 0.5 * sr * sr) / bars)) * math.sqrt(ppy)
+
+
+def shadow_returns(targets: np.ndarray, close: np.ndarray, cost_rate: float) -> np.ndarray:
+    """Per-candle returns of holding ``targets[t-1]`` from close t-1 to close t, less the cost
+    of each change of position (``cost_rate`` per unit turned over)."""
+    t = np.nan_to_num(np.asarray(targets, dtype=np.float64))
+    c = np.asarray(close, dtype=np.float64)
+    ret = t[:-1] * (c[1:] / c[:-1] - 1.0)
+    turn = np.abs(np.diff(t))
+    return ret - cost_rate * turn
+
+
+def shadow_targets(spec: StrategySpec, candles: pd.DataFrame, n: int) -> list[float]:
+    """The rule's targets at the last ``n`` candles (runs in the strategy worker)."""
+    from singularity.engine.strategy import _targets_for
+
+    out = _targets_for(spec, candles)
+    return [float(x) for x in out.iloc[-n:]]
+
+
+@dataclass
+class Candidate:
+    spec: StrategySpec
+    evidence: dict[str, Any]
+    waited: int = 0
+
+
+class Rotation:
+    """The engine side of background forging: cadence counting, candidates, probation,
+    rotation and retirement. ``attach`` wires it into an engine and a scheduler."""
+
+    def __init__(self, engine: Engine, scheduler: Scheduler, settings: SchedulerSettings, *,
+                 registry_url: str, ppy: float, cost_rate: float) -> None:
+        self.engine, self.scheduler, self.s = engine, scheduler, settings
+        self.registry_url = registry_url
+        self.ppy, self.cost_rate = ppy, cost_rate
+        mode = engine.s.mode
+        if settings.probation_candles is not None:
+            self.probation = settings.probation_candles
+        else:
+            self.probation = settings.live_probation_candles if mode == "live" else 0
+        if mode == "live":
+            self.probation = max(self.probation, 1)  # live never swaps without a shadow run
+        self.candidates: dict[str, Candidate] = {}
+        self.equity: dict[str, deque[float]] = {}
+        self.holdout: dict[int, dict[str, Any]] = {}
+        self.rotations: list[dict[str, Any]] = []
+
+    def attach(self) -> None:
+        self.engine.before_batch.append(self.boundary)
+        self.engine.after_batch.append(self.after)
+        self.scheduler.on_result = self.on_result
+
+        async def pipeline(rows: list[dict[str, Any]]) -> None:
+            await self.engine.db(self.engine.ledger.write_pipeline, rows)
+
+        self.scheduler.write_status = pipeline
+
+    # -- a cycle ended ---------------------------------------------------------------------
+
+    async def on_result(self, res: CycleResult) -> None:
+        sym = res.symbol
+        if res.status != "succeeded" or not res.champion or sym not in self.engine.s.specs:
+            return
+        champ = res.champion
+        old = self.engine.s.specs[sym]
+        if int(champ["id"]) == old.strategy_id:
+            return
+        expression = champ.get("expression") or await self.engine.db(_expression, self.registry_url, int(champ["id"]))
+        spec = dataclasses.replace(old, strategy_id=int(champ["id"]), expression=expression)
+        gauntlet = (res.output or {}).get("gauntlet") or []
+        self.candidates[sym] = Candidate(spec, {
+            "run_id": res.run_id, "holdout": champ.get("holdout"),
+            "gauntlet": [{"test": v.get("test"), "passed": v.get("passed")} for v in gauntlet],
+            "cycle_seconds": round(res.seconds, 1)})
+
+    # -- candle boundaries -------------------------------------------------------------------
+
+    async def boundary(self, sym: str) -> None:
+        cand = self.candidates.get(sym)
+        if cand is None:
+            return
+        if self.probation == 0:
+            del self.candidates[sym]
+            await self._rotate(sym, cand, {"candles": 0})
+            return
+        if cand.waited < self.probation:
+            return
+        del self.candidates[sym]
+        e = self.engine
+        book = e.books[sym]
+        last = pd.Timestamp(book.last_candle) if book.last_candle else None
+        history = await e._history_through(sym, last)
+        n = self.probation + 1
+        targets = np.asarray(await e.s.worker.call(shadow_targets, cand.spec, history, n))
+        r = shadow_returns(targets, history["close"].to_numpy()[-n:], self.cost_rate)
+        sharpe = annual_sharpe(r, self.ppy)
+        probation = {"candles": self.probation, "sharpe": round(sharpe, 4),
+                     "min_sharpe": self.s.probation_min_sharpe, "return": round(float(np.prod(1 + r) - 1), 6)}
+        if sharpe >= self.s.probation_min_sharpe:
+            await self._rotate(sym, cand, probation)
+        else:
+            await self._event(sym, "rejected", f"reject:{sym}:{book.last_seq}:{cand.spec.strategy_id}", {
+                "strategy_id": e.s.specs[sym].strategy_id, "candidate_id": cand.spec.strategy_id,
+                "reason": f"probation Sharpe {sharpe:.2f} < {self.s.probation_min_sharpe:.2f}",
+                "evidence": {**cand.evidence, "probation": probation}})
+
+    async def _rotate(self, sym: str, cand: Candidate, probation: dict[str, Any]) -> None:
+        e = self.engine
+        book = e.books[sym]
+        previous = e.s.specs[sym].strategy_id
+        last = pd.Timestamp(book.last_candle) if book.last_candle else None
+        await e.s.worker.prime(cand.spec, await e._history_through(sym, last))
+        e.s.specs[sym] = cand.spec
+        e.flat.discard(sym)
+        self.equity.pop(sym, None)
+        await self._event(sym, "rotate", f"rotation:{sym}:{book.last_seq}:{cand.spec.strategy_id}", {
+            "strategy_id": cand.spec.strategy_id, "expression": cand.spec.expression, "previous": previous,
+            "reason": "new champion from a forge cycle", "evidence": {**cand.evidence, "probation": probation}})
+
+    async def after(self, sym: str, decisions: list[dict[str, Any]]) -> None:
+        if not decisions:
+            return
+        self.scheduler.candles(sym, len(decisions))
+        if sym in self.candidates:
+            self.candidates[sym].waited += len(decisions)
+        k = self.s.decay_candles
+        if not k or sym in self.engine.flat:
+            return
+        eq = self.equity.setdefault(sym, deque(maxlen=k + 1))
+        eq.extend(float(d["equity"]) for d in decisions)
+        if len(eq) <= k:
+            return
+        sid = self.engine.s.specs[sym].strategy_id
+        if sid not in self.holdout:
+            self.holdout[sid] = await self.engine.db(_holdout, self.registry_url, sid)
+        ho = self.holdout[sid]
+        if not ho or "sharpe" not in ho:
+            return
+        a = np.asarray(eq, dtype=np.float64)
+        live = annual_sharpe(a[1:] / a[:-1] - 1.0, self.ppy)
+        lower = sharpe_lower_bound(float(ho["sharpe"]), int(ho.get("bars", 0)), self.ppy)
+        if live >= lower - self.s.decay_margin:
+            return
+        book = self.engine.books[sym]
+        await self._event(sym, "retire", f"retire:{sym}:{book.last_seq}:{sid}", {
+            "strategy_id": sid, "reason": (f"live Sharpe {live:.2f} over {k} candles below the holdout's lower "
+                                           f"bound {lower:.2f} minus margin {self.s.decay_margin:.2f}"),
+            "evidence": {"live_sharpe": round(live, 4), "candles": k, "holdout_sharpe": ho["sharpe"],
+                         "holdout_bars": ho.get("bars"), "holdout_lower": round(lower, 4),
+                         "margin": self.s.decay_margin}})
+        self.engine.flat.add(sym)
+        self.equity.pop(sym, None)
+        await self.engine.db(_retire, self.registry_url, sid)
+        self.scheduler.request(sym, "champion retired")
+
+    async def _event(self, sym: str, action: str, key: str, payload: dict[str, Any]) -> None:
+        e = self.engine
+        book = e.books[sym]
+        if e.s.mode == "replay" and book.last_candle:
+            when = (pd.Timestamp(book.last_candle) + e.bar).to_pydatetime()
+        else:
+            when = datetime.now(UTC)
+        body = {"action": action, "candle": book.last_candle, **payload}
+        await e.append([NewEvent("rotation", key, body, sym, when)])
+        self.rotations.append({"symbol": sym, **body})
+        log.warning("%s: rotation %s: %s", sym, action, payload.get("reason", ""))
+
+
+def _expression(url: str, sid: int) -> str:
+    from singularity.registry import Registry
+
+    reg = Registry(url, recover=False)
+    try:
+        return reg.strategy(sid).expression
+    finally:
+        reg.close()
+
+
+def _holdout(url: str, sid: int) -> dict[str, Any]:
+    from singularity.registry import Registry
+
+    reg = Registry(url, recover=False)
+    try:
+        return dict(reg.strategy(sid).holdout or {})
+    finally:
+        reg.close()
+
+
+def _retire(url: str, sid: int) -> None:
+    from sqlalchemy import update
+
+    from singularity.registry import Registry
+    from singularity.registry.schema import Strategy
+
+    reg = Registry(url, recover=False)
+    try:
+        with reg.write() as s:
+            s.execute(update(Strategy).where(Strategy.id == sid, Strategy.status == "champion")
+                      .values(status="retired"))
+    finally:
+        reg.close()

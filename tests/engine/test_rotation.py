@@ -1,0 +1,124 @@
+"""Champion rotation in a replay: a new champion takes over at a candle boundary (at once, or
+after a shadow probation), a decayed one is retired; each a ``rotation`` event with evidence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from engine_home import EXPRESSION, SYMBOL, make_home
+
+from singularity.engine.assemble import RunOptions, attach_scheduler, build_replay, run_engine
+from singularity.engine.ledger import Ledger, ledger_url
+from singularity.engine.scheduler import CycleResult
+from singularity.evolution.expressions import evaluate_expression
+from singularity.features.factory import FeatureFactory
+from singularity.registry import Registry
+
+NEW = "sub(rsi_14, ts_mean(rsi_14, w20))"
+HANDOFF_AFTER = 200
+
+
+def _home(tmp_path, load_feather, scheduler: str):
+    return make_home(tmp_path, load_feather("BTC", "1h", tail=1000), chunk=50,
+                     extra=f"[engine.scheduler]\n{scheduler}\n")
+
+
+def _new_strategy(home) -> int:
+    reg = Registry(home.settings.database_url)
+    run = reg.start_run(symbol=SYMBOL, timeframe="1h", seed=2, settings={})
+    sid = reg.add_strategy(run_id=run, symbol=SYMBOL, timeframe="1h", expression=NEW, readable=NEW, size=5,
+                           fitness=1.0, in_sample={})
+    reg.finish_run(run, status="succeeded", seconds=0.0)
+    reg.close()
+    return sid
+
+
+def _replay(home, *, candidate: int | None):
+    start = home.candles.index[400]
+    opts = RunOptions(mode="replay", symbols=(SYMBOL,), timeframe="1h", start=start)
+    engine = build_replay(home.settings, opts)
+    rot = attach_scheduler(engine, home.settings, opts, start=False)
+    if candidate is not None:
+        handed = []
+
+        async def hand_over(sym, decisions):  # a forge cycle ends mid-replay
+            if not handed and engine.stats["candles"] >= HANDOFF_AFTER:
+                handed.append(engine.books[sym].last_candle)
+                await rot.on_result(CycleResult(SYMBOL, "succeeded", 9, {"id": candidate, "expression": NEW,
+                                                "holdout": {"sharpe": 1.5, "bars": 900}}, "", 12.0, 0, 1234,
+                                                {"gauntlet": [{"test": "holdout", "passed": True}]}))
+
+        engine.after_batch.append(hand_over)
+    run_engine(engine)
+    return rot, Ledger(ledger_url(home.settings, "replay"))
+
+
+def test_new_champion_rotates_at_the_next_candle_boundary(tmp_path, load_feather) -> None:
+    home = _home(tmp_path, load_feather, "")
+    sid = _new_strategy(home)
+    _rot, led = _replay(home, candidate=sid)
+    rotations = [e for e in led.events(kinds=["rotation"]) if e.payload.get("action") == "rotate"]
+    assert len(rotations) == 1
+    ev = rotations[0].payload
+    assert (ev["strategy_id"], ev["previous"], ev["expression"]) == (sid, home.strategy_id, NEW)
+    assert ev["evidence"]["run_id"] == 9 and ev["evidence"]["probation"] == {"candles": 0}
+    assert ev["evidence"]["gauntlet"] == [{"test": "holdout", "passed": True}]
+    decisions = led.events(kinds=["decision"])
+    ids = [d.payload["strategy_id"] for d in decisions]
+    k = ids.index(sid)
+    # the handover happens at the batch boundary after the 200th candle (batches of 50)
+    assert k == HANDOFF_AFTER and set(ids[:k]) == {home.strategy_id} and set(ids[k:]) == {sid}
+    assert ev["candle"] == decisions[k - 1].payload["candle"]
+    assert rotations[0].seq < decisions[k].seq
+    # from there on the engine trades exactly the new rule's targets on the full history
+    fs = FeatureFactory(home.settings.features).build({SYMBOL: home.candles}, progress=False)
+    target = evaluate_expression(NEW, fs.frames[SYMBOL][fs.feature_names])
+    after = [d.payload for d in decisions[k:]]
+    expected = target.loc[[d["candle"] for d in after]].to_numpy()
+    np.testing.assert_array_equal([d["target"] for d in after], expected)
+    assert led.verify()[SYMBOL].strategy_id == sid
+
+
+@pytest.mark.parametrize("bound,action", [(1e9, "rejected"), (-1e9, "rotate")])
+def test_probation_shadow_trades_first(tmp_path, load_feather, bound: float, action: str) -> None:
+    home = _home(tmp_path, load_feather, f"probation_candles = 60\nprobation_min_sharpe = {bound}")
+    sid = _new_strategy(home)
+    _rot, led = _replay(home, candidate=sid)
+    events = [e for e in led.events(kinds=["rotation"]) if e.payload.get("action") in ("rotate", "rejected")]
+    assert [e.payload["action"] for e in events] == [action]
+    ev = events[0].payload
+    prob = ev["evidence"]["probation"]
+    assert prob["candles"] == 60 and np.isfinite(prob["sharpe"]) and prob["min_sharpe"] == bound
+    decisions = led.events(kinds=["decision"])
+    ids = [d.payload["strategy_id"] for d in decisions]
+    if action == "rejected":
+        assert set(ids) == {home.strategy_id} and ev["candidate_id"] == sid and ev["strategy_id"] == home.strategy_id
+    else:
+        # shadow-traded on the 60 candles after the handover (two batches of 50 reach it: 300)
+        assert ids.index(sid) == HANDOFF_AFTER + 100
+
+
+def test_decayed_champion_is_retired_and_a_cycle_is_queued(tmp_path, load_feather) -> None:
+    home = _home(tmp_path, load_feather, "decay_candles = 48\ndecay_margin = 0.0")
+    reg = Registry(home.settings.database_url)
+    from sqlalchemy import update
+
+    from singularity.registry.schema import Strategy
+
+    with reg.write() as s:  # a holdout no live run can match
+        s.execute(update(Strategy).where(Strategy.id == home.strategy_id).values(holdout={"sharpe": 80.0, "bars": 900}))
+    reg.close()
+    rot, led = _replay(home, candidate=None)
+    retired = [e for e in led.events(kinds=["rotation"]) if e.payload.get("action") == "retire"]
+    assert len(retired) == 1
+    ev = retired[0].payload["evidence"]
+    assert ev["holdout_sharpe"] == 80.0 and ev["candles"] == 48 and ev["live_sharpe"] < ev["holdout_lower"]
+    # the lower bound: Lo's standard error over the holdout's 900 bars, annualised (8760 bars a year)
+    sr = 80.0 / np.sqrt(8760)
+    assert ev["holdout_lower"] == pytest.approx((sr - 1.96 * np.sqrt((1 + sr * sr / 2) / 900)) * np.sqrt(8760), abs=1e-4)
+    decisions = led.events(kinds=["decision"])
+    after = [d.payload["target"] for d in decisions if d.seq > retired[0].seq]
+    assert after and set(after) == {0.0}  # held flat until a new champion
+    assert rot.scheduler.queued == {SYMBOL}
+    assert Registry(home.settings.database_url).strategy(home.strategy_id).status == "retired"
+    assert EXPRESSION  # the retired rule is the home's champion
