@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from singularity.engine.settings import SchedulerSettings
+from singularity.forge.cycle import STAGES
 
 log = logging.getLogger(__name__)
 
@@ -383,8 +384,6 @@ def _typical_stage_seconds(url: str, symbol: str) -> dict[str, float]:
 def _progress(row: dict[str, Any], typical: dict[str, float], elapsed: float) -> tuple[float, float | None]:
     """(fraction done, seconds left): from the typical stage durations when earlier cycles
     exist, else the share of stages finished (and no ETA)."""
-    from singularity.forge.cycle import STAGES
-
     stage = row["stage"]
     idx = STAGES.index(stage) if stage in STAGES else 0
     total = sum(typical.get(s, 0.0) for s in STAGES)

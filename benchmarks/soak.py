@@ -1,0 +1,266 @@
+"""The soak: the engine trades a paced replay while its scheduler runs forge cycles back to back.
+
+The engine (numpy, pandas, LightGBM, torch and numba imported in its process) replays the core
+pairs found in ../shared/data at a pace of one candle per ``--candle-s`` seconds per symbol,
+each symbol trading a hand-made champion; the scheduler starts a real forge cycle
+(``python -m singularity forge ... --json``, small budget, its own pool of ``--workers``)
+whenever the previous one ended, one at a time, until ``--cycles`` have ended. Champions the
+cycles promote are rotated in at candle boundaries.
+
+Faults (``--faults sigkill,sigstop``, one each, on the 2nd and 3rd cycle: ``--fault-at``): SIGKILL a forge
+child mid-stage (survived: the cycle is failed in the registry, the next one starts, no
+process of its group is left, the engine keeps deciding candles); SIGSTOP a forge child
+(survived: killed at its timeout, its group gone).
+
+Measured: event-loop lag (10 ms heartbeat, every sample of the run), the engine process's RSS
+growth from the end of the first cycle to the end, each cycle's outcome. Prints one JSON line
+per cycle, then the summary line:
+
+    {"cycles", "succeeded", "failed", "hangs", "loop_lag_ms": {"p50", "p99", "max"},
+     "rss_growth_mb", "faults": {"injected", "survived"}, "seconds", ...}
+
+    .venv/bin/python benchmarks/soak.py [--cycles 50] [--workers 2] [--faults sigkill,sigstop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "binance-spot-2024-2026"
+CORE = ("BTC", "ETH")
+RULE = "ts_mean(macd_hist, w5)"
+_DATA = [DATA]
+
+TOML = """
+[universe]
+symbols = {symbols}
+[data]
+dir = "{data}"
+[features.indicators]
+ma_periods = [10, 30]
+vol_horizons = [24]
+[features.ceemdan]
+enabled = false
+[features.particle_filter]
+enabled = false
+[features.graph]
+enabled = false
+[bakeoff]
+models = ["logistic", "lightgbm"]
+folds = 2
+[gauntlet]
+noise_runs = 2
+permutation_runs = 20
+search_null_runs = 1
+walk_forward_blocks = 2
+[engine]
+heartbeat_s = 0.5
+[engine.scheduler]
+enabled = true
+every_candles = 1
+timeout_s = {timeout}
+nice = 10
+population = {population}
+generations = {generations}
+workers = {workers}
+bars = {bars}
+"""
+
+
+def _candles(base: str, tail: int) -> Any:
+    import pandas as pd
+
+    df = pd.read_feather(_DATA[0] / f"{base}_USDT-1h.feather")
+    df = df.rename(columns={"date": "timestamp"}).set_index("timestamp")
+    df.index = pd.DatetimeIndex(df.index).tz_convert("UTC")
+    return df[["open", "high", "low", "close", "volume"]].astype("float64").iloc[-tail:]
+
+
+def _home(root: Path, args: argparse.Namespace) -> tuple[Path, Any, list[str]]:
+    from singularity.config import load_settings
+    from singularity.data.store import CandleStore
+    from singularity.registry import Registry
+
+    symbols = [f"{b}/USDT" for b in CORE[: args.symbols]]
+    cfg = root / "singularity.toml"
+    cfg.write_text(TOML.format(symbols=json.dumps(symbols), data=(root / "data").as_posix(), timeout=args.timeout,
+                               population=args.population, generations=args.generations, workers=args.workers,
+                               bars=args.bars))
+    settings = load_settings(cfg, environ={}).settings
+    store = CandleStore(settings.data.dir)
+    reg = Registry(settings.database_url)
+    for sym in symbols:
+        store.write(settings.exchange.name, sym, "1h", _candles(sym.split("/")[0], args.history))
+        run = reg.start_run(symbol=sym, timeframe="1h", seed=0, settings={})
+        sid = reg.add_strategy(run_id=run, symbol=sym, timeframe="1h", expression=RULE, readable=RULE, size=4,
+                               fitness=0.0, in_sample={})
+        reg.promote(sid)
+        reg.finish_run(run, status="succeeded", seconds=0.0)
+    reg.close()
+    return cfg, settings, symbols
+
+
+def _group_left(pgid: int) -> list[int]:
+    import psutil
+
+    out = []
+    for p in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(p.pid) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                out.append(p.pid)
+        except (ProcessLookupError, PermissionError):
+            continue
+    return out
+
+
+def _registry_status(url: str, pid: int) -> tuple[str | None, str]:
+    from sqlalchemy import select
+
+    from singularity.registry import Registry
+    from singularity.registry.schema import ForgeRun
+
+    reg = Registry(url)
+    try:
+        with reg.session() as s:
+            r = s.scalars(select(ForgeRun).where(ForgeRun.pid == pid).order_by(ForgeRun.id.desc()).limit(1)).first()
+            return (r.status, r.error) if r is not None else (None, "")
+    finally:
+        reg.close()
+
+
+async def _soak(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    import psutil
+
+    from singularity.engine.assemble import RunOptions, attach_scheduler, build_replay
+    from singularity.engine.status import LagMonitor
+
+    cfg, settings, symbols = _home(root, args)
+    start = _candles("BTC", args.history).index[args.history - args.replay]
+    opts = RunOptions(mode="replay", symbols=tuple(symbols), timeframe="1h", start=start,
+                      speed=3600.0 / args.candle_s)
+    engine = build_replay(settings, opts)
+    rot = attach_scheduler(engine, settings, opts, config_path=str(cfg))
+    sched = rot.scheduler
+    lag = LagMonitor(0.01, keep=10_000_000)
+    me = psutil.Process()
+    plan = {k: v for k, v in zip(args.fault_at, ("sigkill", "sigstop"), strict=False) if v in args.faults}
+    faults: list[dict[str, Any]] = []
+    rss: dict[str, float] = {}
+    t0 = time.monotonic()
+
+    async def controller(eng: Any) -> None:
+        seen = 0
+        injected: set[int] = set()
+        while True:
+            await asyncio.sleep(0.2)
+            # the k-th cycle (1-based) is running: inject its fault once it is mid-stage
+            k = len(sched.results) + 1
+            for cyc in list(sched.running.values()):
+                if k in plan and k not in injected and cyc.pid and cyc.stage in args.fault_stages:
+                    injected.add(k)
+                    os.kill(cyc.pid, signal.SIGKILL if plan[k] == "sigkill" else signal.SIGSTOP)
+                    faults.append({"cycle": k, "fault": plan[k], "pid": cyc.pid, "stage": cyc.stage,
+                                   "candles_at": eng.stats["candles"], "t": time.monotonic()})
+            while seen < len(sched.results):
+                res = sched.results[seen]
+                seen += 1
+                if seen == 1:
+                    rss["baseline"] = me.memory_info().rss / 2**20
+                print(json.dumps({"cycle": seen, **res.as_dict(), "candles": eng.stats["candles"],
+                                  "ended_at_s": round(time.monotonic() - t0, 1),
+                                  "rotations": len(rot.rotations)}), flush=True)
+            if len(sched.results) >= args.cycles:
+                eng.request_stop()
+                return
+
+    engine.s.extra_tasks = [*engine.s.extra_tasks, controller, lambda _e: lag.run()]
+    stats = await engine.run()
+    rss["end"] = me.memory_info().rss / 2**20
+    await asyncio.sleep(1.0)
+    results = list(sched.results)
+    survived = 0
+    for f in faults:
+        res = results[f["cycle"] - 1] if f["cycle"] <= len(results) else None
+        left = _group_left(f["pid"])
+        ok = res is not None and not left
+        if f["fault"] == "sigkill" and res is not None:
+            status, error = await asyncio.to_thread(_registry_status, settings.database_url, f["pid"])
+            ok = ok and res.error == "killed by signal SIGKILL" and status == "failed" and "interrupted" in error
+            ok = ok and len(results) > f["cycle"]  # the next cycle started (and ended)
+            ok = ok and stats["candles"] > f["candles_at"]  # the engine kept trading
+            f.update(registry_status=status, registry_error=error[:120])
+        elif f["fault"] == "sigstop" and res is not None:
+            ok = ok and res.error.startswith("timed out")
+        f.update(survived=bool(ok), left=left, error=res.error if res else None)
+        f.pop("t", None)
+        survived += bool(ok)
+    stopped = {f["cycle"] for f in faults if f["fault"] == "sigstop"}
+    hangs = sum(1 for i, r in enumerate(results, 1) if r.error.startswith("timed out") and i not in stopped)
+    leftovers = sorted({p for r in results for p in _group_left(r.pid)})
+    a = np.fromiter(lag.samples, dtype=np.float64) * 1e3
+    return {
+        "benchmark": "soak", "cycles": len(results),
+        "succeeded": sum(r.status == "succeeded" for r in results),
+        "failed": sum(r.status == "failed" for r in results),
+        "failed_with_reason": sum(r.status == "failed" and bool(r.error) for r in results),
+        "hangs": hangs,
+        "loop_lag_ms": {"p50": round(float(np.percentile(a, 50)), 3), "p99": round(float(np.percentile(a, 99)), 3),
+                        "max": round(float(a.max()), 3), "samples": int(a.size),
+                        "max_at_s": lag.summary().get("max_at_s"), "over_100ms": int((a > 100).sum())},
+        "rss_growth_mb": round(rss["end"] - rss.get("baseline", rss["end"]), 1),
+        "rss_end_mb": round(rss["end"], 1),
+        "faults": {"injected": len(faults), "survived": survived, "detail": faults},
+        "seconds": round(time.monotonic() - t0, 1),
+        "candles_traded": stats["candles"], "rotations": len(rot.rotations),
+        "cycle_seconds_median": round(float(np.median([r.seconds for r in results])), 1) if results else None,
+        "processes_left": leftovers,
+        "workers": args.workers, "cores": os.cpu_count(), "load": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cycles", type=int, default=50)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--population", type=int, default=8)
+    ap.add_argument("--generations", type=int, default=1)
+    ap.add_argument("--bars", type=int, default=1200)
+    ap.add_argument("--timeout", type=float, default=300.0, help="Seconds before a cycle is killed.")
+    ap.add_argument("--symbols", type=int, default=2, choices=(1, 2))
+    ap.add_argument("--history", type=int, default=6000, help="Stored candles per symbol.")
+    ap.add_argument("--replay", type=int, default=4000, help="Candles the engine replays (the rest is history).")
+    ap.add_argument("--candle-s", type=float, default=0.25, help="Seconds between candles of one symbol.")
+    ap.add_argument("--faults", default="sigkill,sigstop", help="Comma list of sigkill, sigstop (or 'none').")
+    ap.add_argument("--fault-at", default="2,3", help="Cycles (1-based) of the SIGKILL and the SIGSTOP.")
+    ap.add_argument("--fault-stages", default="bakeoff,evolution,gauntlet",
+                    help="Forge stages during which a fault may be injected.")
+    ap.add_argument("--data", type=Path, default=DATA, help="Folder of the freqtrade feather files.")
+    args = ap.parse_args()
+    _DATA[0] = args.data
+    args.fault_at = [int(x) for x in args.fault_at.split(",")]
+    args.fault_stages = set(args.fault_stages.split(","))
+    args.faults = {f for f in args.faults.split(",") if f and f != "none"}
+    # the engine process holds the heavy libraries a real deployment loads
+    import lightgbm  # noqa: F401
+    import numba  # noqa: F401
+    import pandas  # noqa: F401
+    import torch  # noqa: F401
+
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+        out = asyncio.run(_soak(args, Path(tmp)))
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
