@@ -146,3 +146,78 @@ def test_pipeline_rows_reach_status(tmp_path: Path) -> None:
     assert [p["name"] for p in doc["pipeline"]] == ["forge:BTC/USDT", "pool"]
     r = CliRunner().invoke(app, ["status", "--mode", "replay"], env=env)
     assert "forge:BTC/USDT" in r.output and "succeeded" in r.output and "workers 2, CPU 190.0 %" in r.output
+
+
+@pytest.mark.slow
+def test_forge_child_ends_with_a_killed_engine(tmp_path: Path) -> None:
+    """SIGKILL of the engine: its forge cycle (started with the engine's pid in its environment)
+    exits by itself within seconds, and the registry marks its run failed on the next open."""
+    import json as _json
+    import subprocess
+
+    import numpy as np
+    import pandas as pd
+
+    from singularity.config import load_settings
+    from singularity.data.store import CandleStore
+    from singularity.registry import Registry
+
+    s = load_settings(environ={}, cwd=tmp_path, overrides={"data.dir": str(tmp_path / "data")}).settings
+    rng = np.random.default_rng(3)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 3000)))
+    idx = pd.date_range("2024-01-01", periods=close.size, freq="1h", tz="UTC", name="timestamp")
+    CandleStore(s.data.dir).write("synthetic", "BTC/USDT", "1h", pd.DataFrame(
+        {"open": close, "high": close * 1.001, "low": close * 0.999, "close": close, "volume": 1.0}, index=idx))
+    cfg = tmp_path / "singularity.toml"
+    cfg.write_text("[features.ceemdan]\nenabled = false\n[features.graph]\nenabled = false\n"
+                   "[bakeoff]\nmodels = [\"logistic\"]\n")
+    argv = [sys.executable, "-m", "singularity", "--config", str(cfg), "forge", "BTC/USDT", "--exchange", "synthetic",
+            "--population", "2000", "--generations", "50", "--workers", "1", "--json"]
+    # a stand-in engine: starts the cycle as the scheduler does, prints its pid, then waits
+    engine_src = ("import json, os, subprocess, sys, time\n"
+                  "from singularity.engine.scheduler import child_env\n"
+                  "from singularity.runtime.process import PARENT_ENV\n"
+                  "env = child_env(); env[PARENT_ENV] = str(os.getpid())\n"
+                  f"p = subprocess.Popen({argv!r}, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,"
+                  " start_new_session=True)\n"
+                  "print(p.pid, flush=True); time.sleep(600)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SINGULARITY_")}
+    env["SINGULARITY_DATA_DIR"] = str(tmp_path / "data")
+    engine = subprocess.Popen([sys.executable, "-c", engine_src], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(engine.stdout.readline())
+        reg = Registry(s.database_url, recover=False)
+        deadline = time.time() + 180
+        while time.time() < deadline and not (reg.runs() and reg.runs()[0].stage in ("features", "bakeoff", "evolution")):
+            time.sleep(0.5)
+        assert reg.runs() and not _gone(child)
+        engine.kill()
+        engine.wait()
+        t0 = time.time()
+        while time.time() - t0 < 15 and not _gone(child):
+            time.sleep(0.2)
+        assert _gone(child), "the forge child outlived the engine"
+        run = Registry(s.database_url).runs()[0]
+        assert run.status == "failed" and run.error.startswith("interrupted")
+        assert _json  # (imported for symmetry with the soak's output parsing)
+    finally:
+        engine.kill()
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(child, signal.SIGKILL)
+
+
+def test_an_unreaped_process_is_gone() -> None:
+    """A cycle that ended but is not reaped yet (an orphan waits for init) is gone: its run is
+    failed at the next registry open, not left 'running'."""
+    import subprocess
+
+    from singularity.runtime.process import boot_id, is_gone, machine_id, process_start_time
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = process_start_time(p.pid)
+    while psutil.Process(p.pid).status() != psutil.STATUS_ZOMBIE:
+        time.sleep(0.05)
+    try:
+        assert is_gone(machine=machine_id(), boot=boot_id(), pid=p.pid, started=started) is True
+    finally:
+        p.wait()

@@ -50,6 +50,13 @@ def process_start_time(pid: int) -> float | None:
         return None
 
 
+def _zombie(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False
+
+
 @dataclass(frozen=True)
 class ProcessIdentity:
     machine: str
@@ -73,6 +80,8 @@ def is_gone(*, machine: str, boot: str, pid: int, started: float | None) -> bool
         return True  # the machine rebooted since
     if pid <= 0:
         return True
+    if _zombie(pid):
+        return True  # ended, not yet reaped (an orphan waits for init to reap it)
     now_started = process_start_time(pid)
     if now_started is None:
         return not psutil.pid_exists(pid)
