@@ -183,6 +183,9 @@ def run(
         from singularity.engine.assemble import build_exchange_engine
 
         engine = build_exchange_engine(s, opts, extra_tasks=extra, secrets=secrets)
+    from singularity.engine.assemble import attach_notifier
+
+    attach_notifier(engine, s)
     if forge or s.engine.scheduler.enabled:
         from singularity.cli._context import state
         from singularity.engine.assemble import attach_scheduler

@@ -256,3 +256,20 @@ def attach_scheduler(engine: Engine, settings: Settings, opts: RunOptions, *,
     if start:
         engine.s.extra_tasks = [*engine.s.extra_tasks, run_scheduler]
     return rot
+
+
+def attach_notifier(engine: Engine, settings: Settings) -> Any:
+    """Webhook / Telegram notifications of ``[engine.notify]`` (nothing when unconfigured)."""
+    from singularity.engine.notify import Notifier
+
+    n = Notifier(settings.engine.notify)
+    if not n.enabled:
+        return None
+    engine.notifier = n  # type: ignore[attr-defined]
+    engine.on_written.append(n.events)
+
+    async def run_notifier(_engine: Engine) -> None:
+        await n.run()
+
+    engine.s.extra_tasks = [*engine.s.extra_tasks, run_notifier]
+    return n

@@ -105,6 +105,8 @@ class Engine:
         self.before_batch: list[Callable[[str], Awaitable[None]]] = []
         self.after_batch: list[Callable[[str, list[dict[str, Any]]], Awaitable[None]]] = []
         self.flat: set[str] = set()
+        self.on_written: list[Callable[[list[Any]], None]] = []
+        """Called with every batch of events written (notifications); must not block."""
         """Symbols held flat (their champion was retired; no new one yet)."""
         if setup.worker._history is None:
             setup.worker._history = self._history_through
@@ -123,6 +125,8 @@ class Engine:
         if not events:
             return
         written = await self.db(self.ledger.append, events)
+        for cb in self.on_written:
+            cb(written)
         for e in written:
             if e.symbol is not None:
                 apply(self.books.setdefault(e.symbol, Book(e.symbol)), e.kind, e.payload, e.seq)

@@ -116,6 +116,9 @@ class Rotation:
 
     async def on_result(self, res: CycleResult) -> None:
         sym = res.symbol
+        notifier = getattr(self.engine, "notifier", None)
+        if res.status != "succeeded" and notifier is not None:
+            notifier.notify("cycle_failed", sym, res.as_dict())
         if res.status != "succeeded" or not res.champion or sym not in self.engine.s.specs:
             return
         champ = res.champion

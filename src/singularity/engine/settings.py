@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from singularity.settings_base import FrozenModel
 
@@ -57,6 +57,20 @@ class SchedulerSettings(FrozenModel):
     """Retire when its live Sharpe is below its holdout Sharpe's lower 95 % bound minus this."""
 
 
+class NotifySettings(FrozenModel):
+    """Optional notifications (section ``[engine.notify]``): a JSON POST to a webhook and/or a
+    Telegram message through the bot HTTP API, on the chosen event kinds. Never required: a
+    failed delivery is logged and dropped, the engine never waits for it."""
+
+    webhook_url: str | None = None
+    telegram_token: SecretStr | None = None
+    """The bot's token: a secret (redacted, never passed to a child process)."""
+    telegram_chat_id: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    kinds: tuple[str, ...] = ("fill", "rotation", "risk", "cycle_failed")
+    timeout_s: float = Field(default=5.0, gt=0)
+
+
 class EngineSettings(FrozenModel):
     live: bool = False
     """Second of the three locks of live trading (with ``--mode live`` and
@@ -85,3 +99,4 @@ class EngineSettings(FrozenModel):
     """URL replacing the exchange's spot websocket stream URL."""
     risk: RiskSettings = RiskSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    notify: NotifySettings = NotifySettings()
