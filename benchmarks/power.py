@@ -151,7 +151,8 @@ def one_cycle(level: float, seed: int, real: pd.DataFrame, a: argparse.Namespace
         dsr = next((v["figures"] for v in out.gauntlet if v["test"] == "deflated_sharpe"), {})
         pbo = next((v["figures"].get("pbo") for v in out.gauntlet if v["test"] == "pbo"), None)
         cand = out.champion or out.best or {}
-        return {"net_sharpe": level, "seed": seed, "a": round(k, 6), "promoted": out.champion is not None,
+        return {"net_sharpe": level, "seed": seed, "bars": len(market), "a": round(k, 6),
+                "promoted": out.champion is not None,
                 "champion_holdout_sharpe": out.champion["holdout"]["sharpe"] if out.champion else None,
                 "candidate_holdout_sharpe": (cand.get("holdout") or {}).get("sharpe"),
                 "candidate": cand.get("readable"), "planted_net_sharpe_full": round(planted_full, 4),
@@ -183,23 +184,27 @@ def summarise(level: float, rows: list[dict[str, Any]], a: argparse.Namespace) -
 
 
 def plot(lines: list[dict[str, Any]], path: Path) -> None:
+    """Promotion rate against the planted net Sharpe, one curve per market length (bars)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    xs = [d["net_sharpe"] for d in lines]
-    rate = [d["promoted"] / d["cycles"] for d in lines]
-    fig, ax = plt.subplots(figsize=(5.2, 3.2), dpi=100)
-    ax.plot(xs, rate, "o-", color="tab:blue")
-    for x, y, d in zip(xs, rate, lines, strict=True):
-        ax.annotate(f"{d['promoted']}/{d['cycles']}", (x, y), textcoords="offset points", xytext=(0, 7),
-                    ha="center", fontsize=8)
+    fig, ax = plt.subplots(figsize=(5.6, 3.4), dpi=100)
+    for bars in sorted({d["bars"] for d in lines}):
+        part = sorted((d for d in lines if d["bars"] == bars), key=lambda d: d["net_sharpe"])
+        xs = [d["net_sharpe"] for d in part]
+        rate = [d["promoted"] / d["cycles"] for d in part]
+        ax.plot(xs, rate, "o-", label=f"{bars} bars (holdout {round(bars * 0.2)})")
+        for x, y, d in zip(xs, rate, part, strict=True):
+            ax.annotate(f"{d['promoted']}/{d['cycles']}", (x, y), textcoords="offset points", xytext=(0, 7),
+                        ha="center", fontsize=8)
     ax.axhline(0.05, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("planted rule's net-of-cost Sharpe (whole market)")
-    ax.set_ylabel("cycles that promoted a champion")
-    ax.set_ylim(-0.05, 1.1)
-    ax.set_title("Gauntlet power curve (shuffled real BTC 1h bars)", fontsize=9)
+    ax.set_ylabel("share of cycles promoting a champion")
+    ax.set_ylim(-0.05, 1.15)
+    ax.set_title("Gauntlet power curve: shuffled real BTC/USDT 1h bars", fontsize=9)
+    ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
@@ -229,8 +234,9 @@ def main() -> None:
     if a.from_details:
         rows = [json.loads(x) for x in a.from_details.read_text().splitlines() if x.strip()]
         summaries = []
-        for level in sorted({r["net_sharpe"] for r in rows}):
-            summaries.append(summarise(level, [r for r in rows if r["net_sharpe"] == level], a))
+        for bars, level in sorted({(r.get("bars", a.bars), r["net_sharpe"]) for r in rows}):
+            part = [r for r in rows if r.get("bars", a.bars) == bars and r["net_sharpe"] == level]
+            summaries.append({**summarise(level, part, a), "bars": bars, "load_1m": None})
             print(json.dumps(summaries[-1]))
         if a.plot:
             plot(summaries, a.plot)
