@@ -10,7 +10,9 @@ cycles promote are rotated in at candle boundaries.
 Faults (``--faults sigkill,sigstop``, one each, on the 2nd and 3rd cycle: ``--fault-at``): SIGKILL a forge
 child mid-stage (survived: the cycle is failed in the registry, the next one starts, no
 process of its group is left, the engine keeps deciding candles); SIGSTOP a forge child
-(survived: killed at its timeout, its group gone).
+(survived: killed at its timeout, its group gone); SIGKILL one pool worker of a cycle in its
+evolution stage (every cycle then uses one seed; survived: the cycle succeeds with the same
+best candidate as its symbol's first cycle).
 
 Measured: event-loop lag (10 ms heartbeat, every sample of the run), the engine process's RSS
 growth from the end of the first cycle to the end, each cycle's outcome. Prints one JSON line
@@ -124,6 +126,21 @@ def _group_left(pgid: int) -> list[int]:
     return out
 
 
+def _pool_workers(pgid: int) -> list[int]:
+    """The loky workers of a cycle (its process group, not the cycle itself)."""
+    import psutil
+
+    out = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if p.pid != pgid and os.getpgid(p.pid) == pgid and "loky" in " ".join(p.info["cmdline"] or []) \
+                    and "resource_tracker" not in " ".join(p.info["cmdline"] or []):
+                out.append(p.pid)
+        except (ProcessLookupError, PermissionError):
+            continue
+    return out
+
+
 def _registry_status(url: str, pid: int) -> tuple[str | None, str]:
     from sqlalchemy import select
 
@@ -154,7 +171,15 @@ async def _soak(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     sched = rot.scheduler
     lag = LagMonitor(0.01, keep=10_000_000)
     me = psutil.Process()
-    plan = {k: v for k, v in zip(args.fault_at, ("sigkill", "sigstop"), strict=False) if v in args.faults}
+    plan = {k: v for k, v in zip(args.fault_at, ("sigkill", "sigstop", "workerkill"), strict=False)
+            if v in args.faults}
+    if "workerkill" in plan.values():
+        # every cycle with one seed: the cycle that loses a pool worker must give the same
+        # best candidate as the first cycle of its symbol
+        from singularity.engine.scheduler import forge_argv
+
+        sched.argv_for = lambda sym, _seed: forge_argv(sym, "1h", settings.engine.scheduler, seed=7,
+                                                       config_path=cfg)
     faults: list[dict[str, Any]] = []
     rss: dict[str, float] = {}
     t0 = time.monotonic()
@@ -168,8 +193,17 @@ async def _soak(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             k = len(sched.results) + 1
             for cyc in list(sched.running.values()):
                 if k in plan and k not in injected and cyc.pid and cyc.stage in args.fault_stages:
-                    injected.add(k)
-                    os.kill(cyc.pid, signal.SIGKILL if plan[k] == "sigkill" else signal.SIGSTOP)
+                    if plan[k] == "workerkill":
+                        if cyc.stage != "evolution":
+                            continue
+                        workers = await asyncio.to_thread(_pool_workers, cyc.pid)
+                        if not workers:
+                            continue
+                        injected.add(k)
+                        os.kill(workers[0], signal.SIGKILL)
+                    else:
+                        injected.add(k)
+                        os.kill(cyc.pid, signal.SIGKILL if plan[k] == "sigkill" else signal.SIGSTOP)
                     faults.append({"cycle": k, "fault": plan[k], "pid": cyc.pid, "stage": cyc.stage,
                                    "candles_at": eng.stats["candles"], "t": time.monotonic()})
             while seen < len(sched.results):
@@ -202,6 +236,13 @@ async def _soak(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             f.update(registry_status=status, registry_error=error[:120])
         elif f["fault"] == "sigstop" and res is not None:
             ok = ok and res.error.startswith("timed out")
+        elif f["fault"] == "workerkill" and res is not None:
+            first = next((r for r in results if r.symbol == res.symbol and r.status == "succeeded"
+                          and r is not res), None)
+            best = ((res.output or {}).get("best_candidate") or {}).get("expression")
+            ref = ((first.output or {}).get("best_candidate") or {}).get("expression") if first else None
+            ok = ok and res.status == "succeeded" and best is not None and best == ref
+            f.update(best=best, reference=ref)
         f.update(survived=bool(ok), left=left, error=res.error if res else None)
         f.pop("t", None)
         survived += bool(ok)
@@ -241,8 +282,10 @@ def main() -> None:
     ap.add_argument("--history", type=int, default=6000, help="Stored candles per symbol.")
     ap.add_argument("--replay", type=int, default=4000, help="Candles the engine replays (the rest is history).")
     ap.add_argument("--candle-s", type=float, default=0.25, help="Seconds between candles of one symbol.")
-    ap.add_argument("--faults", default="sigkill,sigstop", help="Comma list of sigkill, sigstop (or 'none').")
-    ap.add_argument("--fault-at", default="2,3", help="Cycles (1-based) of the SIGKILL and the SIGSTOP.")
+    ap.add_argument("--faults", default="sigkill,sigstop,workerkill",
+                    help="Comma list of sigkill, sigstop, workerkill (or 'none').")
+    ap.add_argument("--fault-at", default="2,3,5", help="Cycles (1-based) of the SIGKILL, the SIGSTOP and the "
+                    "SIGKILL of one pool worker (with 2 symbols, an odd cycle: compared with cycle 1).")
     ap.add_argument("--fault-stages", default="bakeoff,evolution,gauntlet",
                     help="Forge stages during which a fault may be injected.")
     ap.add_argument("--data", type=Path, default=DATA, help="Folder of the freqtrade feather files.")

@@ -22,7 +22,9 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -89,10 +91,17 @@ def _tail(path: Path | None, n: int = 400) -> str:
     return (data[-1] if data else "")[:n]
 
 
-async def _exited(proc: asyncio.subprocess.Process) -> None:
-    """Until the process has exited. (``proc.wait()`` of Python 3.11 also waits for its pipes
-    to close, which a surviving grandchild would delay.)"""
-    while proc.returncode is None:
+def _spawn(argv: list[str], env: dict[str, str], log_path: Path | None, out_path: Path) -> subprocess.Popen[bytes]:
+    with open(out_path, "wb") as out, (open(log_path, "ab") if log_path is not None
+                                       else open(os.devnull, "wb")) as err:
+        # the child holds its own descriptors; ours close here
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+                                start_new_session=True)
+
+
+async def _exited(proc: subprocess.Popen[bytes]) -> None:
+    """Until the process has exited (``poll`` is a non-blocking ``waitpid``)."""
+    while proc.poll() is None:
         await asyncio.sleep(0.1)
 
 
@@ -105,27 +114,26 @@ def kill_group(pgid: int) -> None:
 async def run_cycle(symbol: str, argv: Sequence[str], *, env: dict[str, str], timeout_s: float,
                     nice: int = 10, log_path: Path | None = None,
                     on_start: Callable[[int], None] | None = None) -> CycleResult:
-    """Run one cycle's child process to its end (or its timeout) without blocking the loop."""
+    """Run one cycle's child process to its end (or its timeout) without blocking the loop.
+
+    The child is started from a thread (fork and exec, and the wait for the exec, are off the
+    loop), its stdout goes to a file (no pipe a surviving grandchild could hold open), and its
+    exit is polled with a non-blocking ``waitpid``."""
     t0 = time.monotonic()
-    logf = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115 (closed below)
+    out_path = (log_path.with_suffix(".out") if log_path is not None
+                else Path(tempfile.mkstemp(prefix="forge-", suffix=".out")[1]))
+    spawn = asyncio.ensure_future(asyncio.to_thread(_spawn, list(argv), env, log_path, out_path))
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=logf if logf is not None else asyncio.subprocess.DEVNULL, env=env,
-            start_new_session=True)
-    finally:
-        if logf is not None:
-            logf.close()  # the child holds its own descriptor
+        proc = await asyncio.shield(spawn)
+    except asyncio.CancelledError:  # stopping while the child starts: it must not run on
+        spawn.add_done_callback(lambda f: None if f.cancelled() or f.exception() else kill_group(f.result().pid))
+        raise
     pid = proc.pid
     with contextlib.suppress(OSError):  # its pool workers inherit the priority
         os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
     if on_start is not None:
         on_start(pid)
     timed_out = False
-    # the output is read beside the wait: the cycle's end is its own exit, not the pipe's EOF
-    # (a pool worker that inherited the pipe would hold it open)
-    assert proc.stdout is not None
-    reader = asyncio.ensure_future(proc.stdout.read())
     try:
         await asyncio.wait_for(_exited(proc), timeout_s)
     except TimeoutError:
@@ -134,13 +142,12 @@ async def run_cycle(symbol: str, argv: Sequence[str], *, env: dict[str, str], ti
         # whatever happened (success, crash, timeout, the engine stopping): nothing of the
         # cycle's process group is left running
         kill_group(pid)
-        if proc.returncode is None:
+        if proc.poll() is None:
             with contextlib.suppress(BaseException):
                 await asyncio.shield(asyncio.wait_for(_exited(proc), 10.0))
-    try:
-        stdout = await asyncio.wait_for(reader, 10.0)
-    except (TimeoutError, asyncio.CancelledError):
-        stdout = b""
+    stdout = await asyncio.to_thread(out_path.read_bytes) if out_path.exists() else b""
+    if log_path is None:
+        out_path.unlink(missing_ok=True)
     rc = proc.returncode
     out = _last_json(stdout)
     seconds = time.monotonic() - t0
