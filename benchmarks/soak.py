@@ -183,6 +183,18 @@ async def _soak(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     faults: list[dict[str, Any]] = []
     rss: dict[str, float] = {}
     t0 = time.monotonic()
+    gc_pauses: list[tuple[float, int, float]] = []
+    gc_start = [0.0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:  # the loop's pauses may be collections
+        if phase == "start":
+            gc_start[0] = time.perf_counter()
+        else:
+            gc_pauses.append((time.monotonic() - t0, info["generation"], (time.perf_counter() - gc_start[0]) * 1e3))
+
+    import gc
+
+    gc.callbacks.append(on_gc)
 
     async def controller(eng: Any) -> None:
         seen = 0
@@ -266,6 +278,8 @@ async def _soak(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "candles_traded": stats["candles"], "rotations": len(rot.rotations),
         "cycle_seconds_median": round(float(np.median([r.seconds for r in results])), 1) if results else None,
         "processes_left": leftovers,
+        "gc_max_pause_ms": round(max((p[2] for p in gc_pauses), default=0.0), 1),
+        "gc_pauses_over_100ms": [(round(t, 1), g, round(ms, 1)) for t, g, ms in gc_pauses if ms > 100],
         "workers": args.workers, "cores": os.cpu_count(), "load": [round(x, 2) for x in os.getloadavg()],
     }
 
@@ -300,6 +314,9 @@ def main() -> None:
     import pandas  # noqa: F401
     import torch  # noqa: F401
 
+    from singularity.engine.core import warm_kernel
+
+    warm_kernel()  # as run_engine does: the kernel's compiled code is loaded before the loop
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         out = asyncio.run(_soak(args, Path(tmp)))
     print(json.dumps(out), flush=True)
