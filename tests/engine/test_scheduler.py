@@ -221,3 +221,41 @@ def test_an_unreaped_process_is_gone() -> None:
         assert is_gone(machine=machine_id(), boot=boot_id(), pid=p.pid, started=started) is True
     finally:
         p.wait()
+
+
+def test_progress_and_eta_from_earlier_cycles() -> None:
+    from singularity.engine.scheduler import _progress
+
+    typical = {"data": 1.0, "features": 3.0, "bakeoff": 4.0, "evolution": 10.0, "gauntlet": 2.0}
+    row = {"stage": "evolution", "stage_seconds": {"data": 1.0, "features": 3.0, "bakeoff": 4.0}}
+    # 8 s of earlier stages, 5 s into evolution: 13 of 20 typical seconds, 7 left
+    assert _progress(row, typical, 13.0) == (0.65, 7.0)
+    assert _progress({"stage": "done", "stage_seconds": {}}, typical, 30.0) == (1.0, 0.0)
+    assert _progress({"stage": "bakeoff", "stage_seconds": {}}, {}, 5.0) == (2 / 7, None)
+
+
+def test_stopping_kills_the_running_cycle_and_says_so(tmp_path: Path) -> None:
+    rows: list[dict] = []
+    s = SchedulerSettings(enabled=True, timeout_s=60)
+    sched = Scheduler(s, registry_url=f"sqlite:///{tmp_path / 'r.db'}", timeframe="1h", log_dir=tmp_path,
+                      argv_for=lambda sym, seed: [sys.executable, "-c", "import time; time.sleep(60)"], poll_s=0.1)
+
+    async def write(batch: list[dict]) -> None:
+        rows.extend(batch)
+
+    sched.write_status = write
+
+    async def main() -> int:
+        task = asyncio.ensure_future(sched.run())
+        sched.request("A/USDT", "no champion")
+        while not (sched.running.get("A/USDT") and sched.running["A/USDT"].pid):
+            await asyncio.sleep(0.05)
+        pid = sched.running["A/USDT"].pid
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return pid
+
+    pid = asyncio.run(main())
+    assert _gone(pid)
+    last = [r for r in rows if r["name"] == "forge:A/USDT"][-1]
+    assert (last["state"], last["stage"]) == ("stopped", "stopped")

@@ -75,7 +75,7 @@ def pipeline_table(rows: list[dict[str, Any]]) -> Table:
         elif r["kind"] == "symbol":
             info = f"position {_fmt(d.get('position'), 6)}, equity {_fmt(d.get('equity'), 2)}, strategy {d.get('strategy_id')}"
         elif r["kind"] == "forge":
-            info = f"run {d.get('run_id')}, {d.get('reason', '')}: {d.get('detail', '')}"
+            info = f"run {d.get('run_id')}, {d.get('reason', '')}" + (f": {d['detail']}" if d.get("detail") else "")
         else:
             info = f"workers {d.get('workers', 0)}, CPU {d.get('cpu_percent', 0)} %"
         prog = r.get("progress")

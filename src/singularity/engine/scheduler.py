@@ -302,6 +302,13 @@ class Scheduler:
             await self._publish(cyc, state=res.status)
             if self.on_result is not None:
                 await self.on_result(res)
+        except asyncio.CancelledError:  # the engine stops: run_cycle killed the cycle's group
+            cyc.stage, cyc.detail = "stopped", "the engine stopped; cycle killed"
+            with contextlib.suppress(BaseException):
+                if cyc.pid:
+                    cyc.run_id = await self.to_thread(_recover, self.registry_url, cyc.pid)
+                await self._publish(cyc, state="stopped")
+            raise
         finally:
             if watcher is not None and not watcher.done():
                 watcher.cancel()
@@ -392,6 +399,8 @@ def _progress(row: dict[str, Any], typical: dict[str, float], elapsed: float) ->
     """(fraction done, seconds left): from the typical stage durations when earlier cycles
     exist, else the share of stages finished (and no ETA)."""
     stage = row["stage"]
+    if stage == "done":
+        return 1.0, 0.0
     idx = STAGES.index(stage) if stage in STAGES else 0
     total = sum(typical.get(s, 0.0) for s in STAGES)
     if total <= 0:
