@@ -122,3 +122,24 @@ def test_decayed_champion_is_retired_and_a_cycle_is_queued(tmp_path, load_feathe
     assert rot.scheduler.queued == {SYMBOL}
     assert Registry(home.settings.database_url).strategy(home.strategy_id).status == "retired"
     assert EXPRESSION  # the retired rule is the home's champion
+
+
+@pytest.mark.parametrize("mode,setting,expected", [("paper", None, 0), ("replay", None, 0), ("live", None, 24),
+                                                    ("live", 0, 1), ("paper", 12, 12)])
+def test_probation_is_zero_on_paper_and_required_live(mode, setting, expected) -> None:
+    from types import SimpleNamespace
+
+    from singularity.engine.rotation import Rotation
+    from singularity.engine.settings import SchedulerSettings
+
+    engine = SimpleNamespace(s=SimpleNamespace(mode=mode))
+    rot = Rotation(engine, None, SchedulerSettings(probation_candles=setting), registry_url="", ppy=8760.0,
+                   cost_rate=0.0)
+    assert rot.probation == expected
+
+
+def test_shadow_returns_hold_the_previous_target_and_pay_turnover() -> None:
+    from singularity.engine.rotation import shadow_returns
+
+    r = shadow_returns(np.array([0.0, 1.0, 1.0, 0.0]), np.array([100.0, 110.0, 121.0, 133.1]), 0.001)
+    np.testing.assert_allclose(r, [0.0 - 0.001, 0.1, 0.1 - 0.001])
