@@ -1,5 +1,6 @@
 """A replay through the whole engine (store feed, strategy worker, risk, replay venue, ledger)
-equals ``backtest.run`` on the same candles and the research path's target positions."""
+equals ``backtest.run`` on the same candles and the research path's target positions. The
+market is spot (the default), so the engine trades the rule long-only, as the forge judged it."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ def _reference(home, start):
     positions, and the backtest of the replayed window."""
     s = home.settings
     fs = FeatureFactory(s.features).build({SYMBOL: home.candles}, progress=False)
-    target = evaluate_expression(EXPRESSION, fs.frames[SYMBOL][fs.feature_names])
+    inputs = fs.frames[SYMBOL][fs.feature_names]
+    target = evaluate_expression(EXPRESSION, inputs, long_only=True)
+    assert (evaluate_expression(EXPRESSION, inputs) < 0).any()  # unconstrained, the rule goes short
     window = home.candles.loc[home.candles.index >= start]
     res = runner.run(window, target.loc[window.index].to_numpy(), timeframe="1h",
                      fee_bps=s.costs.fee_bps, slippage_bps=s.costs.slippage_bps,
@@ -41,6 +44,7 @@ def test_replay_equals_backtest_run(btc_home):
     assert [d.payload["candle"] for d in decisions] == [t.isoformat() for t in res.equity.index]
     # the same target positions the research path computes on the full history
     np.testing.assert_array_equal([d.payload["target"] for d in decisions], target.to_numpy())
+    assert min(d.payload["target"] for d in decisions) == 0.0  # spot: never short
     # equity at every close within 1e-9 (relative to the 10,000 starting cash)
     equity = np.array([d.payload["equity"] for d in decisions])
     np.testing.assert_allclose(equity / 1e4, res.equity.to_numpy() / 1e4, rtol=0, atol=1e-9)

@@ -70,7 +70,9 @@ def test_a_drawdown_flattens_and_pauses_the_symbol_in_the_engine(tmp_path, load_
 
 
 def test_status_while_running_then_stop_flatten(tmp_path, load_feather):
-    home = make_home(tmp_path, load_feather("BTC", "1h", tail=1000), chunk=24)
+    # a rule that is always long on this spot market, so a position is there whenever it is read
+    home = make_home(tmp_path, load_feather("BTC", "1h", tail=1000), chunk=24,
+                     expression="abs(macd_hist)")
     cmd = [sys.executable, "-m", "singularity"]
     proc = subprocess.Popen([*cmd, "run", SYMBOL, "--mode", "replay", "--from", home.candles.index[400].isoformat(),
                              "--speed", "7200"], env=home.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -98,9 +100,13 @@ def test_status_while_running_then_stop_flatten(tmp_path, load_feather):
         led.append([NewEvent("control", "control:pause:test", {"action": "pause", "symbol": SYMBOL,
                                                                "source": "dashboard"})])
         deadline = time.monotonic() + 30
-        while not led.positions()[0]["paused"] and time.monotonic() < deadline:
+        while time.monotonic() < deadline:  # paused, and flat at the next candle
+            p = led.positions()[0]
+            if p["paused"] and p["quantity"] == 0.0:
+                break
             time.sleep(0.1)
         assert led.positions()[0]["pause_reason"] == "pause from the dashboard"
+        assert led.positions()[0]["quantity"] == 0.0  # paused: flat
         led.append([NewEvent("control", "control:resume:test", {"action": "resume", "symbol": SYMBOL,
                                                                 "source": "dashboard"})])
         deadline = time.monotonic() + 30

@@ -72,7 +72,7 @@ def test_new_champion_rotates_at_the_next_candle_boundary(tmp_path, load_feather
     assert rotations[0].seq < decisions[k].seq
     # from there on the engine trades exactly the new rule's targets on the full history
     fs = FeatureFactory(home.settings.features).build({SYMBOL: home.candles}, progress=False)
-    target = evaluate_expression(NEW, fs.frames[SYMBOL][fs.feature_names])
+    target = evaluate_expression(NEW, fs.frames[SYMBOL][fs.feature_names], long_only=True)  # spot
     after = [d.payload for d in decisions[k:]]
     expected = target.loc[[d["candle"] for d in after]].to_numpy()
     np.testing.assert_array_equal([d["target"] for d in after], expected)

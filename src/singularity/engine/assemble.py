@@ -17,6 +17,7 @@ from singularity.engine.core import Engine, EngineSetup
 from singularity.engine.ledger import Ledger, NewEvent, ledger_url
 from singularity.engine.strategy import StrategySpec, StrategyWorker
 from singularity.errors import ConfigError, DataError
+from singularity.forge.champion import long_only
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def strategy_specs(settings: Settings, opts: RunOptions) -> dict[str, StrategySp
             missing.append(sym)
             continue
         specs[sym] = StrategySpec(strategy_id=st.id, symbol=sym, expression=st.expression,
-                                  long_only=settings.evolution.long_only, features=settings.features,
+                                  long_only=long_only(settings), features=settings.features,
                                   cache_dir=str(settings.data_dir / "features" / "engine"))
     reg.close()
     if not specs:
