@@ -143,3 +143,44 @@ def test_shadow_returns_hold_the_previous_target_and_pay_turnover() -> None:
 
     r = shadow_returns(np.array([0.0, 1.0, 1.0, 0.0]), np.array([100.0, 110.0, 121.0, 133.1]), 0.001)
     np.testing.assert_allclose(r, [0.0 - 0.001, 0.1, 0.1 - 0.001])
+
+
+def test_dashboard_controls_forge_pin_and_retire(tmp_path, load_feather) -> None:
+    """The controls the core leaves to the rotation: forge queues a cycle, pin trades the
+    pinned rule from the next boundary (and records the pin), retire flattens and retires it."""
+    from singularity.engine.pins import pinned
+
+    home = _home(tmp_path, load_feather, "")
+    sid = _new_strategy(home)
+    start = home.candles.index[400]
+    opts = RunOptions(mode="replay", symbols=(SYMBOL,), timeframe="1h", start=start)
+    engine = build_replay(home.settings, opts)
+    rot = attach_scheduler(engine, home.settings, opts, start=False)
+    seen: dict[str, object] = {}
+
+    async def dashboard(sym, decisions):  # what the engine's command loop hands to _control
+        n = engine.stats["candles"]
+        if n >= 100 and "forge" not in seen:
+            await engine._control(1, {"symbol": SYMBOL, "action": "forge", "source": "dashboard"})
+            seen["forge"] = set(rot.scheduler.queued)
+        elif n >= 200 and "pin" not in seen:
+            await engine._control(2, {"symbol": SYMBOL, "action": "pin", "strategy_id": sid, "source": "dashboard"})
+            seen["pin"] = n
+        elif n >= 400 and "retire" not in seen:
+            await engine._control(3, {"symbol": SYMBOL, "action": "retire", "strategy_id": sid, "source": "dashboard"})
+            seen["retire"] = n
+
+    engine.after_batch.append(dashboard)
+    run_engine(engine)
+    assert seen["forge"] == {SYMBOL}
+    led = Ledger(ledger_url(home.settings, "replay"))
+    rot_events = [e.payload for e in led.events(kinds=["rotation"]) if e.payload.get("action") in ("rotate", "retire")]
+    assert [(e["action"], e["strategy_id"]) for e in rot_events] == [("rotate", sid), ("retire", sid)]
+    assert rot_events[0]["evidence"]["pinned"] == "dashboard"
+    assert rot_events[1]["reason"] == "retired from the dashboard"
+    ids = [d.payload["strategy_id"] for d in led.events(kinds=["decision"])]
+    assert ids.index(sid) == 200  # the batch boundary after the pin (batches of 50)
+    targets = [d.payload["target"] for d in led.events(kinds=["decision"])]
+    assert set(targets[400:]) == {0.0}  # flat after the retirement, until a new champion
+    reg = Registry(home.settings.database_url)
+    assert reg.strategy(sid).status == "retired" and pinned(reg, SYMBOL) is None  # unpinned

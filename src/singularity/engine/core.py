@@ -106,6 +106,8 @@ class Engine:
         self.before_batch: list[Callable[[str], Awaitable[None]]] = []
         self.after_batch: list[Callable[[str, list[dict[str, Any]]], Awaitable[None]]] = []
         self.flat: set[str] = set()
+        # controls the core leaves to others (forge, pin, retire: the rotation's, when attached)
+        self.control_hooks: list[Callable[[str, str, dict[str, Any]], Awaitable[None]]] = []
         self.on_written: list[Callable[[list[Any]], None]] = []
         """Called with every batch of events written (notifications); must not block."""
         """Symbols held flat (their champion was retired; no new one yet)."""
@@ -357,7 +359,8 @@ class Engine:
 
     async def _control(self, seq: int, p: dict[str, Any]) -> None:
         """pause: the symbol goes flat at its next candle and stops trading; resume: trades
-        again; flatten: closes the position now and pauses. (pin/retire act at the next start.)"""
+        again; flatten: closes the position now and pauses. Other actions (forge, pin, retire)
+        go to ``control_hooks``; with none attached they are logged and left."""
         sym, action, now = p["symbol"], p.get("action"), datetime.now(UTC)
         who = p.get("source", "another process")
         if action in ("pause", "flatten"):
@@ -374,6 +377,11 @@ class Engine:
                 sym, now)])
             order = Order(coid, sym, 0.0, self.books[sym].last_candle or stamp.isoformat(), reason="flatten")
             await self.append(await self.s.venue.place(order, self.books[sym], now=True))
+        if action not in ("pause", "resume", "flatten"):
+            if not self.control_hooks:
+                log.warning("%s: control %r from the %s needs background forging (run --forge)", sym, action, who)
+            for hook in self.control_hooks:
+                await hook(sym, str(action), p)
 
     # -- the loop ------------------------------------------------------------------------------
 

@@ -37,6 +37,13 @@ def pin(registry: Registry, strategy_id: int) -> dict:
     return row
 
 
+def unpin(registry: Registry, strategy_id: int) -> None:
+    """Remove any pin of ``strategy_id`` (a retired strategy is not traded again at a restart)."""
+    create_schema(registry.engine, pins_metadata)
+    with writer(registry.engine).begin() as c:
+        c.execute(pins_table.delete().where(pins_table.c.strategy_id == strategy_id))
+
+
 def pinned(registry: Registry, symbol: str) -> dict | None:
     create_schema(registry.engine, pins_metadata)
     with registry.engine.connect() as c:

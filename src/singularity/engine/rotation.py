@@ -105,6 +105,7 @@ class Rotation:
     def attach(self) -> None:
         self.engine.before_batch.append(self.boundary)
         self.engine.after_batch.append(self.after)
+        self.engine.control_hooks.append(self.control)
         self.scheduler.on_result = self.on_result
 
         async def pipeline(rows: list[dict[str, Any]]) -> None:
@@ -201,17 +202,52 @@ class Rotation:
         lower = sharpe_lower_bound(float(ho["sharpe"]), int(ho.get("bars", 0)), self.ppy)
         if live >= lower - self.s.decay_margin:
             return
+        await self._retire(sym, sid, (f"live Sharpe {live:.2f} over {k} candles below the holdout's lower "
+                                      f"bound {lower:.2f} minus margin {self.s.decay_margin:.2f}"),
+                           {"live_sharpe": round(live, 4), "candles": k, "holdout_sharpe": ho["sharpe"],
+                            "holdout_bars": ho.get("bars"), "holdout_lower": round(lower, 4),
+                            "margin": self.s.decay_margin})
+
+    async def _retire(self, sym: str, sid: int, reason: str, evidence: dict[str, Any], *,
+                      by_hand: bool = False) -> None:
+        """Retire the strategy ``sym`` trades: an event, flat until a new one, the registry
+        marks it retired (by hand: whatever its status, and its pin is removed), a new cycle."""
         book = self.engine.books[sym]
         await self._event(sym, "retire", f"retire:{sym}:{book.last_seq}:{sid}", {
-            "strategy_id": sid, "reason": (f"live Sharpe {live:.2f} over {k} candles below the holdout's lower "
-                                           f"bound {lower:.2f} minus margin {self.s.decay_margin:.2f}"),
-            "evidence": {"live_sharpe": round(live, 4), "candles": k, "holdout_sharpe": ho["sharpe"],
-                         "holdout_bars": ho.get("bars"), "holdout_lower": round(lower, 4),
-                         "margin": self.s.decay_margin}})
+            "strategy_id": sid, "reason": reason, "evidence": evidence})
         self.engine.flat.add(sym)
         self.equity.pop(sym, None)
-        await self.engine.db(_retire, self.registry_url, sid)
+        await self.engine.db(_retire, self.registry_url, sid, by_hand)
         self.scheduler.request(sym, "champion retired")
+
+    # -- controls from other processes (the dashboard) ----------------------------------------
+
+    async def control(self, sym: str, action: str, p: dict[str, Any]) -> None:
+        """forge: queue a cycle now; pin: trade that strategy from the next boundary (after the
+        probation, as a new champion; recorded as the symbol's pin, so a restart keeps it);
+        retire: retire the strategy the symbol trades now."""
+        who = p.get("source", "another process")
+        if action == "forge":
+            queued = self.scheduler.request(sym, f"forge from the {who}")
+            log.warning("%s: forge from the %s: %s", sym, who, "queued" if queued else "one is queued or running")
+            return
+        sid = int(p.get("strategy_id", -1))
+        current = self.engine.s.specs[sym].strategy_id
+        if action == "retire":
+            if sid != current:
+                log.warning("%s: retire %d from the %s ignored: the symbol trades %d", sym, sid, who, current)
+                return
+            await self._retire(sym, sid, f"retired from the {who}", {"source": who}, by_hand=True)
+        elif action == "pin" and sid != current:
+            row = await self.engine.db(_pin, self.registry_url, sid)
+            if row["paper_only"] and self.engine.s.mode == "live":
+                book = self.engine.books[sym]
+                await self._event(sym, "rejected", f"reject:{sym}:{book.last_seq}:{sid}", {
+                    "strategy_id": current, "candidate_id": sid,
+                    "reason": f"pinned from the {who} but it did not pass the gauntlet: paper only"})
+                return
+            spec = dataclasses.replace(self.engine.s.specs[sym], strategy_id=sid, expression=row["expression"])
+            self.candidates[sym] = Candidate(spec, {"pinned": who})
 
     async def _event(self, sym: str, action: str, key: str, payload: dict[str, Any]) -> None:
         e = self.engine
@@ -246,16 +282,30 @@ def _holdout(url: str, sid: int) -> dict[str, Any]:
         reg.close()
 
 
-def _retire(url: str, sid: int) -> None:
+def _retire(url: str, sid: int, by_hand: bool = False) -> None:
     from sqlalchemy import update
 
+    from singularity.engine.pins import unpin
     from singularity.registry import Registry
     from singularity.registry.schema import Strategy
 
     reg = Registry(url, recover=False)
     try:
+        which = Strategy.id == sid if by_hand else (Strategy.id == sid) & (Strategy.status == "champion")
         with reg.write() as s:
-            s.execute(update(Strategy).where(Strategy.id == sid, Strategy.status == "champion")
-                      .values(status="retired"))
+            s.execute(update(Strategy).where(which).values(status="retired"))
+        if by_hand:
+            unpin(reg, sid)
+    finally:
+        reg.close()
+
+
+def _pin(url: str, sid: int) -> dict[str, Any]:
+    from singularity.engine.pins import pin
+    from singularity.registry import Registry
+
+    reg = Registry(url, recover=False)
+    try:
+        return {**pin(reg, sid), "expression": reg.strategy(sid).expression}
     finally:
         reg.close()
