@@ -50,7 +50,8 @@ def pin_(
     from singularity.engine.pins import pin
     from singularity.registry import Registry
 
-    row = pin(Registry(settings(ctx).database_url, recover=False), strategy_id)
+    with Registry(settings(ctx).database_url, recover=False) as reg:
+        row = pin(reg, strategy_id)
     if as_json:
         typer.echo(json.dumps(row, default=str))
         return

@@ -265,21 +265,15 @@ class Rotation:
 def _expression(url: str, sid: int) -> str:
     from singularity.registry import Registry
 
-    reg = Registry(url, recover=False)
-    try:
+    with Registry(url, recover=False) as reg:
         return reg.strategy(sid).expression
-    finally:
-        reg.close()
 
 
 def _holdout(url: str, sid: int) -> dict[str, Any]:
     from singularity.registry import Registry
 
-    reg = Registry(url, recover=False)
-    try:
+    with Registry(url, recover=False) as reg:
         return dict(reg.strategy(sid).holdout or {})
-    finally:
-        reg.close()
 
 
 def _retire(url: str, sid: int, by_hand: bool = False) -> None:
@@ -289,23 +283,17 @@ def _retire(url: str, sid: int, by_hand: bool = False) -> None:
     from singularity.registry import Registry
     from singularity.registry.schema import Strategy
 
-    reg = Registry(url, recover=False)
-    try:
-        which = Strategy.id == sid if by_hand else (Strategy.id == sid) & (Strategy.status == "champion")
+    which = Strategy.id == sid if by_hand else (Strategy.id == sid) & (Strategy.status == "champion")
+    with Registry(url, recover=False) as reg:
         with reg.write() as s:
             s.execute(update(Strategy).where(which).values(status="retired"))
         if by_hand:
             unpin(reg, sid)
-    finally:
-        reg.close()
 
 
 def _pin(url: str, sid: int) -> dict[str, Any]:
     from singularity.engine.pins import pin
     from singularity.registry import Registry
 
-    reg = Registry(url, recover=False)
-    try:
+    with Registry(url, recover=False) as reg:
         return {**pin(reg, sid), "expression": reg.strategy(sid).expression}
-    finally:
-        reg.close()

@@ -367,27 +367,20 @@ def _run_of(url: str, pid: int) -> dict[str, Any] | None:
     from singularity.registry import Registry
     from singularity.registry.schema import ForgeRun
 
-    reg = Registry(url, recover=False)
-    try:
-        with reg.session() as s:
-            r = s.scalars(select(ForgeRun).where(ForgeRun.pid == pid).order_by(ForgeRun.id.desc()).limit(1)).first()
-            if r is None:
-                return None
-            return {"id": r.id, "stage": r.stage, "stage_detail": r.stage_detail,
-                    "stage_seconds": dict(r.stage_seconds or {}), "status": r.status}
-    finally:
-        reg.close()
+    with Registry(url, recover=False) as reg, reg.session() as s:
+        r = s.scalars(select(ForgeRun).where(ForgeRun.pid == pid).order_by(ForgeRun.id.desc()).limit(1)).first()
+        if r is None:
+            return None
+        return {"id": r.id, "stage": r.stage, "stage_detail": r.stage_detail,
+                "stage_seconds": dict(r.stage_seconds or {}), "status": r.status}
 
 
 def _typical_stage_seconds(url: str, symbol: str) -> dict[str, float]:
     """Mean seconds per stage of the symbol's last succeeded cycles (for the ETA)."""
     from singularity.registry import Registry
 
-    reg = Registry(url, recover=False)
-    try:
+    with Registry(url, recover=False) as reg:
         done = [r for r in reg.runs(symbol=symbol, limit=20) if r.status == "succeeded" and r.stage_seconds][:5]
-    finally:
-        reg.close()
     out: dict[str, float] = {}
     for r in done:
         for k, v in r.stage_seconds.items():

@@ -61,6 +61,12 @@ class Registry:
     def close(self) -> None:
         self.engine.dispose()
 
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- recovery ------------------------------------------------------------------------
     def fail_interrupted_runs(self) -> list[int]:
         """Mark failed every 'running' run of this machine whose process is gone.
