@@ -22,7 +22,7 @@ dir = "{data}"
 [costs]
 fee_bps = 10.0
 slippage_bps = 5.0
-[features.indicators]
+{costs}[features.indicators]
 ma_periods = [10, 30]
 vol_horizons = [24]
 [features.ceemdan]
@@ -53,13 +53,15 @@ class Home:
 
 
 def make_home(root: Path, candles: pd.DataFrame, *, chunk: int = 256,
-              expression: str = EXPRESSION, extra: str = "", gauntlet: list | None = None) -> Home:
+              expression: str = EXPRESSION, extra: str = "", gauntlet: list | None = None,
+              costs: str = "") -> Home:
+    """``costs``: more lines of the ``[costs]`` table (e.g. ``market = "margin"``)."""
     from singularity.registry import Registry
 
     data = root / "data"
     root.mkdir(parents=True, exist_ok=True)
     config = root / "singularity.toml"
-    config.write_text(TOML.format(data=data.as_posix(), chunk=chunk) + extra)
+    config.write_text(TOML.format(data=data.as_posix(), chunk=chunk, costs=costs) + extra)
     settings = load_settings(config, environ={}).settings
     CandleStore(data).write(settings.exchange.name, SYMBOL, "1h", candles)
     reg = Registry(settings.database_url)

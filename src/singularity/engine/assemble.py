@@ -17,7 +17,7 @@ from singularity.engine.core import Engine, EngineSetup
 from singularity.engine.ledger import Ledger, NewEvent, ledger_url
 from singularity.engine.strategy import StrategySpec, StrategyWorker
 from singularity.errors import ConfigError, DataError
-from singularity.forge.champion import long_only
+from singularity.forge.champion import long_only, short_rate_per_bar
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,8 @@ def build_replay(settings: Settings, opts: RunOptions, *,
     return Engine(EngineSetup(
         mode="replay", timeframe=opts.timeframe, ledger=ledger, feed=feed, venue=venue,
         worker=StrategyWorker(timeout_s=settings.engine.worker_timeout_s), specs=specs, history=history,
-        settings=settings.engine, extra_tasks=extra_tasks, capital=settings.engine.capital))
+        settings=settings.engine, extra_tasks=extra_tasks, capital=settings.engine.capital,
+        short_rate=short_rate_per_bar(settings, opts.timeframe)))
 
 
 def run_engine(engine: Engine) -> dict[str, Any]:
@@ -207,7 +208,10 @@ def build_exchange_engine(settings: Settings, opts: RunOptions, *,
     return Engine(EngineSetup(
         mode=mode, timeframe=opts.timeframe, ledger=ledger, feed=feed, venue=venue,
         worker=StrategyWorker(timeout_s=settings.engine.worker_timeout_s), specs=specs, history=history,
-        settings=settings.engine, extra_tasks=extra_tasks, capital=capital))
+        settings=settings.engine, extra_tasks=extra_tasks, capital=capital,
+        # paper simulates the account, so it pays for its shorts; a live account is charged by
+        # the exchange (and the live venue trades spot only)
+        short_rate=short_rate_per_bar(settings, opts.timeframe) if mode == "paper" else 0.0))
 
 
 def reconcile_balances(rest: Any, markets: dict[str, Any], specs: dict[str, StrategySpec],

@@ -85,6 +85,9 @@ class EngineSetup:
     """Coroutines to run on the engine's loop beside it (e.g. a dashboard server, a display)."""
     lag_interval_s: float = 0.01
     capital: float | None = None
+    short_rate: float = 0.0
+    """Borrow/funding charged per bar on short notional at each close (margin and perpetual
+    markets; 0 on spot), as the backtest kernel charges it: a ``balance`` event."""
     sources: dict[str, Any] = field(default_factory=dict)
 
 
@@ -193,6 +196,13 @@ class Engine:
         close = float(row.close)
         candle = ts.isoformat()
         when = (ts + self.bar).to_pydatetime()
+        if self.s.short_rate and book.quantity < 0.0:
+            # the kernel's funding step: pay = (-rate) * shares * close, cash -= pay (same floats)
+            pay = -self.s.short_rate * book.quantity * close
+            carry = {"delta": -pay, "reason": "short financing", "rate": self.s.short_rate,
+                     "quantity": book.quantity, "close": close}
+            events.append(NewEvent("balance", f"financing:{sym}:{candle}", carry, sym, when))
+            apply(book, "balance", carry, 0)
         target, triggers = check(book, raw_target, candle_day=candle[:10], close=close,
                                  limits=self.s.settings.risk)
         for t in triggers:
