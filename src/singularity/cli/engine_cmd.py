@@ -32,7 +32,7 @@ def symbol_table(doc: dict[str, Any]) -> Table:
              + (f", loop lag p99 {lag['p99']:.1f} ms" if lag.get("p99") is not None else ""))
     table = Table(title=title)
     for col in ("symbol", "last candle", "price", "position", "equity", "today PnL", "strategy",
-                "feed"):
+                "regime", "feed"):
         table.add_column(col, overflow="fold", justify="right" if col in (
             "price", "position", "equity", "today PnL") else "left")
     for s in doc["symbols"]:
@@ -40,8 +40,15 @@ def symbol_table(doc: dict[str, Any]) -> Table:
         if s.get("paused"):
             feed = f"paused: {s.get('pause_reason', '')}"
         table.add_row(s["symbol"], _when(s["last_candle"]), _fmt(s["price"], 2), _fmt(s["position"], 6),
-                      _fmt(s["equity"], 2), _fmt(s["day_pnl"], 2), _fmt(s["strategy_id"]), feed)
+                      _fmt(s["equity"], 2), _fmt(s["day_pnl"], 2), _fmt(s["strategy_id"]),
+                      regime_text(s.get("regime")), feed)
     return table
+
+
+def regime_text(r: dict[str, Any] | None) -> str:
+    from singularity.engine.regimes import describe
+
+    return describe(r)
 
 
 def status(
@@ -74,6 +81,9 @@ def pipeline_table(rows: list[dict[str, Any]]) -> Table:
             info = f"candles {d.get('candles', 0)}, orders {d.get('orders', 0)}, lag p99 {lag.get('p99', '')} ms"
         elif r["kind"] == "symbol":
             info = f"position {_fmt(d.get('position'), 6)}, equity {_fmt(d.get('equity'), 2)}, strategy {d.get('strategy_id')}"
+        elif r["kind"] == "regime":
+            info = regime_text(d) + (f", refits {d['refits']}" if "refits" in d else "") + (
+                f": {d.get('error') or d.get('warming_up')}" if d.get("error") or d.get("warming_up") else "")
         elif r["kind"] == "forge":
             info = f"run {d.get('run_id')}, {d.get('reason', '')}" + (f": {d['detail']}" if d.get("detail") else "")
         else:
@@ -140,6 +150,8 @@ def run(
     port: int | None = typer.Option(None, "--port", min=1, max=65535, help="Dashboard port (settings: dashboard.port)."),
     forge: bool = typer.Option(False, "--forge", help="Forge in the background and rotate champions "
                                "(settings: engine.scheduler; on by engine.scheduler.enabled)."),
+    regimes: bool = typer.Option(False, "--regimes", help="Watch each symbol's market regime (settings: "
+                                 "engine.regimes, features.regimes; on by engine.regimes.enabled)."),
 ) -> None:
     """Trade the symbols' champions (or pinned strategies): replay, paper or live."""
     import os
@@ -186,12 +198,17 @@ def run(
     from singularity.engine.assemble import attach_notifier
 
     attach_notifier(engine, s)
+    rot = None
     if forge or s.engine.scheduler.enabled:
         from singularity.cli._context import state
         from singularity.engine.assemble import attach_scheduler
 
         cfg = state(ctx).config_path
-        attach_scheduler(engine, s, opts, config_path=str(cfg) if cfg else None)
+        rot = attach_scheduler(engine, s, opts, config_path=str(cfg) if cfg else None)
+    if regimes or s.engine.regimes.enabled:
+        from singularity.engine.assemble import attach_regimes
+
+        attach_regimes(engine, s, opts, scheduler=rot.scheduler if rot is not None else None)
     run_engine(engine)
     doc = status_document(Ledger(ledger_url(s, mode)), mode)
     if as_json:

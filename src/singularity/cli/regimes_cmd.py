@@ -54,17 +54,9 @@ def regimes(
         except ValueError:
             raise DataError(f"--until: not a timestamp: {until!r}") from None
         stop = stop.tz_localize("UTC") if stop.tzinfo is None else stop.tz_convert("UTC")
-    universe = {}
-    for s in [symbol, *(x for x in st.universe.symbols if x != symbol)]:
-        if s != symbol and not store.exists(st.exchange.name, s, tf):
-            continue  # not stored: it simply does not feed the cross-asset level
-        df = store.read(st.exchange.name, s, tf)
-        if stop is not None:
-            df = df.loc[df.index <= stop]
-        if len(df) or s == symbol:
-            universe[s] = df
-    if len(universe[symbol]) == 0:
-        raise DataError(f"{symbol}: no {tf} candles" + (f" up to {stop}" if stop is not None else ""))
+    from singularity.regimes.online import load_universe
+
+    universe = load_universe(store, st.exchange.name, symbol, tf, st.universe.symbols, stop)
     from singularity.regimes.analysis import analyse_symbol
     from singularity.runtime.pool import WorkerPool, resolve_workers
 

@@ -161,13 +161,22 @@ def overview(ctx: Any) -> dict[str, Any]:
             "pnl": e.get("pnl", e.get("today_pnl")),
             "champion": champions.get(sym),
             "strategy_id": e.get("strategy_id"),
-            "regime": e.get("regime", regimes.get(sym)),
+            "regime": _regime(e.get("regime")) or regimes.get(sym),
             "feed": _feed(e.get("feed"), ((engine or {}).get("feeds") or {}).get(sym)),
             "paused": e.get("paused"),
         })
     return {"mode": (engine or {}).get("mode"), "running": bool((engine or {}).get("running")),
             "loop_lag_ms": (engine or {}).get("loop_lag_ms"), "timeframe": tf,
             "exchange": s.exchange.name, "symbols": rows}
+
+
+def _regime(r: Any) -> str | None:
+    """The engine's current regime of a symbol (its status row) as one label."""
+    if not isinstance(r, dict):
+        return r if isinstance(r, str) else None
+    from singularity.engine.regimes import describe
+
+    return describe(r)
 
 
 def _feed(state: str | None, health: dict[str, Any] | None) -> str | None:

@@ -263,6 +263,16 @@ def attach_scheduler(engine: Engine, settings: Settings, opts: RunOptions, *,
     return rot
 
 
+def attach_regimes(engine: Engine, settings: Settings, opts: RunOptions, *, scheduler: Any = None) -> Any:
+    """The regime watch (``[engine.regimes]``): each symbol's current regime from a worker
+    process; with ``forge_on_change`` a regime change queues a cycle on ``scheduler``."""
+    from singularity.engine.regimes import RegimeWatch
+
+    watch = RegimeWatch(engine, settings, opts.timeframe, scheduler=scheduler)
+    watch.attach()
+    return watch
+
+
 def attach_notifier(engine: Engine, settings: Settings) -> Any:
     """Webhook / Telegram notifications of ``[engine.notify]`` (nothing when unconfigured)."""
     from singularity.engine.notify import Notifier

@@ -109,6 +109,8 @@ class Engine:
         self.before_batch: list[Callable[[str], Awaitable[None]]] = []
         self.after_batch: list[Callable[[str, list[dict[str, Any]]], Awaitable[None]]] = []
         self.flat: set[str] = set()
+        self.regimes: dict[str, dict[str, Any]] = {}
+        """Current regime per symbol (``engine.regimes.RegimeWatch`` sets it, when attached)."""
         # controls the core leaves to others (forge, pin, retire: the rotation's, when attached)
         self.control_hooks: list[Callable[[str, str, dict[str, Any]], Awaitable[None]]] = []
         self.on_written: list[Callable[[list[Any]], None]] = []
@@ -321,7 +323,7 @@ class Engine:
             out.append({"symbol": sym, "last_candle": b.last_candle, "price": b.last_price,
                         "position": b.quantity, "equity": b.equity(), "strategy_id": b.strategy_id,
                         "feed": h.state if h else "", "reconnects": h.reconnects if h else 0,
-                        "paused": b.paused})
+                        "paused": b.paused, "regime": self.regimes.get(sym)})
         return out
 
     async def write_status(self, running: bool) -> None:

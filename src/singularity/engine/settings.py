@@ -57,6 +57,22 @@ class SchedulerSettings(FrozenModel):
     """Retire when its live Sharpe is below its holdout Sharpe's lower 95 % bound minus this."""
 
 
+class RegimeWatchSettings(FrozenModel):
+    """The engine's regime watch (section ``[engine.regimes]``): each symbol's regime model
+    (``[features.regimes]``: window, refit cadence, ...) labels every new candle in a worker
+    process; the current regime shows in the status and the dashboard, each change is a
+    ``regime`` ledger event."""
+
+    enabled: bool = False
+    forge_on_change: bool = False
+    """Queue a forge cycle (background forging must be on) when a symbol's regime changes
+    from one regime to another (not to or from unclassified)."""
+    nice: int = Field(default=5, ge=0, le=19)
+    """CPU priority increment of the regime worker (refits never slow the strategy worker)."""
+    timeout_s: float = Field(default=300.0, gt=0)
+    """An update slower than this counts as a hung worker: it is replaced and the update failed."""
+
+
 class NotifySettings(FrozenModel):
     """Optional notifications (section ``[engine.notify]``): a JSON POST to a webhook and/or a
     Telegram message through the bot HTTP API, on the chosen event kinds. Never required: a
@@ -99,4 +115,5 @@ class EngineSettings(FrozenModel):
     """URL replacing the exchange's spot websocket stream URL."""
     risk: RiskSettings = RiskSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    regimes: RegimeWatchSettings = RegimeWatchSettings()
     notify: NotifySettings = NotifySettings()

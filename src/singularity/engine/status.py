@@ -77,7 +77,9 @@ def is_running(row: dict[str, Any] | None, *, now: datetime | None = None) -> bo
 
 def status_document(ledger: Ledger, mode: str) -> dict[str, Any]:
     """``{"mode", "running", "loop_lag_ms": {"p50", "p99", "max"}, "symbols": [...]}`` from the
-    database alone (any process may call it)."""
+    database alone (any process may call it). A symbol's ``regime`` is ``{"id", "name",
+    "probability", "candle", "since"}`` (``id`` None: unclassified) when the regime watch runs,
+    else None."""
     row = ledger.status_row()
     live = {s["symbol"]: s for s in (row or {}).get("symbols") or []}
     symbols = []
@@ -89,6 +91,7 @@ def status_document(ledger: Ledger, mode: str) -> dict[str, Any]:
             "equity": p["equity"], "day_pnl": p["equity"] - p["day_start_equity"] if p["day"] else 0.0,
             "strategy_id": p["strategy_id"], "paused": p["paused"], "pause_reason": p["pause_reason"],
             "fills": p["fills"], "fees": p["fees"], "feed": extra.get("feed", ""),
+            "regime": extra.get("regime"),
         })
     lag = (row or {}).get("loop_lag_ms") or {"p50": None, "p99": None, "max": None}
     return {

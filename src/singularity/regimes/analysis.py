@@ -82,9 +82,10 @@ class RegimeAnalysis:
 
 def analyse_symbol(
     universe: Mapping[str, pd.DataFrame], symbol: str, settings: RegimeSettings, *,
-    pool: Any = None,
+    pool: Any = None, cache: Any = None,
 ) -> RegimeAnalysis:
-    """Regimes of ``symbol``; the other assets of ``universe`` feed the cross-asset level."""
+    """Regimes of ``symbol``; the other assets of ``universe`` feed the cross-asset level.
+    ``cache`` (a ``model.FitCache``) keeps refits between calls on a growing history."""
     if symbol not in universe:
         raise DataError(f"{symbol}: not in the given assets ({', '.join(universe)})")
     candles = universe[symbol]
@@ -96,7 +97,7 @@ def analyse_symbol(
         )
     feats, notes = symbol_regime_features(universe, symbol, settings)
     result = DynamicRegimeModel(settings).label_history(
-        feats.to_numpy(), columns=list(feats.columns), pool=pool, name=symbol)
+        feats.to_numpy(), columns=list(feats.columns), pool=pool, name=symbol, cache=cache)
     if result.fallback_blocks:
         notes.append(f"{symbol}: {result.fallback_blocks} refit(s) found no cluster; "
                      "the previous classifier labelled their bars")

@@ -18,6 +18,7 @@ complete features, which truncating the history does not move.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,23 +47,36 @@ class FitResult:
 FitTask = tuple[Any, int, int, int, RegimeSettings, tuple[int, ...]]
 
 
-def fit_block(task: FitTask) -> FitResult:
-    """Fit HDBSCAN on rows [t - window, t) and label rows [t, end) (module level: a pool task).
-    HDBSCAN sees the columns ``cols``; the classifier learns its labels from every column."""
+@dataclass(frozen=True)
+class WindowFit:
+    """One fitted window (the HDBSCAN model lives here: it stays in the process that fitted
+    it; ``assign`` labels any later rows with it)."""
+
+    t: int
+    model: Any  # hdbscan.HDBSCAN with prediction data, or None when no cluster was found
+    mean: np.ndarray
+    scale: np.ndarray
+    remap: np.ndarray  # hdbscan's label -> local id (largest cluster first)
+    centres: np.ndarray
+    classifier: ClassifierParams | None
+    cols: tuple[int, ...]
+
+
+def fit_window(x_all: np.ndarray, t: int, window: int, s: RegimeSettings,
+               cols: tuple[int, ...]) -> WindowFit:
+    """Fit HDBSCAN on rows [t - window, t) of ``x_all`` (columns ``cols``) and the
+    classifier on every column of the same rows."""
     import hdbscan
 
-    handle, t, end, window, s, cols = task
-    x_all = handle.load()["x"]
     win_all = np.asarray(x_all[t - window:t], dtype=np.float64)
     win_all = win_all[np.isfinite(win_all).all(axis=1)]
-    block_all = np.asarray(x_all[t:end], dtype=np.float64)
     idx = list(cols)
-    win, block = win_all[:, idx], block_all[:, idx]
+    win = win_all[:, idx]
     d = len(idx)
-    empty = FitResult(t, np.full(end - t, UNCLASSIFIED, dtype=np.int64), np.zeros(end - t),
-                      np.zeros((0, d)), np.ones(d), None)
+    none = WindowFit(t, None, np.zeros(d), np.ones(d), np.zeros(0, dtype=np.int64), np.zeros((0, d)),
+                     None, cols)
     if len(win) < 2 * s.min_cluster_size:
-        return empty
+        return none
     mean = win.mean(axis=0)
     scale = win.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
@@ -74,23 +88,73 @@ def fit_block(task: FitTask) -> FitResult:
     fit_labels = model.labels_.astype(np.int64)
     ids, sizes = np.unique(fit_labels[fit_labels >= 0], return_counts=True)
     if len(ids) == 0:
-        return FitResult(t, empty.labels, empty.strengths, empty.centres, scale, None)
+        return dataclasses.replace(none, scale=scale)
     order = ids[np.argsort(-sizes, kind="stable")]  # largest cluster first
     remap = np.full(int(fit_labels.max()) + 1, UNCLASSIFIED, dtype=np.int64)
     remap[order] = np.arange(len(order))
     fit_labels = np.where(fit_labels >= 0, remap[np.maximum(fit_labels, 0)], UNCLASSIFIED)
     centres = np.array([win[fit_labels == k].mean(axis=0) for k in range(len(order))])
+    clf = EnvironmentClassifier(c=s.classifier_c).fit(win_all, fit_labels).params_
+    return WindowFit(t, model, mean, scale, remap, centres, clf, cols)
+
+
+def assign(fit: WindowFit, x_all: np.ndarray, end: int, s: RegimeSettings) -> FitResult:
+    """Labels of rows [fit.t, end) with the fitted window (each row on its own, so labelling
+    a block bar by bar gives the labels of the whole block)."""
+    import hdbscan
+
+    t = fit.t
     labels = np.full(end - t, UNCLASSIFIED, dtype=np.int64)
     strengths = np.zeros(end - t)
-    ok = np.isfinite(block_all).all(axis=1)
-    if ok.any():
-        lab, strength = hdbscan.approximate_predict(model, (block[ok] - mean) / scale)
-        lab = np.where(lab >= 0, remap[np.maximum(lab, 0)], UNCLASSIFIED)
-        lab[strength < s.min_strength] = UNCLASSIFIED
-        labels[ok] = lab
-        strengths[ok] = strength
-    clf = EnvironmentClassifier(c=s.classifier_c).fit(win_all, fit_labels).params_
-    return FitResult(t, labels, strengths, centres, scale, clf)
+    if fit.model is not None:
+        block_all = np.asarray(x_all[t:end], dtype=np.float64)
+        ok = np.isfinite(block_all).all(axis=1)
+        if ok.any():
+            block = block_all[ok][:, list(fit.cols)]
+            lab, strength = hdbscan.approximate_predict(fit.model, (block - fit.mean) / fit.scale)
+            lab = np.where(lab >= 0, fit.remap[np.maximum(lab, 0)], UNCLASSIFIED)
+            lab[strength < s.min_strength] = UNCLASSIFIED
+            labels[ok] = lab
+            strengths[ok] = strength
+    return FitResult(t, labels, strengths, fit.centres, fit.scale, fit.classifier)
+
+
+def fit_block(task: FitTask) -> FitResult:
+    """Fit HDBSCAN on rows [t - window, t) and label rows [t, end) (module level: a pool task).
+    HDBSCAN sees the columns ``cols``; the classifier learns its labels from every column."""
+    handle, t, end, window, s, cols = task
+    x_all = handle.load()["x"]
+    return assign(fit_window(x_all, t, window, s, cols), x_all, end, s)
+
+
+class FitCache:
+    """Refits kept between calls in one process: the results of complete blocks, and the
+    newest window's fitted model, which labels its block as it grows bar by bar (a refit
+    happens once per refit point, as in one call over the whole history). ``key`` names the
+    history (its first bar): another history starts afresh."""
+
+    def __init__(self) -> None:
+        self.key: Any = None
+        self.done: dict[tuple[int, int], FitResult] = {}
+        self.open: WindowFit | None = None
+        self.refits = 0
+
+    def reset(self, key: Any) -> None:
+        if key != self.key:
+            self.key, self.done, self.open = key, {}, None
+
+    def result(self, x: np.ndarray, t: int, end: int, s: RegimeSettings,
+               cols: tuple[int, ...]) -> FitResult:
+        hit = self.done.get((t, end))
+        if hit is not None:
+            return hit
+        if self.open is None or self.open.t != t or self.open.cols != cols:
+            self.open = fit_window(x, t, s.window, s, cols)
+            self.refits += 1
+        out = assign(self.open, x, end, s)
+        if end - t == s.refit_every:  # complete: its labels never change again
+            self.done[(t, end)] = out
+        return out
 
 
 # ----------------------------------------------------------------------------- stable ids
@@ -175,10 +239,12 @@ class DynamicRegimeModel:
 
     def label_history(
         self, x: np.ndarray, *, columns: Sequence[str] | None = None, pool: Any = None,
-        name: str = "series",
+        name: str = "series", cache: FitCache | None = None,
     ) -> RegimeLabels:
         """Walk-forward labels of feature rows ``x`` (n, d) named ``columns`` (default: every
-        column is clustered); ``pool`` runs the refits."""
+        column is clustered); ``pool`` runs the refits. With ``cache`` (a process that labels a
+        growing history again and again: the engine's regime worker) the refits of earlier
+        calls are reused and only new refit points are fitted, here."""
         from singularity.runtime.pool import run_map, share_arrays
 
         s = self.settings
@@ -199,13 +265,16 @@ class DynamicRegimeModel:
                 f"needs more than window={s.window}"
             )
         points = list(range(start, n, s.refit_every))
-        handle = share_arrays({"x": x}, pool)
-        try:
-            tasks = [(handle, t, min(t + s.refit_every, n), s.window, s, cols) for t in points]
-            fits = run_map(pool, fit_block, tasks)
-        finally:
-            if pool is not None:
-                pool.release(handle)
+        if cache is not None:
+            fits = [cache.result(x, t, min(t + s.refit_every, n), s, cols) for t in points]
+        else:
+            handle = share_arrays({"x": x}, pool)
+            try:
+                tasks = [(handle, t, min(t + s.refit_every, n), s.window, s, cols) for t in points]
+                fits = run_map(pool, fit_block, tasks)
+            finally:
+                if pool is not None:
+                    pool.release(handle)
         k_max = s.max_regimes
         raw = np.full(n, UNCLASSIFIED, dtype=np.int64)
         proba = np.full((n, k_max), np.nan)
