@@ -43,11 +43,14 @@ class GenerationStats:
     evals_per_s: float
     cpu_utilisation: float
     nodes: int
-    """Tree nodes of the evaluated individuals (x bars = node evaluations)."""
+    """Tree nodes the interpreter computed for this generation (x bars = node evaluations):
+    each distinct subtree of a batch once, nothing for trees served by a cache."""
     best_expression: str
     parent_seconds: float = 0.0
     """Wall seconds of the generation spent in the parent outside the pool's map (selection,
     packing, sharing, bookkeeping): the serial share that bounds scaling (Amdahl)."""
+    tree_nodes: int = 0
+    """Total size of the trees evaluated (new children), cached or computed."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -39,13 +39,14 @@ from singularity.evolution.fitness import (
     M_TRADES,
     M_VALID,
 )
+from singularity.evolution.packed import Packed, TrialSet, concat, gather
+from singularity.evolution.packed import program as packed_program
 from singularity.evolution.program import (
     Codec,
     InvalidExpressionError,
     Program,
     pack,
     program_key,
-    unpack,
 )
 from singularity.evolution.progress import CpuMeter, GenerationProgress, StatsLog
 from singularity.evolution.result import EvolutionResult, GenerationStats, HallOfFameEntry
@@ -66,11 +67,18 @@ SHARE_POPULATION_ABOVE = 8
 
 @dataclass
 class _Population:
-    programs: list[Program]
+    packed: Packed
+    """The programs, packed (``program.pack``): the parent never holds one object per tree."""
     metrics: np.ndarray  # [n, N_METRICS]
-    sizes: np.ndarray  # int
     fresh: np.ndarray | None = None
     """True where the individual is a new child of this generation (None: all are)."""
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.packed[2])
+
+    def program(self, i: int) -> Program:
+        return packed_program(self.packed, i)
 
     def selection_fitness(self, parsimony: float) -> np.ndarray:
         return self.metrics[:, M_FITNESS] - parsimony * self.sizes
@@ -170,14 +178,14 @@ def evolve(
 
     try:
         with GenerationProgress(generations + 1, enabled=progress) as bar:
-            pop, evals, computed, nodes = _first_generation(
+            pop, evals, computed, nodes, tree_nodes = _first_generation(
                 codec, reborn, population, master, handle, data, columns, cfg, params,
                 n_tasks, run_tasks,
             )
 
             for gen in range(generations + 1):
                 if gen > 0:
-                    pop, evals, computed, nodes = _next_generation(
+                    pop, evals, computed, nodes, tree_nodes = _next_generation(
                         pop, islands, settings, master, handle, columns, cfg, params, n_tasks,
                         run_tasks, pool,
                     )
@@ -203,7 +211,8 @@ def evolve(
                     evals_per_s=evals / wall if wall > 0 else 0.0,
                     cpu_utilisation=round(cpu, 4),
                     nodes=nodes,
-                    best_expression=codec.to_string(pop.programs[best_i]),
+                    tree_nodes=tree_nodes,
+                    best_expression=codec.to_string(pop.program(best_i)),
                     parent_seconds=round(parent_s, 4),
                 )
                 history.append(stats)
@@ -244,33 +253,26 @@ class TrialLog:
     count and the Sharpe dispersion a deflated Sharpe ratio needs."""
 
     def __init__(self) -> None:
-        self._sharpe: dict[bytes, float] = {}
-        self._programs: dict[bytes, Program] = {}
+        self._set = TrialSet()
 
     def add(self, pop: _Population) -> None:
         # Only new children can be new trials: elites, copies and migrants were met before
         # (same insertion order as a scan of the whole population, a fraction of the work).
-        idx = range(len(pop.programs)) if pop.fresh is None else np.flatnonzero(pop.fresh).tolist()
-        valid = pop.metrics[:, M_VALID]
-        for i in idx:
-            if valid[i]:
-                prog, m = pop.programs[i], pop.metrics[i]
-                k = program_key(prog)
-                if k not in self._sharpe:
-                    self._sharpe[k] = float(m[M_SHARPE])
-                    self._programs[k] = prog
+        valid = pop.metrics[:, M_VALID] != 0
+        keep = valid if pop.fresh is None else valid & pop.fresh
+        self._set.add(pop.packed, np.flatnonzero(keep), pop.metrics[:, M_SHARPE])
 
     def programs(self) -> tuple[Program, ...]:
         """The distinct valid trees in the order first met (PBO and effective-N samples)."""
-        return tuple(self._programs.values())
+        return self._set.programs()
 
     @property
     def count(self) -> int:
-        return len(self._sharpe)
+        return self._set.n
 
     def variance(self) -> float:
         """Sample variance of the annualised Sharpe ratios (0 with fewer than two trials)."""
-        v = np.fromiter(self._sharpe.values(), dtype=np.float64)
+        v = self._set.sharpe()
         return float(v.var(ddof=1)) if v.size > 1 else 0.0
 
 
@@ -286,7 +288,7 @@ def _first_generation(
     params: VariationParams,
     n_tasks: int,
     run_tasks: Callable[[list[BreedTask]], list[BreedResult]],
-) -> tuple[_Population, int, int, int]:
+) -> tuple[_Population, int, int, int, int]:
     """Reborn seeds first (scored here), then ramped half-and-half trees built by the pool."""
     seeded = _reborn_programs(codec, reborn, population)
     n_random = population - len(seeded)
@@ -296,18 +298,13 @@ def _first_generation(
         BreedTask(handle, columns, cfg, params, seeds[s], empty, empty)
         for s in split_seeds(n_random, n_tasks)
     ])
-    seeded_metrics, computed, _ = _cached_metrics(handle.key, data, cfg, seeded)
-    programs = list(seeded)
-    metrics = [seeded_metrics]
-    nodes = sum(len(c) for c, _ in seeded)
-    for res in results:
-        code, vals, offs = res.children
-        programs += [unpack(code, vals, offs, i) for i in range(len(offs) - 1)]
-        metrics.append(res.metrics)
-        computed += res.computed
-        nodes += res.sizes
-    sizes = np.array([len(c) for c, _ in programs], dtype=np.int64)
-    return _Population(programs, np.concatenate(metrics), sizes), len(programs), computed, nodes
+    seeded_metrics, computed, nodes = _cached_metrics(handle.key, data, cfg, seeded)
+    metrics = [seeded_metrics] + [res.metrics for res in results]
+    computed += sum(res.computed for res in results)
+    nodes += sum(res.nodes for res in results)
+    packed = concat([pack(seeded)] + [res.children for res in results])
+    sizes = int(packed[2][-1])
+    return _Population(packed, np.concatenate(metrics)), len(packed[2]) - 1, computed, nodes, sizes
 
 
 def _reborn_programs(codec: Codec, reborn: Iterable[str], population: int) -> list[Program]:
@@ -338,7 +335,7 @@ def _next_generation(
     n_tasks: int,
     run_tasks: Callable[[list[BreedTask]], list[BreedResult]],
     pool: Pool | None,
-) -> tuple[_Population, int, int, int]:
+) -> tuple[_Population, int, int, int, int]:
     sel = pop.selection_fitness(settings.parsimony)
     elites: list[list[int]] = []
     lo: list[int] = []
@@ -351,7 +348,7 @@ def _next_generation(
         hi += [b] * (b - a - k)
     n_children = len(lo)
     seeds = master.integers(0, _SEED_MAX, n_children)
-    code, vals, offsets = pack(pop.programs)
+    code, vals, offsets = pop.packed
     # Few tasks: pickling the population into each is cheapest. Many: write it once.
     via = pool if n_tasks > SHARE_POPULATION_ABOVE else None
     shared = share_arrays({"code": code, "vals": vals, "offsets": offsets, "fitness": sel}, via)
@@ -365,43 +362,29 @@ def _next_generation(
     finally:
         if pool is not None:
             pool.release(shared)
-    child_progs: list[Program] = []
-    child_metrics: list[np.ndarray] = []
-    child_fresh: list[bool] = []
-    evals = computed = nodes = 0
-    for res in results:
-        code, vals, offs = res.children
-        k = 0
-        for src in res.copy_of.tolist():
-            if src >= 0:
-                child_progs.append(pop.programs[src])
-                child_metrics.append(pop.metrics[src])
-            else:
-                child_progs.append(unpack(code, vals, offs, k))
-                child_metrics.append(res.metrics[k])
-                k += 1
-            child_fresh.append(src < 0)
-        evals += k
-        computed += res.computed
-        nodes += res.sizes
-    programs: list[Program] = []
-    metrics: list[np.ndarray] = []
-    fresh: list[bool] = []
+    # Every child in order: a copy of individual copy_of (>= 0), or the next new program.
+    copy_of = np.concatenate([res.copy_of for res in results])
+    is_new = copy_of < 0
+    evals = int(is_new.sum())
+    computed = sum(res.computed for res in results)
+    nodes = sum(res.nodes for res in results)
+    n = len(offsets) - 1
+    # One index space for the gather: the old population, then the new programs.
+    src = copy_of.copy()
+    src[is_new] = n + np.arange(evals)
+    new_metrics = np.concatenate([res.metrics for res in results]) if evals else np.zeros(
+        (0, pop.metrics.shape[1]))
+    order: list[np.ndarray] = []
     c = 0
     for (a, b), el in zip(islands, elites, strict=True):
-        programs += [pop.programs[i] for i in el]
-        metrics += [pop.metrics[i] for i in el]
-        fresh += [False] * len(el)
-        n = b - a - len(el)
-        programs += child_progs[c : c + n]
-        metrics += child_metrics[c : c + n]
-        fresh += child_fresh[c : c + n]
-        c += n
-    new = _Population(
-        programs, np.array(metrics), np.array([len(p[0]) for p in programs], dtype=np.int64),
-        np.array(fresh, dtype=bool),
-    )
-    return new, evals, computed, nodes
+        k = b - a - len(el)
+        order += [np.array(el, dtype=np.int64), src[c : c + k]]
+        c += k
+    idx = np.concatenate(order)
+    both = concat([pop.packed] + [res.children for res in results])
+    all_metrics = np.concatenate([pop.metrics, new_metrics])
+    new = _Population(gather(both, idx), all_metrics[idx], idx >= n)
+    return new, evals, computed, nodes, sum(res.sizes for res in results)
 
 
 def _migrate(
@@ -416,16 +399,13 @@ def _migrate(
         best = a + np.lexsort((np.arange(b - a), -sel[a:b]))[:k]
         worst = na + np.lexsort((np.arange(nb - na), sel[na:nb]))[:k]
         moves.append((best.tolist(), worst.tolist()))
-    snapshot_p = list(pop.programs)
-    snapshot_m = pop.metrics.copy()
-    snapshot_f = None if pop.fresh is None else pop.fresh.copy()
+    src = np.arange(len(pop.metrics))
     for best, worst in moves:
-        for s, d in zip(best, worst, strict=True):
-            pop.programs[d] = snapshot_p[s]
-            pop.metrics[d] = snapshot_m[s]
-            pop.sizes[d] = len(snapshot_p[s][0])
-            if pop.fresh is not None and snapshot_f is not None:
-                pop.fresh[d] = snapshot_f[s]  # a trial first met at its copy's place
+        src[worst] = best  # from a snapshot: every move reads the population before any
+    pop.packed = gather(pop.packed, src)
+    pop.metrics = pop.metrics[src]
+    if pop.fresh is not None:
+        pop.fresh = pop.fresh[src]  # a trial first met at its copy's place
 
 
 @dataclass(frozen=True)
@@ -453,7 +433,7 @@ def _update_hof(hof: dict[bytes, _Fame], pop: _Population, gen: int, size: int) 
         m = pop.metrics[i]
         if m[M_VALID] == 0:
             continue
-        prog = pop.programs[i]
+        prog = pop.program(i)
         k = program_key(prog)
         rank = (-float(m[M_FITNESS]), len(prog[0]), k)
         if k in hof or (worst is not None and rank >= worst):

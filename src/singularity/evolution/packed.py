@@ -1,0 +1,205 @@
+"""A population as packed token arrays, and the parent's per-generation work on it in numba.
+
+The parent of a GP run used to hold one (code, vals) pair per individual and walk them in
+Python every generation (unpack each child, re-pack the population for the workers, hash
+each new child for the trial log): a few microseconds per individual, all of it serial.
+Here the population is three arrays (``code``, ``vals``, ``offsets`` as ``program.pack``
+makes them) and those steps are array gathers and a compiled hash set, so the parent's time
+per generation hardly grows with the population.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from singularity.evolution.program import Program, pack, unpack
+
+Packed = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""(code int32, vals float32, offsets int64[n + 1])."""
+
+
+def packed_of(programs: list[Program]) -> Packed:
+    return pack(programs)
+
+
+def concat(parts: list[Packed]) -> Packed:
+    """Programs of ``parts`` one after another."""
+    parts = [p for p in parts if len(p[2]) > 1]
+    if not parts:
+        return pack([])
+    code = np.concatenate([p[0] for p in parts])
+    vals = np.concatenate([p[1] for p in parts])
+    offs = [np.zeros(1, dtype=np.int64)]
+    base = 0
+    for p in parts:
+        offs.append(p[2][1:] - p[2][0] + base)
+        base += int(p[2][-1] - p[2][0])
+    return code, vals, np.concatenate(offs)
+
+
+@njit(cache=True, nogil=True)
+def _gather(
+    code: np.ndarray, vals: np.ndarray, offs: np.ndarray, idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = idx.shape[0]
+    out_offs = np.zeros(n + 1, dtype=np.int64)
+    for j in range(n):
+        i = idx[j]
+        out_offs[j + 1] = out_offs[j] + offs[i + 1] - offs[i]
+    out_code = np.empty(out_offs[n], dtype=code.dtype)
+    out_vals = np.empty(out_offs[n], dtype=vals.dtype)
+    for j in range(n):
+        i = idx[j]
+        a = offs[i]
+        b = out_offs[j]
+        for k in range(offs[i + 1] - a):
+            out_code[b + k] = code[a + k]
+            out_vals[b + k] = vals[a + k]
+    return out_code, out_vals, out_offs
+
+
+def gather(packed: Packed, idx: np.ndarray) -> Packed:
+    """Programs ``idx`` of ``packed``, in that order (repeats allowed)."""
+    code, vals, offs = packed
+    return _gather(code, vals, offs, np.ascontiguousarray(idx, dtype=np.int64))
+
+
+def program(packed: Packed, i: int) -> Program:
+    return unpack(packed[0], packed[1], packed[2], i)
+
+
+# ------------------------------------------------------------------------ the trial set
+
+_EMPTY = -1
+
+
+@njit(cache=True, nogil=True)
+def _hash(code: np.ndarray, bits: np.ndarray, a: int, b: int) -> np.uint64:
+    h = np.uint64(1469598103934665603)
+    p = np.uint64(1099511628211)
+    for k in range(a, b):
+        h = (h ^ np.uint64(np.uint32(code[k]))) * p
+        h = (h ^ np.uint64(np.uint32(bits[k]))) * p
+    h ^= h >> np.uint64(29)
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _same(
+    code: np.ndarray, bits: np.ndarray, a: int, b: int,
+    t_code: np.ndarray, t_bits: np.ndarray, c: int, d: int,
+) -> bool:
+    if b - a != d - c:
+        return False
+    for k in range(b - a):
+        if code[a + k] != t_code[c + k] or bits[a + k] != t_bits[c + k]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _insert(
+    table: np.ndarray,
+    t_code: np.ndarray, t_bits: np.ndarray, t_offs: np.ndarray, t_sharpe: np.ndarray,
+    n_trials: int,
+    code: np.ndarray, bits: np.ndarray, offs: np.ndarray, idx: np.ndarray, sharpe: np.ndarray,
+) -> int:
+    """Add programs ``idx`` not seen before (in order); the caller sized every array.
+    Returns the new trial count."""
+    mask = np.uint64(table.shape[0] - 1)
+    for j in range(idx.shape[0]):
+        i = idx[j]
+        a = offs[i]
+        b = offs[i + 1]
+        slot = _hash(code, bits, a, b) & mask
+        while True:
+            t = table[slot]
+            if t == _EMPTY:
+                break
+            if _same(code, bits, a, b, t_code, t_bits, t_offs[t], t_offs[t + 1]):
+                break
+            slot = (slot + np.uint64(1)) & mask
+        if table[slot] != _EMPTY:
+            continue  # met before
+        table[slot] = n_trials
+        c = t_offs[n_trials]
+        for k in range(b - a):
+            t_code[c + k] = code[a + k]
+            t_bits[c + k] = bits[a + k]
+        t_offs[n_trials + 1] = c + b - a
+        t_sharpe[n_trials] = sharpe[i]
+        n_trials += 1
+    return n_trials
+
+
+@njit(cache=True, nogil=True)
+def _rehash(table: np.ndarray, t_code: np.ndarray, t_bits: np.ndarray, t_offs: np.ndarray,
+            n_trials: int) -> None:
+    mask = np.uint64(table.shape[0] - 1)
+    for t in range(n_trials):
+        slot = _hash(t_code, t_bits, t_offs[t], t_offs[t + 1]) & mask
+        while table[slot] != _EMPTY:
+            slot = (slot + np.uint64(1)) & mask
+        table[slot] = t
+
+
+class TrialSet:
+    """Distinct programs in the order first met, each with a figure (its Sharpe ratio).
+    Programs are equal when their ``program_key`` is: same tokens, same constant bits."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._code = np.empty(1024, dtype=np.int32)
+        self._bits = np.empty(1024, dtype=np.int32)
+        self._offs = np.zeros(257, dtype=np.int64)
+        self._sharpe = np.empty(256)
+        self._table = np.full(1024, _EMPTY, dtype=np.int64)
+
+    def add(self, packed: Packed, idx: np.ndarray, sharpe: np.ndarray) -> None:
+        """Programs ``idx`` of ``packed`` (with ``sharpe[idx]``) that are new, in order."""
+        code, vals, offs = packed
+        idx = np.ascontiguousarray(idx, dtype=np.int64)
+        if idx.size == 0:
+            return
+        tokens = int((offs[idx + 1] - offs[idx]).sum())
+        self._reserve(self.n + idx.size, int(self._offs[self.n]) + tokens)
+        bits = np.ascontiguousarray(vals, dtype=np.float32).view(np.int32)
+        self.n = _insert(
+            self._table, self._code, self._bits, self._offs, self._sharpe, self.n,
+            np.ascontiguousarray(code, dtype=np.int32), bits, offs.astype(np.int64, copy=False),
+            idx, np.ascontiguousarray(sharpe, dtype=np.float64),
+        )
+
+    def _reserve(self, trials: int, tokens: int) -> None:
+        if tokens > self._code.size:
+            size = max(tokens, 2 * self._code.size)
+            self._code = _grown(self._code, size)
+            self._bits = _grown(self._bits, size)
+        if trials + 1 > self._offs.size:
+            size = max(trials + 1, 2 * self._offs.size)
+            self._offs = _grown(self._offs, size)
+            self._sharpe = _grown(self._sharpe, size)
+        if 2 * trials > self._table.size:  # load factor <= 1/2
+            size = self._table.size
+            while 2 * trials > size:
+                size *= 2
+            self._table = np.full(size, _EMPTY, dtype=np.int64)
+            _rehash(self._table, self._code, self._bits, self._offs, self.n)
+
+    def sharpe(self) -> np.ndarray:
+        return self._sharpe[: self.n]
+
+    def programs(self) -> tuple[Program, ...]:
+        cut = self._offs[1 : self.n]
+        code = self._code[: self._offs[self.n]].copy()
+        vals = self._bits[: self._offs[self.n]].view(np.float32).copy()
+        if self.n == 0:
+            return ()
+        return tuple(zip(np.split(code, cut), np.split(vals, cut), strict=True))
+
+
+def _grown(a: np.ndarray, size: int) -> np.ndarray:
+    out = np.empty(size, dtype=a.dtype)
+    out[: a.size] = a
+    return out
