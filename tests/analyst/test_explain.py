@@ -60,3 +60,27 @@ def test_regime_masks_are_causal(data) -> None:
     full = regime_masks(candles)["uptrend"]
     cut = regime_masks(candles.iloc[:2000])["uptrend"]
     np.testing.assert_array_equal(full[:2000], cut)
+
+
+def test_sharpes_charge_shorts_on_margin_markets(data) -> None:
+    """The explanation's Sharpes (full and every ablation) carry the short charge per bar, as
+    the GP and the gauntlet do on margin and perpetual markets."""
+    from singularity.backtest.kernel import sharpe_from_returns
+    from singularity.backtest.runner import net_returns
+
+    candles, inputs = data
+    rate = 2e-4
+    e = explain("sub(good, noise)", inputs=inputs, candles=candles, positions=_positions,
+                cost_rate=0.0005, periods_per_year=8760, short_rate=rate)
+    free = explain("sub(good, noise)", inputs=inputs, candles=candles, positions=_positions,
+                   cost_rate=0.0005, periods_per_year=8760)
+
+    def sharpe(held: str | None) -> float:
+        x = inputs.copy()
+        if held:
+            x[held] = float(np.nanmedian(inputs[held]))
+        r = net_returns(candles, _positions("sub(good, noise)", x), 0.0005, short_rate=rate)
+        return round(float(sharpe_from_returns(r, 8760)), 4)
+
+    assert e.ablation == {"full": sharpe(None), "good": sharpe("good"), "noise": sharpe("noise")}
+    assert e.ablation["full"] < free.ablation["full"] - 0.5  # short about half the time: it costs

@@ -39,6 +39,13 @@ def test_seeds_and_prior_trials(tmp_path: Path) -> None:
     plan = plan_reborn(reg, new)
     # the run whose data reaches the new holdout seeds nothing; kraken and legacy runs never do
     assert plan.excluded_runs == [2]
+    # the run made before windows were recorded seeds nothing either, and the plan names it
+    assert plan.unwindowed_runs == [legacy]
+    assert plan.messages() == [
+        "no seeds from run(s) 2: their data overlaps this holdout",
+        f"no seeds from run(s) {legacy}: they recorded no data window (made before windows were "
+        "recorded), so their data may overlap this holdout",
+        "3 seed(s); 800 trials of earlier run(s) on overlapping data count in the DSR (runs 1, 2)"]
     # best fitness first; the tie (2.0, 2.0) goes to the newer strategy
     assert [s.id for s in plan.seeds] == [old[2], old[1], old[0]]
     # both binance runs saw data overlapping this cycle's window: their trials count

@@ -165,3 +165,33 @@ def test_pool_gives_the_serial_result() -> None:
         pooled = run_bakeoff(feats, candles, pool=pool, **kw)
     assert [s.log_loss for s in pooled.scores] == [s.log_loss for s in serial.scores]
     pd.testing.assert_series_equal(pooled.oof_signal, serial.oof_signal)
+
+
+def test_trading_score_is_long_only_on_spot(outcome: tuple) -> None:
+    """A spot account cannot be short: the bake-off scores the signal long-only there (the
+    fixture's costs are the default spot market), as the kernel, the GP and the gauntlet do."""
+    from singularity.backtest.kernel import count_trades
+    from singularity.backtest.runner import net_returns
+    from singularity.models.bakeoff import _trading
+
+    res, candles, _, _ = outcome
+    c = candles.iloc[:1400]
+    cost = (CostSettings().fee_bps + CostSettings().slippage_bps) / 1e4
+    for s in res.scores:
+        p = res.oof_proba[s.name].to_numpy()
+        start = int(np.flatnonzero(np.isfinite(p).all(axis=1))[0])
+        target = signal_target(p[:, 2] - p[:, 0], BAKEOFF.signal_threshold)[start:]
+        assert (target < 0).any()  # the models do call for shorts
+        long_only = np.where(target < 0, 0.0, target)
+        assert s.exposure == pytest.approx(float(np.mean(np.nan_to_num(long_only) != 0)), abs=1e-12)
+        assert s.trades == count_trades(np.ascontiguousarray(long_only))
+        r = net_returns(c.iloc[start:], long_only, cost)
+        assert s.total_return == pytest.approx(float(np.prod(1.0 + r) - 1.0), abs=1e-12)
+    # on a margin market the shorts stay and pay the short charge per bar
+    margin = CostSettings(market="margin", short_rate_bps_per_day=240.0)
+    sig = np.full(len(c), -1.0)
+    got = _trading(c, sig, 10, threshold=0.1, cost_rate=cost, fill_on_open=True, timeframe="1h",
+                   long_only=margin.long_only, short_rate=margin.short_rate_per_bar("1h"))
+    r = net_returns(c.iloc[10:], sig[10:], cost, short_rate=1e-3)
+    assert got["total_return"] == pytest.approx(float(np.prod(1.0 + r) - 1.0), abs=1e-12)
+    assert got["exposure"] == 1.0

@@ -47,8 +47,8 @@ def _sharpe(r: np.ndarray, ppy: float) -> float:
     return float(sharpe_from_returns(np.ascontiguousarray(r, dtype=np.float64), ppy))
 
 
-def _returns(candles: pd.DataFrame, target: np.ndarray, cost_rate: float) -> np.ndarray:
-    return net_returns(candles, target, cost_rate)
+def _returns(candles: pd.DataFrame, target: np.ndarray, cost_rate: float, short_rate: float = 0.0) -> np.ndarray:
+    return net_returns(candles, target, cost_rate, short_rate=short_rate)
 
 
 def regime_masks(candles: pd.DataFrame, *, vol_window: int = 24, trend_window: int = 200) -> dict[str, np.ndarray]:
@@ -114,8 +114,11 @@ def regime_breakdown(tree: Node, inputs: pd.DataFrame, target: np.ndarray, retur
 
 def explain(expression: str, *, inputs: pd.DataFrame, candles: pd.DataFrame, positions: PositionsFn,
             cost_rate: float, periods_per_year: float, descriptions: Mapping[str, str] | None = None,
-            long_only: bool = False, regime_names: Mapping[int, str] | None = None) -> Explanation:
-    """Explain ``expression`` on ``inputs``/``candles`` (normally the training window)."""
+            long_only: bool = False, regime_names: Mapping[int, str] | None = None,
+            short_rate: float = 0.0) -> Explanation:
+    """Explain ``expression`` on ``inputs``/``candles`` (normally the training window).
+    ``short_rate``: the borrow/funding charge per bar on a short (margin and perpetual markets),
+    in the full Sharpe and in every ablation Sharpe, as the GP and the gauntlet charge it."""
     descriptions = dict(descriptions or {})
     tree = simplify(parse(expression))
     simplified = to_prefix(tree)
@@ -126,13 +129,14 @@ def explain(expression: str, *, inputs: pd.DataFrame, candles: pd.DataFrame, pos
     exposure = {"long": float((target > 0).sum() / n), "short": float((target < 0).sum() / n),
                 "flat": float((target == 0).sum() / n)}
     trades = int(count_trades(target))
-    base = _returns(candles, target, cost_rate)
+    base = _returns(candles, target, cost_rate, short_rate)
     full = _sharpe(base, periods_per_year)
     ablation: dict[str, float] = {"full": round(full, 4)}
     for name in used:
         held = inputs.copy()
         held[name] = float(np.nanmedian(inputs[name].to_numpy(np.float64)))
-        ablation[name] = round(_sharpe(_returns(candles, positions(expression, held), cost_rate), periods_per_year), 4)
+        ablation[name] = round(_sharpe(_returns(candles, positions(expression, held), cost_rate, short_rate),
+                                       periods_per_year), 4)
     bh = candles["close"].pct_change().fillna(0.0).to_numpy()
     regimes = {name: {"strategy_sharpe": round(_sharpe(base[m], periods_per_year), 4),
                       "buy_hold_sharpe": round(_sharpe(bh[m], periods_per_year), 4), "bars": int(m.sum())}

@@ -176,7 +176,7 @@ def record(registry: Registry, run_id: int, settings: Settings, opts: Any, evo: 
             holdout = holdout_summary(ctx, h.expression)
             e = explain(h.expression, inputs=ctx.train_inputs, candles=ctx.train_candles, positions=ctx.positions,
                         cost_rate=ctx.cost_rate, periods_per_year=ppy, descriptions=descriptions,
-                        long_only=long_only(settings))
+                        long_only=long_only(settings), short_rate=ctx.short_rate)
             explanation, readable = e.text, e.readable
         ids[h.expression] = registry.add_strategy(
             run_id=run_id, symbol=opts.symbol, timeframe=opts.timeframe, expression=h.expression,

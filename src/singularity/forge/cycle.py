@@ -195,11 +195,8 @@ def _cycle(settings: Settings, opts: ForgeOptions, exchange: str, universe: dict
         window = data_window(exchange, sym, tf, universe[sym].index[0], candles.index, split)
         plan = plan_reborn(registry, window)
         reborn = plan.seeds
-        if plan.excluded_runs:
-            st.say(f"  reborn: no seeds from run(s) {', '.join(map(str, plan.excluded_runs))}: their data "
-                   "overlaps this holdout")
-        st.say(f"  reborn: {len(reborn)} seed(s); {plan.prior_trials} trials of earlier run(s) on overlapping "
-               f"data count in the DSR" + (f" (runs {', '.join(map(str, plan.prior_runs))})" if plan.prior_runs else ""))
+        for line in plan.messages():
+            st.say(f"  reborn: {line}")
     train_c, train_f = candles.iloc[split.train], ready.iloc[split.train]
 
     with st.stage("bakeoff", f"models {', '.join(settings.bakeoff.models)}"):

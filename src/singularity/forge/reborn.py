@@ -11,7 +11,7 @@ distinct trees count in the new cycle's deflated Sharpe ratio.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -46,11 +46,29 @@ class RebornPlan:
     prior_trials: int
     """Distinct trees searched by earlier runs on overlapping data."""
     prior_runs: list[int]
+    unwindowed_runs: list[int] = field(default_factory=list)
+    """Earlier runs on this symbol and timeframe that recorded no data window (made before
+    windows were recorded): their data may overlap the new holdout, so no seeds from them."""
+
+    def messages(self) -> list[str]:
+        """What the cycle's log says about its seeds: which runs seed nothing and why, how
+        many seeds, and the earlier trials counted in the DSR."""
+        out = []
+        if self.excluded_runs:
+            out.append(f"no seeds from run(s) {', '.join(map(str, self.excluded_runs))}: their data overlaps "
+                       "this holdout")
+        if self.unwindowed_runs:
+            out.append(f"no seeds from run(s) {', '.join(map(str, self.unwindowed_runs))}: they recorded no data "
+                       "window (made before windows were recorded), so their data may overlap this holdout")
+        out.append(f"{len(self.seeds)} seed(s); {self.prior_trials} trials of earlier run(s) on overlapping data "
+                   "count in the DSR" + (f" (runs {', '.join(map(str, self.prior_runs))})" if self.prior_runs else ""))
+        return out
 
 
 def plan_reborn(registry: Registry, window: dict[str, Any], *, limit: int = 10) -> RebornPlan:
     """Seeds and prior trials for a cycle on ``window`` (see the module docstring). Runs that
-    recorded no window (older runs) are never used as seed sources."""
+    recorded no window (older runs) are never used as seed sources: ``unwindowed_runs`` names
+    them, for the log."""
     runs = registry.run_windows(exchange=window["exchange"], symbol=window["symbol"],
                                 timeframe=window["timeframe"])
     hold = (pd.Timestamp(window["holdout"][0]), pd.Timestamp(window["holdout"][1]))
@@ -61,4 +79,6 @@ def plan_reborn(registry: Registry, window: dict[str, Any], *, limit: int = 10) 
         if eligible else []
     prior = sorted(rid for rid, w in runs.items() if overlaps(_span(w), whole))
     trials = sum(int(runs[rid].get("trials", 0)) for rid in prior)
-    return RebornPlan(seeds=seeds, excluded_runs=excluded, prior_trials=trials, prior_runs=prior)
+    legacy = registry.runs_without_window(symbol=window["symbol"], timeframe=window["timeframe"])
+    return RebornPlan(seeds=seeds, excluded_runs=excluded, prior_trials=trials, prior_runs=prior,
+                      unwindowed_runs=legacy)

@@ -9,9 +9,11 @@ Scores, out of fold (OOF):
 * log-loss over the classes (-1, 0, +1), probabilities clipped at 1e-7 and renormalised;
 * balanced accuracy of the most probable class;
 * the trading result of the signal d_t = P(+1) - P(-1): target sign(d_t) where
-  |d_t| >= ``signal_threshold`` else flat, decided at the close of bar t, filled at the next
-  bar through ``singularity.backtest.kernel.bar_returns`` with fees + slippage; Sharpe etc.
-  over the bars from the first OOF prediction to the end of the window.
+  |d_t| >= ``signal_threshold`` else flat (on a spot market, ``costs.long_only``, a negative
+  sign is flat: a spot account cannot be short), decided at the close of bar t, filled at the
+  next bar through ``singularity.backtest.kernel.bar_returns`` with fees + slippage and, on
+  margin or perpetual markets, the short charge per bar; Sharpe etc. over the bars from the
+  first OOF prediction to the end of the window.
 
 Winner rule: among the models whose OOF Sharpe is not below the logistic baseline's (the
 baseline always qualifies), the lowest OOF log-loss wins; exact ties go to the simpler model
@@ -216,7 +218,8 @@ def signal_target(signal: np.ndarray, threshold: float) -> np.ndarray:
 
 def _trading(
     candles: pd.DataFrame, signal: np.ndarray, start: int, *, threshold: float,
-    cost_rate: float, fill_on_open: bool, timeframe: str,
+    cost_rate: float, fill_on_open: bool, timeframe: str, long_only: bool = False,
+    short_rate: float = 0.0,
 ) -> dict[str, float]:
     from singularity.backtest.kernel import (
         bar_returns,
@@ -226,9 +229,11 @@ def _trading(
     )
 
     target = signal_target(signal, threshold)[start:]
+    if long_only:  # NaN (no prediction) stays NaN = flat
+        target = np.where(target < 0, 0.0, target)
     r = bar_returns(
         candles["open"].to_numpy(np.float64)[start:], candles["close"].to_numpy(np.float64)[start:],
-        np.ascontiguousarray(target), cost_rate, fill_on_open,
+        np.ascontiguousarray(target), cost_rate, fill_on_open, short_rate,
     )
     return {
         "sharpe": float(sharpe_from_returns(r, periods_per_year(timeframe))),
@@ -342,6 +347,7 @@ def run_bakeoff(
         trade = _trading(
             candles, P[:, 2] - P[:, 0], first_oof, threshold=bo.signal_threshold,
             cost_rate=cost_rate, fill_on_open=bo.fill_on_open, timeframe=timeframe,
+            long_only=costs.long_only, short_rate=costs.short_rate_per_bar(timeframe),
         )
         scores.append(
             ModelScore(

@@ -239,6 +239,17 @@ class Registry:
                     out[int(rid)] = w
             return out
 
+    def runs_without_window(self, *, symbol: str, timeframe: str) -> list[int]:
+        """Runs on this symbol and timeframe that hold strategies but recorded no data window
+        (made before windows were recorded): their data cannot be checked against a holdout."""
+        with self.session() as s:
+            rows = s.execute(select(ForgeRun.id, ForgeRun.settings).where(
+                ForgeRun.symbol == symbol, ForgeRun.timeframe == timeframe,
+                ForgeRun.id.in_(select(Strategy.run_id).where(Strategy.symbol == symbol,
+                                                              Strategy.timeframe == timeframe)))
+                .order_by(ForgeRun.id))
+            return [int(rid) for rid, settings in rows if not (settings or {}).get("window")]
+
     def lineage(self, strategy_id: int) -> list[Strategy]:
         """The strategy and its ancestors, breadth first, each once."""
         out: list[Strategy] = []
