@@ -148,8 +148,10 @@ def one_cycle(level: float, seed: int, real: pd.DataFrame, a: argparse.Namespace
         t0 = time.perf_counter()
         out = run_forge(s, opts, say=lambda _m: None)
         verdicts = {v["test"]: v["passed"] for v in out.gauntlet}
-        dsr = next((v["figures"] for v in out.gauntlet if v["test"] == "deflated_sharpe"), {})
-        pbo = next((v["figures"].get("pbo") for v in out.gauntlet if v["test"] == "pbo"), None)
+        fig = {v["test"]: v["figures"] for v in out.gauntlet}
+        dsr = fig.get("deflated_sharpe", {})
+        pbo = fig.get("pbo", {}).get("pbo")
+        perm = fig.get("permutation", {})
         cand = out.champion or out.best or {}
         return {"net_sharpe": level, "seed": seed, "bars": len(market), "a": round(k, 6),
                 "promoted": out.champion is not None,
@@ -160,6 +162,11 @@ def one_cycle(level: float, seed: int, real: pd.DataFrame, a: argparse.Namespace
                 "dsr": dsr.get("dsr"), "dsr_raw_trials": dsr.get("dsr_raw_trials"),
                 "dsr_effective": dsr.get("dsr_effective"), "trials": dsr.get("trials"),
                 "effective_trials": dsr.get("effective_trials"), "pbo": pbo,
+                "pbo_candidates": fig.get("pbo", {}).get("candidates"),
+                "sr_per_period": dsr.get("sr_per_period"), "sr0_per_period": dsr.get("sr0_per_period"),
+                "p_positions": perm.get("p_positions"), "p_search": perm.get("p_search"),
+                "search_best": perm.get("search_best"), "null_best": perm.get("null_best"),
+                "walk_forward_sharpe": fig.get("walk_forward", {}).get("oos_sharpe"),
                 "seconds": round(time.perf_counter() - t0, 1),
                 "stage_seconds": {k: round(v, 1) for k, v in out.stage_seconds.items()}}
     finally:
@@ -175,12 +182,39 @@ def summarise(level: float, rows: list[dict[str, Any]], a: argparse.Namespace) -
             "planted_net_sharpe_full_median": round(float(np.median([r["planted_net_sharpe_full"] for r in rows])), 4),
             "gate_pass_rates": {t: round(float(np.mean([r["verdicts"].get(t, False) for r in rows])), 4)
                                 for t in (rows[0]["verdicts"] if rows else {})},
+            "gate_passes": {t: sum(bool(r["verdicts"].get(t, False)) for r in rows)
+                            for t in (rows[0]["verdicts"] if rows else {})},
+            "pbo_median": _median([r.get("pbo") for r in rows]), "pbo_max": _max([r.get("pbo") for r in rows]),
+            "dsr_median": _median([r.get("dsr") for r in rows]), "dsr_max": _max([r.get("dsr") for r in rows]),
+            "dsr_effective_max": _max([r.get("dsr_effective") for r in rows]),
+            "p_positions_median": _median([r.get("p_positions") for r in rows]),
+            "p_positions_min": _min([r.get("p_positions") for r in rows]),
+            "p_search_min": _min([r.get("p_search") for r in rows]),
             "would_pass_with_effective_n": sum(
                 1 for r in rows if r["dsr_effective"] is not None and r["dsr_effective"] >= 0.95
                 and all(p for t, p in r["verdicts"].items() if t != "deflated_sharpe")),
             "bars": a.bars, "population": a.population, "generations": a.generations, "workers": a.workers,
             "cores": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 2),
             "seconds_per_cycle": round(float(np.mean([r["seconds"] for r in rows])), 1) if rows else None}
+
+
+def _vals(xs: list[Any]) -> list[float]:
+    return [float(x) for x in xs if x is not None]
+
+
+def _median(xs: list[Any]) -> float | None:
+    v = _vals(xs)
+    return round(float(np.median(v)), 4) if v else None
+
+
+def _max(xs: list[Any]) -> float | None:
+    v = _vals(xs)
+    return round(max(v), 4) if v else None
+
+
+def _min(xs: list[Any]) -> float | None:
+    v = _vals(xs)
+    return round(min(v), 4) if v else None
 
 
 def plot(lines: list[dict[str, Any]], path: Path) -> None:

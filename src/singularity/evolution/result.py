@@ -72,26 +72,45 @@ class EvolutionResult:
     """Sample variance of those trees' annualised in-sample Sharpe ratios."""
     trial_programs: tuple[Any, ...] = field(default=(), repr=False, compare=False)
     """Every distinct valid tree evaluated, in the order first met (token programs)."""
+    trial_sharpes: tuple[float, ...] = field(default=(), repr=False, compare=False)
+    """Their annualised in-sample Sharpe ratios, in the same order."""
 
     @property
     def best(self) -> HallOfFameEntry:
         return self.hall_of_fame[0]
 
-    def sample_trials(self, n: int, seed: int, *, include: tuple[str, ...] = ()) -> list[str]:
+    def sample_trials(self, n: int, seed: int, *, include: tuple[str, ...] = (),
+                      top_share: float = 1.0) -> list[str]:
         """``n`` distinct trials drawn uniformly (without replacement) from every tree the
-        search evaluated, as expressions; ``include`` (e.g. the chosen candidate) first."""
+        search evaluated, as expressions; ``include`` (e.g. the chosen candidate) first.
+        ``top_share`` < 1 draws only among the trials whose in-sample Sharpe ratio is in that
+        top share of all trials (ties at the cut included)."""
         from singularity.evolution.evaluator import codec_for
 
         codec = codec_for(self.columns)
         out = list(dict.fromkeys(include))
+        pool = np.arange(len(self.trial_programs))
+        if top_share < 1.0 and len(self.trial_sharpes) == pool.size and pool.size:
+            sr = np.nan_to_num(np.asarray(self.trial_sharpes, dtype=np.float64), nan=-np.inf)
+            pool = np.flatnonzero(sr >= np.quantile(sr, 1.0 - top_share))
         rng = np.random.default_rng(seed)
-        for i in rng.permutation(len(self.trial_programs)).tolist():
+        for i in pool[rng.permutation(pool.size)].tolist():
             if len(out) >= n:
                 break
             expr = codec.to_string(self.trial_programs[i])
             if expr not in out:
                 out.append(expr)
         return out
+
+    def trials_by_sharpe(self) -> list[str]:
+        """Every distinct trial as an expression, best in-sample Sharpe first (ties: first met)."""
+        from singularity.evolution.evaluator import codec_for
+
+        codec = codec_for(self.columns)
+        sr = np.nan_to_num(np.asarray(self.trial_sharpes, dtype=np.float64), nan=-np.inf)
+        order = np.argsort(-sr, kind="stable") if sr.size == len(self.trial_programs) else \
+            np.arange(len(self.trial_programs))
+        return [codec.to_string(self.trial_programs[i]) for i in order.tolist()]
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -245,6 +245,7 @@ def evolve(
         distinct_trials=trials.count,
         trial_sharpe_variance=trials.variance(),
         trial_programs=trials.programs(),
+        trial_sharpes=trials.sharpes(),
     )
 
 
@@ -265,6 +266,10 @@ class TrialLog:
     def programs(self) -> tuple[Program, ...]:
         """The distinct valid trees in the order first met (PBO and effective-N samples)."""
         return self._set.programs()
+
+    def sharpes(self) -> tuple[float, ...]:
+        """Their annualised in-sample Sharpe ratios, in the same order as ``programs``."""
+        return tuple(float(x) for x in self._set.sharpe())
 
     @property
     def count(self) -> int:

@@ -22,6 +22,8 @@ from singularity.validation.gauntlet import (
 
 # The whole-search tests (walk-forward, search null) re-run the GP at this share of the budget.
 SEARCH_BUDGET_SHARE = 0.25
+PBO_MIN_COLUMNS = 16
+"""The fewest columns of the PBO matrix (CSCV ranks are too coarse with fewer)."""
 
 
 def evolve_training(settings: Settings, opts: Any, inputs: pd.DataFrame, candles: pd.DataFrame,
@@ -86,6 +88,44 @@ def trial_sample_matrix(evo: Any, n: int, seed: int, *, include: tuple[str, ...]
                             cost_rate, short_rate)
 
 
+def pbo_matrix(evo: Any, g: Any, seed: int, *, candidate: tuple[str, ...], positions: Any,
+               candles: pd.DataFrame, inputs: pd.DataFrame, cost_rate: float, short_rate: float) -> np.ndarray:
+    """The CSCV matrix of the PBO gate: training-window returns net of costs of the chosen
+    candidate and ``g.pbo_candidates`` − 1 trials drawn uniformly among the COMPETITIVE ones,
+    those whose in-sample Sharpe is in the top ``g.pbo_top_share`` of the search's trials
+    (the ones selection chose between); trials that never trade (flat returns) and trials
+    whose returns repeat an earlier column's (the same positions written as another tree)
+    are left out; when fewer than ``PBO_MIN_COLUMNS`` distinct series remain, the next best
+    trials by in-sample Sharpe fill in. Why: drawn from every trial, the sample is mostly cost-ruined, never-trading
+    or market-exposed strawmen that rank low in both halves of every CSCV split, so any
+    in-sample winner looks good out of sample and PBO reads low on pure noise (forge cycles on
+    shuffled real BTC: median 0.16; see ``GauntletSettings.pbo_top_share``)."""
+    cols: list[np.ndarray] = []
+    seen: set[bytes] = set()
+
+    def take(exprs: list[str], limit: int, keep_first: int = 0) -> None:
+        for lo in range(0, len(exprs), g.pbo_candidates):
+            block = training_returns(exprs[lo: lo + g.pbo_candidates], positions, candles, inputs,
+                                     cost_rate, short_rate)
+            for j in range(block.shape[1]):
+                col = block[:, j]
+                key = np.round(col, 12).tobytes()
+                if key in seen or (lo + j >= keep_first and not col.std() > 0):
+                    continue
+                seen.add(key)
+                cols.append(col)
+                if len(cols) >= limit:
+                    return
+
+    pool = evo.sample_trials(len(evo.trial_programs) + len(candidate), seed, include=candidate,
+                             top_share=g.pbo_top_share)
+    take(pool, g.pbo_candidates, keep_first=len(candidate))
+    if len(cols) < PBO_MIN_COLUMNS:  # too few distinct competitive series: the next best fill in
+        picked = set(pool)
+        take([e for e in evo.trials_by_sharpe() if e not in picked], PBO_MIN_COLUMNS)
+    return np.column_stack(cols) if cols else np.empty((len(candles), 0))
+
+
 def search_fn(settings: Settings, opts: Any, pool: Any) -> Any:
     """The search re-run by the walk-forward and search-null tests: the same GP at
     ``SEARCH_BUDGET_SHARE`` of the budget, no Reborn seeds, no progress bar."""
@@ -115,7 +155,7 @@ def gauntlet_context(settings: Settings, opts: Any, evo: Any, candles: pd.DataFr
     short = short_rate_per_bar(settings, opts.timeframe)
     g = settings.gauntlet
     common = dict(positions=positions, candles=train_c, inputs=train_x, cost_rate=cost, short_rate=short)
-    pbo_matrix = trial_sample_matrix(evo, g.pbo_candidates, opts.seed, include=tuple(candidates[:1]), **common)
+    cscv = pbo_matrix(evo, g, opts.seed, candidate=tuple(candidates[:1]), **common)
     n_trials, trial_var = trial_statistics(evo, ppy)
     eff_matrix = trial_sample_matrix(evo, g.effective_trials_sample, opts.seed + 1, include=(), **common)
     n_eff, _ = estimate_effective_trials(eff_matrix, total=n_trials)
@@ -131,7 +171,7 @@ def gauntlet_context(settings: Settings, opts: Any, evo: Any, candles: pd.DataFr
         fee_bps=settings.costs.fee_bps, slippage_bps=settings.costs.slippage_bps, settings=g,
         positions=positions, n_trials=n_trials + prior_trials, trial_sharpe_variance=trial_var,
         # earlier cycles' trials are not re-sampled: they count at face value in both Ns
-        trial_returns=pbo_matrix, effective_trials=n_eff + prior_trials,
+        trial_returns=cscv, effective_trials=n_eff + prior_trials,
         holdout_looks=len(candidates), short_rate=short, search=search_fn(settings, opts, pool),
         recompute_inputs=recompute_inputs, full_candles=candles.iloc[window], full_inputs=inputs.iloc[window],
         seed=opts.seed)
