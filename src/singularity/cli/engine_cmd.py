@@ -152,6 +152,8 @@ def run(
                                "(settings: engine.scheduler; on by engine.scheduler.enabled)."),
     regimes: bool = typer.Option(False, "--regimes", help="Watch each symbol's market regime (settings: "
                                  "engine.regimes, features.regimes; on by engine.regimes.enabled)."),
+    cluster: str | None = typer.Option(None, "--cluster", help="With --forge: run whole cycles on this Dask "
+                                       "scheduler, tcp://HOST:PORT, one per task (settings: engine.scheduler.cluster)."),
 ) -> None:
     """Trade the symbols' champions (or pinned strategies): replay, paper or live."""
     import os
@@ -166,7 +168,9 @@ def run(
 
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}: expected replay, paper or live")
-    s = settings(ctx)
+    if cluster is not None and not cluster.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+        raise ConfigError(f"--cluster: expected a Dask scheduler address such as tcp://HOST:8786, got {cluster!r}")
+    s = settings(ctx, engine__scheduler__cluster=cluster)
     # the three locks are checked before anything touches the network or the disk
     check_live(mode=mode, live_setting=s.engine.live, exchange_id=s.exchange.name, environ=os.environ)
     secrets: tuple[str, ...] = ()

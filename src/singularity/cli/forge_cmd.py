@@ -19,6 +19,7 @@ def forge(
     workers: int | None = typer.Option(None, "--workers", min=0, help="Worker processes; 0 = every core."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed (settings: forge.seed)."),
     bars: int | None = typer.Option(None, "--bars", min=1000, help="Use only the last N candles."),
+    end: str | None = typer.Option(None, "--to", help="Use only candles that open before this time (UTC)."),
     exchange: str | None = typer.Option(None, "--exchange", help="Exchange id of the stored candles."),
     holdout_looks: int | None = typer.Option(
         None, "--holdout-looks", min=1,
@@ -41,9 +42,16 @@ def forge(
         check_symbol(symbol)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    if end is not None:
+        import pandas as pd
+
+        try:
+            pd.Timestamp(end)
+        except ValueError:
+            raise ConfigError(f"--to: cannot read {end!r} as a date (e.g. 2025-02-20 or 2025-02-20T12:00)") from None
     opts = ForgeOptions(symbol=symbol, timeframe=s.timeframe(timeframe), population=s.forge.population,
                         generations=s.forge.generations, seed=s.forge.seed, workers=s.forge.workers,
-                        exchange=exchange, bars=bars, holdout_looks=holdout_looks, progress=not as_json)
+                        exchange=exchange, bars=bars, end=end, holdout_looks=holdout_looks, progress=not as_json)
     out = err_console if as_json else console
     outcome = run_forge(s, opts, say=out.print)
     if as_json:

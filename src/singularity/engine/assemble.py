@@ -251,12 +251,30 @@ def attach_scheduler(engine: Engine, settings: Settings, opts: RunOptions, *,
                    ppy=periods_per_year(opts.timeframe),
                    cost_rate=(settings.costs.fee_bps + settings.costs.slippage_bps) / 1e4)
     rot.attach()
+    if settings.engine.scheduler.cluster:
+        from singularity.engine.cluster import ClusterRunner, cluster_settings_doc
+
+        sched.cluster = ClusterRunner(settings.engine.scheduler.cluster, cluster_settings_doc(settings))
+    if opts.mode == "replay":
+        # a cycle forges on the candles the replay has decided, never on those still to come
+        def replay_end(sym: str) -> str | None:
+            book = engine.books.get(sym)
+            if book is not None and book.last_candle:
+                return (pd.Timestamp(book.last_candle) + engine.bar).isoformat()
+            frame = getattr(engine.s.feed, "frames", {}).get(sym)
+            return frame.index[0].isoformat() if frame is not None and len(frame) else None
+
+        sched.end_for = replay_end
     for sym in opts.symbols:
         if sym not in engine.s.specs:
             sched.request(sym, "no champion")
 
     async def run_scheduler(_engine: Engine) -> None:
-        await sched.run()
+        try:
+            await sched.run()
+        finally:
+            if sched.cluster is not None:
+                await sched.cluster.close()
 
     if start:
         engine.s.extra_tasks = [*engine.s.extra_tasks, run_scheduler]

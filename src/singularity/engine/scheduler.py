@@ -165,7 +165,7 @@ async def run_cycle(symbol: str, argv: Sequence[str], *, env: dict[str, str], ti
 
 def forge_argv(symbol: str, timeframe: str, s: SchedulerSettings, *, seed: int,
                config_path: str | Path | None = None, exchange: str | None = None,
-               python: str = sys.executable) -> list[str]:
+               end: str | None = None, python: str = sys.executable) -> list[str]:
     argv = [python, "-m", "singularity"]
     if config_path is not None:
         argv += ["--config", str(config_path)]
@@ -176,6 +176,8 @@ def forge_argv(symbol: str, timeframe: str, s: SchedulerSettings, *, seed: int,
         argv += ["--bars", str(s.bars)]
     if exchange is not None:
         argv += ["--exchange", exchange]
+    if end is not None:
+        argv += ["--to", end]
     return argv
 
 
@@ -193,6 +195,8 @@ class _Cycle:
     progress: float = 0.0
     eta_s: float | None = None
     procs: dict[int, Any] = field(default_factory=dict)
+    tag: str = ""
+    """Set for a cycle on the cluster (its registry run carries it)."""
 
 
 class Scheduler:
@@ -207,9 +211,16 @@ class Scheduler:
         self.s = settings
         self.registry_url = registry_url
         self.timeframe = timeframe
+        self.exchange = exchange
+        self.cluster: Any = None
+        """A ``ClusterRunner``: cycles go to the Dask cluster instead of child processes."""
         self.log_dir = Path(log_dir)
+        self.end_for: Callable[[str], str | None] = lambda _sym: None
+        """The time before which a cycle of the symbol may read candles (a replay: the end of
+        what it has decided), None = all stored."""
         self.argv_for = argv_for or (lambda sym, seed: forge_argv(
-            sym, timeframe, settings, seed=seed, config_path=config_path, exchange=exchange))
+            sym, timeframe, settings, seed=seed, config_path=config_path, exchange=exchange,
+            end=self.end_for(sym)))
         from singularity.runtime.process import PARENT_ENV
 
         self.env = child_env(env)
@@ -248,7 +259,8 @@ class Scheduler:
 
     async def run(self) -> None:
         """Take queued symbols forever, ``max_concurrent`` cycles at a time."""
-        slots = asyncio.Semaphore(self.s.max_concurrent)
+        slots = asyncio.Semaphore(self.s.max_concurrent if self.cluster is None
+                                  else (self.s.cluster_max_concurrent or 1_000_000))
         tasks: set[asyncio.Task[Any]] = set()
         try:
             while True:
@@ -279,15 +291,25 @@ class Scheduler:
             cyc.pid, cyc.started, cyc.started_wall = pid, time.monotonic(), time.time()
             watcher = asyncio.ensure_future(self._watch(cyc))
 
+        def submitted(tag: str) -> None:
+            nonlocal watcher
+            cyc.tag, cyc.started, cyc.started_wall = tag, time.monotonic(), time.time()
+            watcher = asyncio.ensure_future(self._watch(cyc))
+
         try:
-            log.info("forge cycle for %s (%s) starting", sym, reason)
-            res = await run_cycle(sym, self.argv_for(sym, cyc.seed), env=self.env, timeout_s=self.s.timeout_s,
-                                  nice=self.s.nice, log_path=log_path, on_start=started)
+            log.info("forge cycle for %s (%s) starting%s", sym, reason,
+                     f" on the cluster {self.cluster.address}" if self.cluster is not None else "")
+            if self.cluster is not None:
+                res = await self.cluster.run(sym, self.cluster_options(sym, cyc.seed), timeout_s=self.s.timeout_s,
+                                             registry_url=self.registry_url, on_start=submitted)
+            else:
+                res = await run_cycle(sym, self.argv_for(sym, cyc.seed), env=self.env, timeout_s=self.s.timeout_s,
+                                      nice=self.s.nice, log_path=log_path, on_start=started)
             if watcher is not None:
                 watcher.cancel()
                 with contextlib.suppress(BaseException):
                     await watcher
-            if res.status == "failed":
+            if res.status == "failed" and self.cluster is None:
                 # the registry's crash recovery marks the child's run failed (its process is gone)
                 run_id = await self.to_thread(_recover, self.registry_url, res.pid)
                 res = CycleResult(res.symbol, res.status, run_id, None, res.error, res.seconds,
@@ -305,7 +327,12 @@ class Scheduler:
         except asyncio.CancelledError:  # the engine stops: run_cycle killed the cycle's group
             cyc.stage, cyc.detail = "stopped", "the engine stopped; cycle killed"
             with contextlib.suppress(BaseException):
-                if cyc.pid:
+                if cyc.tag:
+                    from singularity.engine.cluster import fail_run
+
+                    cyc.run_id = await self.to_thread(fail_run, self.registry_url, sym, cyc.tag,
+                                                      "the engine stopped; cluster task cancelled")
+                elif cyc.pid:
                     cyc.run_id = await self.to_thread(_recover, self.registry_url, cyc.pid)
                 await self._publish(cyc, state="stopped")
             raise
@@ -315,11 +342,24 @@ class Scheduler:
             self.running.pop(sym, None)
             slots.release()
 
+    def cluster_options(self, sym: str, seed: int) -> dict[str, Any]:
+        """The ForgeOptions of a cycle on the cluster: the local cycle's, one process, no pool."""
+        return {"symbol": sym, "timeframe": self.timeframe, "population": self.s.population,
+                "generations": self.s.generations, "seed": seed, "workers": 1, "exchange": self.exchange,
+                "bars": self.s.bars, "end": self.end_for(sym)}
+
     async def _watch(self, cyc: _Cycle) -> None:
         """Progress from the registry and the pool's processes, every ``poll_s``."""
         typical = await self.to_thread(_typical_stage_seconds, self.registry_url, cyc.symbol)
         while True:
-            row = await self.to_thread(_run_of, self.registry_url, cyc.pid)
+            if cyc.tag:
+                from singularity.engine.cluster import run_of_tag
+
+                row = await self.to_thread(run_of_tag, self.registry_url, cyc.symbol, cyc.tag)
+                if row is not None:
+                    cyc.pid = int(row["pid"])
+            else:
+                row = await self.to_thread(_run_of, self.registry_url, cyc.pid)
             if row is not None:
                 cyc.run_id, cyc.stage, cyc.detail = row["id"], row["stage"], row["stage_detail"]
                 cyc.progress, cyc.eta_s = _progress(row, typical, time.time() - cyc.started_wall)
@@ -329,8 +369,14 @@ class Scheduler:
     async def _publish(self, cyc: _Cycle, *, state: str) -> None:
         if self.write_status is None:
             return
-        pool = (await self.to_thread(_pool_usage, cyc) if state == "running"
-                else {"workers": 0, "cpu_percent": 0.0})
+        if self.cluster is not None:  # the cluster's workers are the pool
+            pool = {"workers": 0, "cpu_percent": None, "cluster": self.cluster.address}
+            if state == "running":
+                with contextlib.suppress(Exception):
+                    pool["workers"] = await self.cluster.workers()
+        else:
+            pool = (await self.to_thread(_pool_usage, cyc) if state == "running"
+                    else {"workers": 0, "cpu_percent": 0.0})
         rows = [{"name": f"forge:{cyc.symbol}", "kind": "forge", "symbol": cyc.symbol, "state": state,
                  "stage": cyc.stage, "progress": round(cyc.progress, 3),
                  "eta_s": None if cyc.eta_s is None else round(cyc.eta_s, 1), "pid": cyc.pid,
@@ -339,6 +385,11 @@ class Scheduler:
                 {"name": "pool", "kind": "pool", "symbol": None, "state": "busy" if state == "running" else "idle",
                  "stage": "", "progress": None, "eta_s": None, "pid": cyc.pid if state == "running" else None,
                  "detail": {**pool, "owner": f"forge:{cyc.symbol}" if state == "running" else None}}]
+        if self.cluster is not None:  # many cycles at once: the row names them all
+            busy = sorted(f"forge:{c.symbol}" for c in self.running.values()
+                          if c is not cyc or state == "running")
+            rows[1].update(name="cluster", state="busy" if busy else "idle", pid=None,
+                           detail={**pool, "owner": ", ".join(busy) or None, "cycles": len(busy)})
         with contextlib.suppress(Exception):
             await self.write_status(rows)
 

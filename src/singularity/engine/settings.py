@@ -32,6 +32,11 @@ class SchedulerSettings(FrozenModel):
     its champion was retired)."""
     max_concurrent: int = Field(default=1, ge=1)
     """Cycles running at once on this machine (each owns the machine's one worker pool)."""
+    cluster: str | None = None
+    """Dask scheduler address (tcp://HOST:PORT): whole cycles run there, one per task, each in
+    one process, instead of child processes here (``run --cluster``)."""
+    cluster_max_concurrent: int = Field(default=0, ge=0)
+    """Cycles submitted to the cluster at once (0 = no limit: the cluster queues them)."""
     timeout_s: float = Field(default=3_600.0, gt=0)
     """A cycle still running after this is killed with its whole process group (and failed)."""
     nice: int = Field(default=10, ge=0, le=19)

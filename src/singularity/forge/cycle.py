@@ -43,6 +43,14 @@ class ForgeOptions:
     exchange: str | None = None
     bars: int | None = None
     """Use only the last ``bars`` candles (None: all stored)."""
+    end: str | None = None
+    """Use only candles that open before this time (ISO; None: all stored). A cycle started by a
+    replaying engine forges on what the replay has seen, never on the candles still to come."""
+    inline: bool = False
+    """Run every stage in this process, without a worker pool (a cycle inside a Dask task; also
+    what ``workers=1`` does)."""
+    tag: str = ""
+    """Who started the cycle (the engine's id for a cluster cycle: it finds the run by it)."""
     cluster: str | None = None
     holdout_looks: int | None = None
     """Candidates whose holdout is opened (best in-sample first); None = gauntlet.holdout_looks."""
@@ -96,7 +104,12 @@ def load_candles(settings: Settings, opts: ForgeOptions) -> tuple[str, dict[str,
         have = ", ".join(f"{s} ({x})" for x, s in stored[:12]) or "none"
         raise DataError(f"no {opts.timeframe} candles of {opts.symbol} on {exchange}: import or download them "
                         f"first (singularity data import/download); stored {opts.timeframe}: {have}")
-    main = store.read(exchange, opts.symbol, opts.timeframe)
+    end = pd.Timestamp(opts.end) if opts.end else None
+    if end is not None and end.tzinfo is None:
+        end = end.tz_localize("UTC")
+    main = store.read(exchange, opts.symbol, opts.timeframe, end=end)
+    if main.empty:
+        raise DataError(f"no {opts.timeframe} candles of {opts.symbol} on {exchange} before {opts.end}")
     if opts.bars:
         main = main.iloc[-opts.bars:]
     universe = {opts.symbol: main}
@@ -128,7 +141,7 @@ class _Stages:
 def run_forge(settings: Settings, opts: ForgeOptions, *, say: Callable[[str], None] = print,
               registry: Registry | None = None) -> ForgeOutcome:
     """Run one forge cycle; the registry records it whether it succeeds or fails."""
-    from singularity.runtime.pool import WorkerPool
+    from singularity.runtime.pool import WorkerPool, resolve_workers
 
     if registry is None:  # ours: closed at the end (a long-lived caller would leak its files)
         registry = Registry(settings.database_url)
@@ -151,8 +164,12 @@ def run_forge(settings: Settings, opts: ForgeOptions, *, say: Callable[[str], No
         parent_champion_id=next((s.id for s in current if s.status == "champion"), None))
     st = _Stages(registry, run_id, say)
     try:
-        with WorkerPool(opts.workers) as pool:
-            outcome = _cycle(settings, opts, exchange, universe, registry, run_id, st, pool)
+        # one worker: in this process (a pool of one would only add a process and its imports)
+        if opts.inline or resolve_workers(opts.workers) == 1:
+            outcome = _cycle(settings, opts, exchange, universe, registry, run_id, st, None)
+        else:
+            with WorkerPool(opts.workers) as pool:
+                outcome = _cycle(settings, opts, exchange, universe, registry, run_id, st, pool)
         outcome.seconds = time.perf_counter() - t_start
         outcome.stage_seconds = dict(st.seconds)
         registry.finish_run(run_id, status="succeeded", seconds=outcome.seconds, stage_seconds=st.seconds,

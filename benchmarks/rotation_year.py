@@ -1,0 +1,170 @@
+"""A year of BTC/USDT 1h replayed with forge cycles running: are champions rotated, and why.
+
+The engine replays the last ``--days`` days of ../shared/data's BTC/USDT 1h candles, starting
+with a hand-made rule (``--rule``, not forged: the registry's stand-in for "the strategy the
+account traded before"). Its scheduler starts a real forge cycle at the start and then every
+``--every`` decided candles (``python -m singularity forge ... --to T --json``: each cycle sees
+only the candles that open before the replay's current candle, the last ``--bars`` of them).
+While a cycle runs the replay waits at the next candle boundary (lock-step: a replay is faster
+than any cycle, and a champion should trade from where it was forged, not hours later). A cycle
+whose champion passes the gauntlet is rotated in at the next boundary (no probation on replay);
+a champion whose live Sharpe over the last ``--decay-candles`` candles falls below its holdout's
+lower bound minus ``--decay-margin`` is retired (flat until the next champion).
+
+Prints one JSON line per cycle, one per ``rotation`` ledger event (with its evidence), then a
+summary line ``{"benchmark": "rotation_year", "candles", "cycles", "succeeded", "champions",
+"rotations": {"rotate", "retire", "rejected"}, "seconds", "cores", "load"}``.
+
+    nice -n 10 .venv/bin/python benchmarks/rotation_year.py [--days 365] [--every 720]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "binance-spot-2024-2026"
+SYMBOL = "BTC/USDT"
+
+TOML = """
+[universe]
+symbols = ["BTC/USDT"]
+[data]
+dir = "{data}"
+[features.ceemdan]
+enabled = false
+[features.particle_filter]
+enabled = false
+[features.graph]
+enabled = false
+[bakeoff]
+models = ["logistic", "lightgbm"]
+[engine]
+replay_chunk = {chunk}
+[engine.scheduler]
+enabled = true
+every_candles = {every}
+timeout_s = {timeout}
+nice = 10
+population = {population}
+generations = {generations}
+workers = {workers}
+bars = {bars}
+seed = {seed}
+decay_candles = {decay_candles}
+decay_margin = {decay_margin}
+"""
+
+
+def _candles(data: Path) -> Any:
+    import pandas as pd
+
+    df = pd.read_feather(data / "BTC_USDT-1h.feather")
+    df = df.rename(columns={"date": "timestamp"}).set_index("timestamp")
+    df.index = pd.DatetimeIndex(df.index).tz_convert("UTC")
+    return df[["open", "high", "low", "close", "volume"]].astype("float64")
+
+
+async def _replay(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    import pandas as pd
+
+    from singularity.config import load_settings
+    from singularity.data.store import CandleStore
+    from singularity.engine.assemble import RunOptions, attach_scheduler, build_replay
+    from singularity.registry import Registry
+
+    cfg = root / "singularity.toml"
+    cfg.write_text(TOML.format(data=(root / "data").as_posix(), chunk=args.chunk, every=args.every,
+                               timeout=args.timeout, population=args.population, generations=args.generations,
+                               workers=args.workers, bars=args.bars, seed=args.seed,
+                               decay_candles=args.decay_candles, decay_margin=args.decay_margin))
+    settings = load_settings(cfg, environ={}).settings
+    candles = _candles(args.data)
+    CandleStore(settings.data.dir).write(settings.exchange.name, SYMBOL, "1h", candles)
+    with Registry(settings.database_url) as reg:
+        run = reg.start_run(symbol=SYMBOL, timeframe="1h", seed=0, settings={"hand-made": True})
+        sid = reg.add_strategy(run_id=run, symbol=SYMBOL, timeframe="1h", expression=args.rule,
+                               readable=args.rule, size=4, fitness=0.0, in_sample={})
+        reg.promote(sid)
+        reg.finish_run(run, status="succeeded", seconds=0.0)
+    start = candles.index[-1] - pd.Timedelta(days=args.days) + pd.Timedelta(hours=1)
+    opts = RunOptions(mode="replay", symbols=(SYMBOL,), timeframe="1h", start=start)
+    engine = build_replay(settings, opts)
+    rot = attach_scheduler(engine, settings, opts, config_path=str(cfg))
+    sched = rot.scheduler
+    sched.request(SYMBOL, "replay start")
+    t0 = time.monotonic()
+
+    async def lockstep(sym: str) -> None:
+        while sym in sched.queued or sym in sched.running:
+            await asyncio.sleep(0.5)
+
+    engine.before_batch.insert(0, lockstep)  # before the rotation's boundary hook
+
+    async def reporter(eng: Any) -> None:
+        seen = 0
+        while True:
+            await asyncio.sleep(1.0)
+            while seen < len(sched.results):
+                res = sched.results[seen]
+                seen += 1
+                champ = res.champion or {}
+                print(json.dumps({"cycle": seen, **res.as_dict(), "candles": eng.stats["candles"],
+                                  "champion_expression": champ.get("expression"),
+                                  "holdout": champ.get("holdout"),
+                                  "gauntlet_failed": [g.get("test") for g in (res.output or {}).get("gauntlet", [])
+                                                      if not g.get("passed")],
+                                  "t_s": round(time.monotonic() - t0, 1)}, default=str), flush=True)
+
+    engine.s.extra_tasks = [*engine.s.extra_tasks, reporter]
+    stats = await engine.run()
+    await asyncio.sleep(1.5)  # the reporter's last lines
+    events = [e for e in engine.s.ledger.events(kinds=["rotation"])]
+    for e in events:
+        print(json.dumps({"rotation": e.payload, "time": e.time.isoformat(), "seq": e.seq}, default=str),
+              flush=True)
+    acts = [e.payload.get("action") for e in events]  # the first event (no action) is the starting strategy
+    results = list(sched.results)
+    return {"benchmark": "rotation_year", "symbol": SYMBOL, "from": str(start), "candles": stats["candles"],
+            "cycles": len(results), "succeeded": sum(r.status == "succeeded" for r in results),
+            "champions": sum(bool(r.champion) for r in results),
+            "rotations": {a: acts.count(a) for a in ("rotate", "retire", "rejected")},
+            "seconds": round(time.monotonic() - t0, 1), "cores": os.cpu_count(),
+            "load": [round(x, 2) for x in os.getloadavg()],
+            "budget": {"population": args.population, "generations": args.generations, "bars": args.bars,
+                       "every": args.every, "workers": args.workers}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--every", type=int, default=720, help="Candles between two cycles.")
+    ap.add_argument("--population", type=int, default=40)
+    ap.add_argument("--generations", type=int, default=3)
+    ap.add_argument("--bars", type=int, default=3000, help="Candles each cycle forges on (the last before it).")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--chunk", type=int, default=24, help="Replay candles per batch (the boundaries).")
+    ap.add_argument("--timeout", type=float, default=1800.0)
+    ap.add_argument("--decay-candles", type=int, default=720)
+    ap.add_argument("--decay-margin", type=float, default=0.5)
+    ap.add_argument("--rule", default="ts_mean(macd_hist, w5)", help="The hand-made starting strategy.")
+    ap.add_argument("--data", type=Path, default=DATA, help="Folder of the freqtrade feather files.")
+    args = ap.parse_args()
+    from singularity.engine.core import warm_kernel
+
+    warm_kernel()
+    with tempfile.TemporaryDirectory(prefix="rotation-year-") as tmp:
+        out = asyncio.run(_replay(args, Path(tmp)))
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
