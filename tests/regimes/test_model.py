@@ -14,7 +14,7 @@ from singularity.features.causality import assert_causal
 from singularity.regimes.analysis import analyse_symbol
 from singularity.regimes.classifier import EnvironmentClassifier, regime_name
 from singularity.regimes.features import CROSS_COLUMN, symbol_regime_features
-from singularity.regimes.model import DynamicRegimeModel, match_clusters, persist
+from singularity.regimes.model import DynamicRegimeModel, match_clusters, nearest_regime, persist
 from singularity.regimes.synthetic import planted_regime_market
 from singularity.runtime.pool import WorkerPool
 
@@ -62,6 +62,18 @@ def test_match_clusters_keeps_ids() -> None:
     full = [(np.array([0.0, 0.0]), scale), (np.array([5.0, 5.0]), scale)]
     assert match_clusters(np.array([[0.0, 0.2], [5.0, 5.1], [4.0, 4.0]]), scale, full, 1.5
                           ).tolist() == [0, 1, 1]
+
+
+def test_nearest_regime_fills_within_its_spread_only() -> None:
+    # regime 0 at (0, 0) with spreads (1, 1); slot 1 unknown; regime 2 at (10, 0), spreads (2, 0.5)
+    protos = [(np.array([0.0, 0.0]), np.array([1.0, 1.0])), None,
+              (np.array([10.0, 0.0]), np.array([2.0, 0.5]))]
+    x = np.array([[1.0, 1.0],    # d0 = 1                       -> 0
+                  [7.0, 0.0],    # d0 = 4.95, d2 = sqrt(4.5/2) = 1.5 -> 2
+                  [10.0, 2.0],   # d2 = sqrt(16/2) = 2.83 > 2.5, d0 = 7.2 -> unclassified
+                  [-3.0, 3.0]])  # d0 = 3 > 2.5                 -> unclassified
+    np.testing.assert_array_equal(nearest_regime(x, protos, 2.5), [0, 2, -1, -1])
+    np.testing.assert_array_equal(nearest_regime(x, [None, None, None], 2.5), [-1, -1, -1, -1])
 
 
 def test_classifier_and_names() -> None:

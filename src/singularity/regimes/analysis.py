@@ -38,7 +38,9 @@ class RegimeAnalysis:
         return pd.Series(lab, index=self.index, name="regime")
 
     def probability(self) -> pd.Series:
-        """The classifier's probability of the bar's regime (NaN where it has none)."""
+        """The classifier's probability of the bar's regime (NaN where it has none; 0 where
+        the regime came from an older fit's centre and the current classifier, trained on a
+        window without it, does not know it)."""
         lab = self.result.labels
         p = np.full(len(lab), np.nan)
         rows = np.flatnonzero(lab >= 0)

@@ -8,8 +8,11 @@ below ``min_strength``, is unclassified). The refits are independent tasks (they
 worker pool, never in the caller's thread when a pool is given); what must be sequential is
 cheap and runs here afterwards: matching each fit's clusters to the stable ids of the fits
 before it (``linear_sum_assignment`` on the distance between cluster centres), the
-probabilities of the EnvironmentClassifier trained on the same window, and the persistence
-filter (a label switches only after the new one has held ``persistence`` bars).
+probabilities of the EnvironmentClassifier trained on the same window, the fill (a bar
+HDBSCAN leaves unclassified takes the known regime whose latest centre lies within
+``fill_distance`` of that regime's spreads: noise at a cluster's edge, or a regime absent from
+the current window but seen before; a state unlike any seen stays unclassified), and the
+persistence filter (a label switches only after the new one has held ``persistence`` bars).
 
 Everything at bar t depends on bars < t (the fits) and the features at t (the assignment),
 so labels and probabilities are causal; the refit schedule is anchored to the first bar with
@@ -40,6 +43,7 @@ class FitResult:
     labels: np.ndarray  # local cluster ids of the block's bars, -1 unclassified
     strengths: np.ndarray
     centres: np.ndarray  # (k, c) raw-space centres (cluster features), largest first
+    spreads: np.ndarray  # (k, c) each cluster's standard deviation per feature (raw space)
     scale: np.ndarray  # (c,) the window's cluster-feature std (distance units for matching)
     classifier: ClassifierParams | None
 
@@ -58,6 +62,7 @@ class WindowFit:
     scale: np.ndarray
     remap: np.ndarray  # hdbscan's label -> local id (largest cluster first)
     centres: np.ndarray
+    spreads: np.ndarray
     classifier: ClassifierParams | None
     cols: tuple[int, ...]
 
@@ -74,7 +79,7 @@ def fit_window(x_all: np.ndarray, t: int, window: int, s: RegimeSettings,
     win = win_all[:, idx]
     d = len(idx)
     none = WindowFit(t, None, np.zeros(d), np.ones(d), np.zeros(0, dtype=np.int64), np.zeros((0, d)),
-                     None, cols)
+                     np.zeros((0, d)), None, cols)
     if len(win) < 2 * s.min_cluster_size:
         return none
     mean = win.mean(axis=0)
@@ -94,8 +99,12 @@ def fit_window(x_all: np.ndarray, t: int, window: int, s: RegimeSettings,
     remap[order] = np.arange(len(order))
     fit_labels = np.where(fit_labels >= 0, remap[np.maximum(fit_labels, 0)], UNCLASSIFIED)
     centres = np.array([win[fit_labels == k].mean(axis=0) for k in range(len(order))])
+    # a cluster's spread, floored at 5 % of the window's (a cluster of near-equal values
+    # must not make its neighbourhood a point)
+    spreads = np.array([np.maximum(win[fit_labels == k].std(axis=0), 0.05 * scale)
+                        for k in range(len(order))])
     clf = EnvironmentClassifier(c=s.classifier_c).fit(win_all, fit_labels).params_
-    return WindowFit(t, model, mean, scale, remap, centres, clf, cols)
+    return WindowFit(t, model, mean, scale, remap, centres, spreads, clf, cols)
 
 
 def assign(fit: WindowFit, x_all: np.ndarray, end: int, s: RegimeSettings) -> FitResult:
@@ -116,7 +125,7 @@ def assign(fit: WindowFit, x_all: np.ndarray, end: int, s: RegimeSettings) -> Fi
             lab[strength < s.min_strength] = UNCLASSIFIED
             labels[ok] = lab
             strengths[ok] = strength
-    return FitResult(t, labels, strengths, fit.centres, fit.scale, fit.classifier)
+    return FitResult(t, labels, strengths, fit.centres, fit.spreads, fit.scale, fit.classifier)
 
 
 def fit_block(task: FitTask) -> FitResult:
@@ -184,6 +193,24 @@ def match_clusters(
     out[rows] = cols
     for i in range(head, k):
         out[i] = int(np.argmin(cost[i]))
+    return out
+
+
+def nearest_regime(x: np.ndarray, protos: Sequence[tuple[np.ndarray, np.ndarray] | None],
+                   radius: float) -> np.ndarray:
+    """For each row of ``x`` (cluster features), the stable id of the nearest known regime
+    (its latest centre, distance in units of its own spread, RMS over the features) when
+    within ``radius``, else unclassified: a bar HDBSCAN leaves as noise, or a regime absent
+    from the current window but seen before, keeps the regime it resembles; a state unlike
+    any seen stays unclassified."""
+    out = np.full(len(x), UNCLASSIFIED, dtype=np.int64)
+    known = [(j, p) for j, p in enumerate(protos) if p is not None]
+    if not known or not len(x):
+        return out
+    d = np.stack([np.sqrt((((x - c) / sp) ** 2).mean(axis=1)) for _, (c, sp) in known], axis=1)
+    best = d.argmin(axis=1)
+    near = d[np.arange(len(x)), best] <= radius
+    out[near] = np.array([j for j, _ in known])[best[near]]
     return out
 
 
@@ -279,6 +306,7 @@ class DynamicRegimeModel:
         raw = np.full(n, UNCLASSIFIED, dtype=np.int64)
         proba = np.full((n, k_max), np.nan)
         slots: list[tuple[np.ndarray, np.ndarray] | None] = [None] * k_max
+        protos: list[tuple[np.ndarray, np.ndarray] | None] = [None] * k_max
         last: tuple[ClassifierParams, np.ndarray] | None = None
         fallback = 0
         for fit in fits:
@@ -290,10 +318,15 @@ class DynamicRegimeModel:
                 for local, slot in enumerate(ids.tolist()):
                     if local < k_max:
                         slots[slot] = (fit.centres[local], fit.scale)
+                        protos[slot] = (fit.centres[local], fit.spreads[local])
                 raw[a:b] = np.where(fit.labels >= 0, ids[np.maximum(fit.labels, 0)], UNCLASSIFIED)
                 last = (fit.classifier, ids)
             elif last is not None:
                 fallback += 1
+            if s.fill_distance > 0 and ok.any():
+                sub = raw[a:b][ok]
+                sub[sub < 0] = nearest_regime(block[ok][sub < 0][:, list(cols)], protos, s.fill_distance)
+                raw[a:b][ok] = sub
             if last is None or not ok.any():
                 continue
             params, ids = last
@@ -304,7 +337,8 @@ class DynamicRegimeModel:
             proba[a:b][ok] = p
             if fit.classifier is None:  # fallback: the previous classifier's best guess
                 guess = np.where(p.max(axis=1) >= 0.5, p.argmax(axis=1), UNCLASSIFIED)
-                raw[a:b][ok] = guess
+                sub = raw[a:b][ok]
+                raw[a:b][ok] = np.where(sub >= 0, sub, guess)
         warmup = np.zeros(n, dtype=bool)
         warmup[:start] = True
         labels = raw.copy()
