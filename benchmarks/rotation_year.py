@@ -56,7 +56,7 @@ nice = 10
 population = {population}
 generations = {generations}
 workers = {workers}
-bars = {bars}
+{bars}
 seed = {seed}
 decay_candles = {decay_candles}
 decay_margin = {decay_margin}
@@ -83,7 +83,7 @@ async def _replay(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     cfg = root / "singularity.toml"
     cfg.write_text(TOML.format(data=(root / "data").as_posix(), chunk=args.chunk, every=args.every,
                                timeout=args.timeout, population=args.population, generations=args.generations,
-                               workers=args.workers, bars=args.bars, seed=args.seed,
+                               workers=args.workers, bars=f"bars = {args.bars}" if args.bars else "", seed=args.seed,
                                decay_candles=args.decay_candles, decay_margin=args.decay_margin))
     settings = load_settings(cfg, environ={}).settings
     candles = _candles(args.data)
@@ -148,7 +148,7 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=720, help="Candles between two cycles.")
     ap.add_argument("--population", type=int, default=40)
     ap.add_argument("--generations", type=int, default=3)
-    ap.add_argument("--bars", type=int, default=3000, help="Candles each cycle forges on (the last before it).")
+    ap.add_argument("--bars", type=int, default=3000, help="Candles each cycle forges on (the last before it; 0 = all before it).")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--chunk", type=int, default=24, help="Replay candles per batch (the boundaries).")

@@ -184,3 +184,102 @@ def test_dashboard_controls_forge_pin_and_retire(tmp_path, load_feather) -> None
     assert set(targets[400:]) == {0.0}  # flat after the retirement, until a new champion
     reg = Registry(home.settings.database_url)
     assert reg.strategy(sid).status == "retired" and pinned(reg, SYMBOL) is None  # unpinned
+
+
+def test_a_pinned_symbol_keeps_its_strategy_until_unpinned(tmp_path, load_feather) -> None:
+    """A cycle's new champion on a pinned symbol is recorded (registry, a 'held' event), not
+    traded; once unpinned, the next cycle's champion rotates in at the next boundary."""
+    from singularity.engine.pins import pin, unpin
+
+    home = _home(tmp_path, load_feather, "")
+    sid = _new_strategy(home)
+    later = _new_strategy(home)
+    with Registry(home.settings.database_url) as reg:
+        pin(reg, home.strategy_id)
+    opts = RunOptions(mode="replay", symbols=(SYMBOL,), timeframe="1h", start=home.candles.index[400])
+    engine = build_replay(home.settings, opts)
+    rot = attach_scheduler(engine, home.settings, opts, start=False)
+    done: list[int] = []
+
+    def result(cid: int) -> CycleResult:
+        return CycleResult(SYMBOL, "succeeded", 9, {"id": cid, "expression": NEW, "holdout": {"sharpe": 1.5, "bars": 900}},
+                           "", 12.0, 0, 1234, {"gauntlet": [{"test": "holdout", "passed": True}]})
+
+    async def cycles(sym, decisions):
+        n = engine.stats["candles"]
+        if n >= 100 and not done:
+            done.append(n)
+            await rot.on_result(result(sid))  # pinned: held
+        elif n >= 300 and len(done) == 1:
+            done.append(n)
+            await engine.db(_unpin, home.settings.database_url, home.strategy_id, unpin)
+            await rot.on_result(result(later))  # unpinned: rotates
+
+    engine.after_batch.append(cycles)
+    run_engine(engine)
+    led = Ledger(ledger_url(home.settings, "replay"))
+    acts = [(e.payload["action"], e.payload["strategy_id"], e.payload.get("candidate_id"))
+            for e in led.events(kinds=["rotation"]) if "action" in e.payload]
+    assert acts == [("held", home.strategy_id, sid), ("rotate", later, None)]
+    ids = [d.payload["strategy_id"] for d in led.events(kinds=["decision"])]
+    assert ids.index(later) == 300 and set(ids[:300]) == {home.strategy_id}  # never traded sid
+    assert sid not in ids
+
+
+def _unpin(url, sid, unpin) -> None:
+    with Registry(url) as reg:
+        unpin(reg, sid)
+
+
+def test_decay_window_over_candles_or_trades() -> None:
+    from singularity.engine.rotation import decay_window
+
+    eq = [100.0 + i for i in range(10)]
+    trades = [False, False, True, False, False, True, False, False, True, False]
+    assert decay_window(eq, trades, "candles", 3) == eq[-4:]
+    assert decay_window(eq, trades, "candles", 10) is None  # 10 marks hold 9 returns
+    assert decay_window(eq, trades, "candles", 9) == eq
+    # trades: from the mark before the k-th last trade (index 5 for k=2, 2 for k=3)
+    assert decay_window(eq, trades, "trades", 1) == eq[7:]
+    assert decay_window(eq, trades, "trades", 2) == eq[4:]
+    assert decay_window(eq, trades, "trades", 3) == eq[1:]
+    assert decay_window(eq, trades, "trades", 4) is None
+    assert decay_window(eq, [True] + [False] * 9, "trades", 1) is None  # no mark before it
+
+
+def test_decay_verdict_threshold_is_exact() -> None:
+    from singularity.engine.rotation import decay_verdict
+
+    window = [100.0, 99.0, 99.5, 98.0, 99.0, 98.5]
+    r = np.diff(window) / np.asarray(window[:-1])
+    ppy = 8760.0
+    live = r.mean() / r.std(ddof=1) * np.sqrt(ppy)
+    sr = 3.0 / np.sqrt(ppy)
+    lower = (sr - 1.96 * np.sqrt((1 + sr * sr / 2) / 900)) * np.sqrt(ppy)
+    gap = lower - live  # the margin at which the verdict flips
+    assert gap > 0
+    got = decay_verdict(window, 3.0, 900, ppy, gap - 1e-9)
+    assert got is not None and got[0] == pytest.approx(live, rel=1e-12) and got[1] == pytest.approx(lower, rel=1e-12)
+    assert decay_verdict(window, 3.0, 900, ppy, gap + 1e-9) is None
+
+
+def test_decayed_champion_is_retired_over_its_last_trades(tmp_path, load_feather) -> None:
+    home = _home(tmp_path, load_feather, 'decay_window = "trades"\ndecay_trades = 3\ndecay_margin = 0.0')
+    from sqlalchemy import update
+
+    from singularity.registry.schema import Strategy
+
+    with Registry(home.settings.database_url) as reg, reg.write() as s:
+        s.execute(update(Strategy).where(Strategy.id == home.strategy_id).values(holdout={"sharpe": 80.0, "bars": 900}))
+    _rot, led = _replay(home, candidate=None)
+    retired = [e for e in led.events(kinds=["rotation"]) if e.payload.get("action") == "retire"]
+    assert len(retired) == 1
+    ev = retired[0].payload["evidence"]
+    assert ev["window"] == "trades" and ev["trades"] == 3 and ev["live_sharpe"] < ev["holdout_lower"]
+    # the window: from the mark before the 3rd-last change of target up to the retiring batch
+    decided = [d.payload for d in led.events(kinds=["decision"]) if d.seq < retired[0].seq]
+    changes = [i for i in range(1, len(decided)) if decided[i]["target"] != decided[i - 1]["target"]]
+    assert len(changes) >= 3 and ev["candles"] == len(decided) - changes[-3]
+    eq = [d["equity"] for d in decided[changes[-3] - 1:]]
+    r = np.diff(eq) / np.asarray(eq[:-1])
+    assert ev["live_sharpe"] == pytest.approx(r.mean() / r.std(ddof=1) * np.sqrt(8760), abs=1e-4)

@@ -66,3 +66,19 @@ def test_add_runs_the_gauntlet_stores_and_pin_makes_the_engine_trade_it(home):
     if not out["passed"]:
         with pytest.raises(ConfigError, match="paper only"):
             strategy_specs(home.settings, RunOptions(mode="live", symbols=(SYMBOL,), timeframe="1h"))
+
+
+def test_unpin_returns_the_symbol_to_its_champion(home):
+    env = {"SINGULARITY_CONFIG": str(home.config)}
+    opts = RunOptions(mode="paper", symbols=(SYMBOL,), timeframe="1h")
+    with Registry(home.settings.database_url) as reg:
+        run = reg.start_run(symbol=SYMBOL, timeframe="1h", seed=5, settings={})
+        other = reg.add_strategy(run_id=run, symbol=SYMBOL, timeframe="1h", expression="rsi_14", readable="rsi_14",
+                                 size=1, fitness=0.0, in_sample={})
+    assert CliRunner().invoke(app, ["strategy", "pin", str(other)], env=env).exit_code == 0
+    assert strategy_specs(home.settings, opts)[SYMBOL].strategy_id == other
+    r = CliRunner().invoke(app, ["strategy", "unpin", SYMBOL], env=env)
+    assert r.exit_code == 0, r.output
+    assert strategy_specs(home.settings, opts)[SYMBOL].strategy_id == home.strategy_id
+    r = CliRunner().invoke(app, ["strategy", "unpin", SYMBOL], env=env)
+    assert isinstance(r.exception, ConfigError) and "is not pinned" in str(r.exception)

@@ -57,3 +57,22 @@ def pin_(
         return
     where = "paper only (it did not pass the gauntlet)" if row["paper_only"] else "paper and live"
     console.print(f"pinned strategy {row['strategy_id']} for {row['symbol']} {row['timeframe']}: {where}")
+
+
+@app.command("unpin")
+def unpin_(
+    ctx: typer.Context,
+    symbol: str = typer.Argument(..., help="Symbol whose pin to remove, e.g. BTC/USDT."),
+) -> None:
+    """Remove a symbol's pin: the engine trades its champions again (a running engine from its
+    next cycle's champion; a restarted one from the registry's champion)."""
+    from singularity.engine.pins import pinned, unpin
+    from singularity.errors import ConfigError
+    from singularity.registry import Registry
+
+    with Registry(settings(ctx).database_url, recover=False) as reg:
+        row = pinned(reg, symbol)
+        if row is None:
+            raise ConfigError(f"{symbol} is not pinned (see 'singularity strategy pin')")
+        unpin(reg, int(row["strategy_id"]))
+    console.print(f"unpinned strategy {row['strategy_id']} for {symbol}")

@@ -5,12 +5,16 @@
   when the probation is zero (the default in paper and replay), or after ``probation`` candles
   of shadow trading in which its annualised Sharpe (net of costs, on candles that closed after
   it was chosen) is not below ``probation_min_sharpe``; otherwise it is rejected.
-- The running champion is judged on its last ``decay_candles`` decided candles: when its live
+- The running champion is judged on its last ``decay_candles`` decided candles (or, with
+  ``decay_window = "trades"``, on every candle since its ``decay_trades``-th last trade): when its live
   Sharpe falls below the lower 95 % bound of its holdout Sharpe (Lo's standard error over the
   holdout's bars) by more than ``decay_margin``, it is retired: the symbol goes flat, the
   registry marks it retired, and a new cycle is scheduled.
+- A pinned symbol (``strategy pin``) keeps its strategy until unpinned: a cycle's new champion
+  is recorded (the registry, and a ``held`` event), not traded; a decayed pinned strategy is
+  reported once (``held``), not retired.
 
-Event payloads (``kind = "rotation"``): ``action`` is ``rotate``, ``rejected`` or ``retire``;
+Event payloads (``kind = "rotation"``): ``action`` is ``rotate``, ``rejected``, ``retire`` or ``held``;
 ``strategy_id`` is always the strategy the symbol trades afterwards (the projection reads it);
 ``evidence`` holds the figures behind the decision.
 """
@@ -74,6 +78,30 @@ def shadow_targets(spec: StrategySpec, candles: pd.DataFrame, n: int) -> list[fl
     return [float(x) for x in out.iloc[-n:]]
 
 
+def decay_window(equity: list[float], trades: list[bool], kind: str, k: int) -> list[float] | None:
+    """The equity marks the decay check judges, or None while there are too few.
+
+    ``equity[i]`` is the account after decided candle i, ``trades[i]`` whether that candle's
+    target changed. ``candles``: the last ``k`` candles (k + 1 marks). ``trades``: from the mark
+    before the ``k``-th last trade to now (None until ``k`` trades are in the window)."""
+    if kind == "candles":
+        return equity[-(k + 1):] if len(equity) > k else None
+    idx = [i for i, t in enumerate(trades) if t]
+    if len(idx) < k or idx[-k] == 0:
+        return None
+    return equity[idx[-k] - 1:]
+
+
+def decay_verdict(window: list[float], holdout_sharpe: float, holdout_bars: int, ppy: float,
+                  margin: float) -> tuple[float, float] | None:
+    """(live Sharpe, holdout lower bound) when the live Sharpe over ``window``'s per-candle
+    returns is below the lower 95 % bound of the holdout Sharpe minus ``margin``; else None."""
+    a = np.asarray(window, dtype=np.float64)
+    live = annual_sharpe(a[1:] / a[:-1] - 1.0, ppy)
+    lower = sharpe_lower_bound(holdout_sharpe, holdout_bars, ppy)
+    return (live, lower) if live < lower - margin else None
+
+
 @dataclass
 class Candidate:
     spec: StrategySpec
@@ -101,6 +129,10 @@ class Rotation:
         self.equity: dict[str, deque[float]] = {}
         self.holdout: dict[int, dict[str, Any]] = {}
         self.rotations: list[dict[str, Any]] = []
+        self.trades: dict[str, deque[bool]] = {}
+        """Per decided candle in ``equity``: whether its target changed (a trade)."""
+        self.last_target: dict[str, float] = {}
+        self.decay_held: set[int] = set()
 
     def attach(self) -> None:
         self.engine.before_batch.append(self.boundary)
@@ -125,6 +157,15 @@ class Rotation:
         champ = res.champion
         old = self.engine.s.specs[sym]
         if int(champ["id"]) == old.strategy_id:
+            return
+        pin = await self.engine.db(_pinned_id, self.registry_url, sym)
+        if pin is not None:  # a pin holds until unpinned: the champion is recorded, not traded
+            book = self.engine.books[sym]
+            await self._event(sym, "held", f"held:{sym}:{book.last_seq}:{champ['id']}", {
+                "strategy_id": old.strategy_id, "candidate_id": int(champ["id"]),
+                "reason": f"{sym} is pinned to strategy {pin}: the new champion is recorded, not traded "
+                          "('singularity strategy unpin' to let champions rotate)",
+                "evidence": {"run_id": res.run_id, "holdout": champ.get("holdout"), "pinned": pin}})
             return
         expression = champ.get("expression") or await self.engine.db(_expression, self.registry_url, int(champ["id"]))
         spec = dataclasses.replace(old, strategy_id=int(champ["id"]), expression=expression)
@@ -174,6 +215,7 @@ class Rotation:
         e.s.specs[sym] = cand.spec
         e.flat.discard(sym)
         self.equity.pop(sym, None)
+        self.trades.pop(sym, None)
         await self._event(sym, "rotate", f"rotation:{sym}:{book.last_seq}:{cand.spec.strategy_id}", {
             "strategy_id": cand.spec.strategy_id, "expression": cand.spec.expression, "previous": previous,
             "reason": "new champion from a forge cycle", "evidence": {**cand.evidence, "probation": probation}})
@@ -184,29 +226,51 @@ class Rotation:
         self.scheduler.candles(sym, len(decisions))
         if sym in self.candidates:
             self.candidates[sym].waited += len(decisions)
-        k = self.s.decay_candles
+        k = self.s.decay_candles if self.s.decay_window == "candles" else self.s.decay_trades
         if not k or sym in self.engine.flat:
             return
-        eq = self.equity.setdefault(sym, deque(maxlen=k + 1))
-        eq.extend(float(d["equity"]) for d in decisions)
-        if len(eq) <= k:
+        # candles: the last k decided candles; trades: every candle since the k-th last change
+        # of position (its equity just before it), at most decay_max_candles
+        size = k + 1 if self.s.decay_window == "candles" else self.s.decay_max_candles + 1
+        eq = self.equity.setdefault(sym, deque(maxlen=size))
+        tr = self.trades.setdefault(sym, deque(maxlen=size))
+        for d in decisions:
+            eq.append(float(d["equity"]))
+            prev = self.last_target.get(sym)
+            tr.append(prev is not None and float(d["target"]) != prev)
+            self.last_target[sym] = float(d["target"])
+        window = decay_window(list(eq), list(tr), self.s.decay_window, k)
+        if window is None:
             return
         sid = self.engine.s.specs[sym].strategy_id
+        if sid in self.decay_held:
+            return
         if sid not in self.holdout:
             self.holdout[sid] = await self.engine.db(_holdout, self.registry_url, sid)
         ho = self.holdout[sid]
         if not ho or "sharpe" not in ho:
             return
-        a = np.asarray(eq, dtype=np.float64)
-        live = annual_sharpe(a[1:] / a[:-1] - 1.0, self.ppy)
-        lower = sharpe_lower_bound(float(ho["sharpe"]), int(ho.get("bars", 0)), self.ppy)
-        if live >= lower - self.s.decay_margin:
+        verdict = decay_verdict(window, float(ho["sharpe"]), int(ho.get("bars", 0)), self.ppy, self.s.decay_margin)
+        if verdict is None:
             return
-        await self._retire(sym, sid, (f"live Sharpe {live:.2f} over {k} candles below the holdout's lower "
-                                      f"bound {lower:.2f} minus margin {self.s.decay_margin:.2f}"),
-                           {"live_sharpe": round(live, 4), "candles": k, "holdout_sharpe": ho["sharpe"],
-                            "holdout_bars": ho.get("bars"), "holdout_lower": round(lower, 4),
-                            "margin": self.s.decay_margin})
+        live, lower = verdict
+        span = (f"{len(window) - 1} candles" if self.s.decay_window == "candles"
+                else f"its last {k} trades ({len(window) - 1} candles)")
+        evidence = {"live_sharpe": round(live, 4), "window": self.s.decay_window,
+                    "candles": len(window) - 1, "holdout_sharpe": ho["sharpe"], "holdout_bars": ho.get("bars"),
+                    "holdout_lower": round(lower, 4), "margin": self.s.decay_margin}
+        if self.s.decay_window == "trades":
+            evidence["trades"] = k
+        reason = (f"live Sharpe {live:.2f} over {span} below the holdout's lower bound {lower:.2f} minus "
+                  f"margin {self.s.decay_margin:.2f}")
+        pin = await self.engine.db(_pinned_id, self.registry_url, sym)
+        if pin is not None:  # pinned: held (said once), not retired
+            self.decay_held.add(sid)
+            book = self.engine.books[sym]
+            await self._event(sym, "held", f"decay-held:{sym}:{book.last_seq}:{sid}", {
+                "strategy_id": sid, "reason": f"{reason}; pinned: kept until unpinned", "evidence": evidence})
+            return
+        await self._retire(sym, sid, reason, evidence)
 
     async def _retire(self, sym: str, sid: int, reason: str, evidence: dict[str, Any], *,
                       by_hand: bool = False) -> None:
@@ -217,6 +281,7 @@ class Rotation:
             "strategy_id": sid, "reason": reason, "evidence": evidence})
         self.engine.flat.add(sym)
         self.equity.pop(sym, None)
+        self.trades.pop(sym, None)
         await self.engine.db(_retire, self.registry_url, sid, by_hand)
         self.scheduler.request(sym, "champion retired")
 
@@ -274,6 +339,15 @@ def _holdout(url: str, sid: int) -> dict[str, Any]:
 
     with Registry(url, recover=False) as reg:
         return dict(reg.strategy(sid).holdout or {})
+
+
+def _pinned_id(url: str, symbol: str) -> int | None:
+    from singularity.engine.pins import pinned
+    from singularity.registry import Registry
+
+    with Registry(url, recover=False) as reg:
+        p = pinned(reg, symbol)
+    return int(p["strategy_id"]) if p is not None else None
 
 
 def _retire(url: str, sid: int, by_hand: bool = False) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 
 from singularity.settings_base import FrozenModel
@@ -56,8 +58,15 @@ class SchedulerSettings(FrozenModel):
     probation_min_sharpe: float = 0.0
     """A shadow-traded champion whose annualised Sharpe over its probation is below this is
     rejected (a ``rotation`` event with action ``rejected``)."""
+    decay_window: Literal["candles", "trades"] = "candles"
+    """What the decay check's window counts: the last ``decay_candles`` decided candles, or every
+    candle since the ``decay_trades``-th last trade (change of position)."""
     decay_candles: int = Field(default=0, ge=0)
     """Judge the running champion on its last K decided candles (0 = never retire)."""
+    decay_trades: int = Field(default=0, ge=0)
+    """With ``decay_window = "trades"``: judge it over its last K trades (0 = never retire)."""
+    decay_max_candles: int = Field(default=10_000, ge=2)
+    """With ``decay_window = "trades"``: the longest window (fewer trades in it: no verdict)."""
     decay_margin: float = Field(default=0.5, ge=0)
     """Retire when its live Sharpe is below its holdout Sharpe's lower 95 % bound minus this."""
 
