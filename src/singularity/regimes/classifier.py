@@ -120,3 +120,13 @@ def regime_name(stats: dict[str, float]) -> str:
     ac = stats["autocorr"]
     memory = "momentum" if ac >= 0.05 else "mean-reverting" if ac <= -0.05 else "random-walk"
     return f"{vol}, {trend}, {memory}"
+
+
+def names_of_labels(candles: pd.DataFrame, labels: np.ndarray, settings: object) -> dict[int, str]:
+    """Names of the regimes in ``labels`` (a stable id per bar of ``candles``, -1 none) from the
+    statistics of ``candles``' own regime features over those bars (``settings``: the
+    ``RegimeSettings`` the labels came from). What the forge's explanations call each regime."""
+    from singularity.regimes.features import regime_features
+
+    feats = regime_features(candles, settings)  # type: ignore[arg-type]
+    return {k: regime_name(v) for k, v in regime_stats(feats, np.asarray(labels)).items()}
