@@ -22,12 +22,18 @@ per cycle, then the summary line:
      "rss_growth_mb", "faults": {"injected", "survived"}, "seconds", ...}
 
     .venv/bin/python benchmarks/soak.py [--cycles 50] [--workers 2] [--faults sigkill,sigstop]
+
+``--engine-kill`` runs the fourth fault instead, on the real engine: ``singularity run --mode
+replay --forge`` is SIGKILLed while its cycle is mid-stage and restarted on the same home (one
+JSON line; exit 1 unless it survived: nothing from before the kill left, the ledger verified
+with every candle decided once, the orphaned cycle failed in the registry and the pipeline).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -284,6 +290,101 @@ async def _soak(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     }
 
 
+def _engine_kill(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    """SIGKILL the real engine (``singularity run --mode replay --forge``) while its forge cycle
+    is mid-stage, then restart it on the same home. Survived when: every process from before
+    the kill (the engine, the forge child, its pool workers) is gone within ``--kill-wait``
+    seconds; the restart exits 0 with a verified ledger in which every replayed candle was
+    decided exactly once; the orphaned cycle's run is failed in the registry and its pipeline
+    row says so."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    from singularity.engine.ledger import Ledger, ledger_url
+    from singularity.registry import Registry
+
+    cfg, settings, symbols = _home(root, args)
+    candles = _candles("BTC", args.history)
+    start = candles.index[args.history - args.replay]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SINGULARITY_")}
+    base = [sys.executable, "-m", "singularity", "--config", str(cfg), "run", *symbols, "--mode", "replay",
+            "--timeframe", "1h", "--from", start.isoformat(), "--forge", "--json"]
+    log = open(root / "engine-1.log", "wb")  # noqa: SIM115 (held for the engine's life)
+    t0 = time.monotonic()
+    engine = subprocess.Popen([*base, "--speed", str(3600.0 / args.candle_s)], env=env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    run = None
+    deadline = time.monotonic() + args.timeout
+    try:
+        while time.monotonic() < deadline and engine.poll() is None:
+            time.sleep(0.3)
+            with Registry(settings.database_url, recover=False) as reg:
+                runs = [r for r in reg.runs(limit=5) if r.status == "running" and r.pid
+                        and r.stage in args.fault_stages]
+            if runs:
+                run = runs[0]
+                break
+        if run is None:
+            raise SystemExit(f"no forge cycle reached {sorted(args.fault_stages)} within {args.timeout:g} s "
+                             f"(engine exit code {engine.poll()}); see {root / 'engine-1.log'}")
+        workers = _pool_workers(run.pid)
+        while not workers and time.monotonic() < deadline and psutil.pid_exists(run.pid):
+            time.sleep(0.2)  # mid-stage with its pool's workers alive: the case that leaked them
+            workers = _pool_workers(run.pid)
+        with Registry(settings.database_url, recover=False) as reg:
+            run = reg.run(run.id)
+        before = {engine.pid, run.pid, *_group_left(run.pid)}
+        group = {}
+        for pid in _group_left(run.pid):
+            with contextlib.suppress(psutil.Error):
+                group[pid] = " ".join(psutil.Process(pid).cmdline())[-90:]
+        os.kill(engine.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        engine.wait()
+        left = sorted(before)
+        while left and time.monotonic() - killed_at < args.kill_wait:
+            time.sleep(0.2)
+            left = [p for p in left if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        gone_s = time.monotonic() - killed_at
+    finally:
+        if engine.poll() is None:
+            os.killpg(engine.pid, signal.SIGKILL)
+        log.close()
+    decided_before = len(Ledger(ledger_url(settings, "replay")).events(kinds=["decision"]))
+    # the restart: no new cycles (the symbol has its strategy), the replay runs to its end
+    env2 = {**env, "SINGULARITY_ENGINE__SCHEDULER__EVERY_CANDLES": "0"}
+    r = subprocess.run(base, env=env2, capture_output=True, text=True, timeout=args.timeout)
+    led = Ledger(ledger_url(settings, "replay"))
+    ok_ledger, problem = True, ""
+    try:
+        led.verify()
+    except Exception as e:  # LedgerMismatchError: reported, not raised
+        ok_ledger, problem = False, str(e)[:200]
+    decided = [e.payload["candle"] for e in led.events(kinds=["decision"])]
+    expected = [t.isoformat() for t in candles.index[args.history - args.replay:]]
+    with Registry(settings.database_url, recover=False) as reg:
+        orphan = reg.run(run.id)
+    row = next((p for p in led.pipeline() if p["name"] == f"forge:{symbols[0]}"), None)
+    out = {
+        "fault": "enginekill", "stage": run.stage, "engine_pid": engine.pid, "forge_pid": run.pid,
+        "pool_workers": workers, "forge_group": group, "before_kill": sorted(before), "left": left, "gone_within_s": round(gone_s, 1),
+        "decided_before_kill": decided_before, "restart_rc": r.returncode,
+        "restart_error": r.stderr.strip().splitlines()[-1][:300] if r.returncode and r.stderr.strip() else "",
+        "ledger_verified": ok_ledger, "ledger_problem": problem,
+        "candles_decided_once": decided == expected, "candles": len(decided),
+        "orphan_run": {"id": orphan.id, "status": orphan.status, "error": (orphan.error or "")[:120]},
+        "orphan_pipeline": {"state": row["state"], "detail": (row["detail"] or {}).get("detail", "")[:160]} if row else None,
+        "seconds": round(time.monotonic() - t0, 1), "cores": os.cpu_count(),
+        "load": [round(x, 2) for x in os.getloadavg()],
+    }
+    out["survived"] = bool(not left and r.returncode == 0 and ok_ledger and decided == expected
+                           and orphan.status == "failed" and "interrupted" in (orphan.error or "")
+                           and row is not None and row["state"] == "failed" and len(workers) > 0)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cycles", type=int, default=50)
@@ -303,11 +404,21 @@ def main() -> None:
     ap.add_argument("--fault-stages", default="bakeoff,evolution,gauntlet",
                     help="Forge stages during which a fault may be injected.")
     ap.add_argument("--data", type=Path, default=DATA, help="Folder of the freqtrade feather files.")
+    ap.add_argument("--engine-kill", action="store_true",
+                    help="Instead of the soak: SIGKILL the real engine mid-cycle and restart it on the same home "
+                         "(one JSON line).")
+    ap.add_argument("--kill-wait", type=float, default=20.0,
+                    help="Seconds the processes from before the engine's SIGKILL may take to exit.")
     args = ap.parse_args()
     _DATA[0] = args.data
     args.fault_at = [int(x) for x in args.fault_at.split(",")]
     args.fault_stages = set(args.fault_stages.split(","))
     args.faults = {f for f in args.faults.split(",") if f and f != "none"}
+    if args.engine_kill:
+        with tempfile.TemporaryDirectory(prefix="soak-enginekill-") as tmp:
+            out = _engine_kill(args, Path(tmp))
+        print(json.dumps(out), flush=True)
+        raise SystemExit(0 if out["survived"] else 1)
     # the engine process holds the heavy libraries a real deployment loads
     import lightgbm  # noqa: F401
     import numba  # noqa: F401

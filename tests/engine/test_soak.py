@@ -37,3 +37,24 @@ def test_short_soak_survives_killed_and_stopped_cycles(binance_dir) -> None:
     assert out["candles_traded"] > kill["candles_at"]  # the engine kept trading through the faults
     assert out["loop_lag_ms"]["samples"] > 100
     assert set(out) >= {"cycles", "succeeded", "failed", "hangs", "loop_lag_ms", "rss_growth_mb", "faults", "seconds"}
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_engine_sigkill_mid_cycle_then_restart_recovers(binance_dir) -> None:
+    """SIGKILL of the real engine (run --forge) while its cycle's pool is at work: the engine,
+    the forge child and its pool workers are all gone within seconds; the restart on the same
+    home exits 0, the ledger verifies with every replayed candle decided exactly once, and the
+    orphaned cycle is failed in the registry and in the pipeline status."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SINGULARITY_")}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--engine-kill", "--symbols", "1",
+                        "--history", "3000", "--replay", "1500", "--timeout", "120", "--kill-wait", "20",
+                        "--fault-stages", "features,bakeoff,evolution,gauntlet", "--data", str(binance_dir)],
+                       capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    out = json.loads([x for x in r.stdout.splitlines() if x.startswith("{")][-1])
+    assert r.returncode == 0 and out["survived"], out
+    assert out["pool_workers"] and set(out["pool_workers"]) <= set(out["before_kill"]) and out["left"] == []
+    assert out["restart_rc"] == 0 and out["ledger_verified"] and out["candles_decided_once"] and out["candles"] == 1500
+    assert out["orphan_run"]["status"] == "failed" and out["orphan_run"]["error"].startswith("interrupted")
+    assert out["orphan_pipeline"]["state"] == "failed" and "orphaned" in out["orphan_pipeline"]["detail"]

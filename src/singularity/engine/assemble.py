@@ -251,6 +251,7 @@ def attach_scheduler(engine: Engine, settings: Settings, opts: RunOptions, *,
                    ppy=periods_per_year(opts.timeframe),
                    cost_rate=(settings.costs.fee_bps + settings.costs.slippage_bps) / 1e4)
     rot.attach()
+    recover_orphaned_cycles(engine.s.ledger, settings.database_url)
     if settings.engine.scheduler.cluster:
         from singularity.engine.cluster import ClusterRunner, cluster_settings_doc
 
@@ -289,6 +290,33 @@ def attach_regimes(engine: Engine, settings: Settings, opts: RunOptions, *, sche
     watch = RegimeWatch(engine, settings, opts.timeframe, scheduler=scheduler)
     watch.attach()
     return watch
+
+
+def recover_orphaned_cycles(ledger: Ledger, registry_url: str) -> list[dict[str, Any]]:
+    """At start-up (before the loop): cycles an earlier engine left running (it was killed)
+    are failed in the registry (its crash recovery: their processes are gone) and in the
+    pipeline status. Returns the pipeline rows rewritten."""
+    from singularity.registry import Registry
+
+    with Registry(registry_url) as reg:  # opening recovers
+        rows = []
+        for r in ledger.pipeline():
+            if r["kind"] == "forge" and r["state"] == "running":
+                detail = dict(r.get("detail") or {})
+                run = None
+                if detail.get("run_id") is not None:
+                    with contextlib.suppress(DataError):
+                        run = reg.run(int(detail["run_id"]))
+                detail["detail"] = (f"orphaned: the engine that ran it stopped; run {run.id} {run.status}: {run.error}"
+                                    if run is not None else "orphaned: the engine that ran it stopped")
+                rows.append({**{k: r[k] for k in ("name", "kind", "symbol", "progress", "eta_s", "pid")},
+                             "state": "failed", "stage": "failed", "detail": detail})
+            elif r["kind"] == "pool" and r["state"] == "busy":
+                rows.append({**{k: r[k] for k in ("name", "kind", "symbol", "progress", "eta_s")},
+                             "state": "idle", "stage": "", "pid": None, "detail": {"workers": 0, "owner": None}})
+    if rows:
+        ledger.write_pipeline(rows)
+    return rows
 
 
 def attach_notifier(engine: Engine, settings: Settings) -> Any:
