@@ -22,6 +22,7 @@ from singularity.engine.assemble import (
     run_engine,
 )
 from singularity.engine.ledger import Ledger, ledger_url
+from singularity.engine.regimes import describe
 from singularity.regimes.synthetic import planted_regime_market
 
 REGIMES = """
@@ -76,6 +77,10 @@ def test_replay_records_causal_regimes_and_a_change_queues_a_cycle(tmp_path) -> 
     row = rows[f"regime:{SYMBOL}"]
     assert row["kind"] == "regime" and row["state"] == "idle" and row["detail"]["id"] == cur["id"]
     assert row["detail"]["worker_pid"] != os.getpid() and row["detail"]["refits"] == row["detail"]["fits"]
+
+    text = CliRunner().invoke(app, ["status", "--mode", "replay"], env=env).output
+    assert f"regime:{SYMBOL}" in text and f"refits {row['detail']['refits']}" in text
+    assert describe(cur).split(",")[0] in text  # "#k high volatility" (the rest may fold)
 
     # the events are exactly the changes of the offline timeline over the replayed candles
     # (which the offline run computes with history up to the last candle: labels are causal)
