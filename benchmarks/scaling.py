@@ -10,10 +10,13 @@ pool divides:
 
 * ``parent_share`` (wall): the parent's time outside the pool's map (selection, packing,
   sharing, book-keeping; ``GenerationStats.parent_seconds``) over the run's wall time;
-* ``parent_cpu_share`` (CPU): the parent process's CPU seconds (the above plus dispatching
-  and collecting batches) over the CPU seconds of the whole process tree. On a loaded machine
+* ``parent_serial_cpu_share`` (CPU): the parent process's CPU seconds (the above plus
+  dispatching and collecting batches, all its threads) less the bookkeeping it did while the
+  workers bred the next generation (``GenerationStats.parent_overlapped_cpu``: hall of fame,
+  trial log, statistics), over the CPU seconds of the whole process tree. On a loaded machine
   the wall figure counts the time the parent waited for a core; the CPU figure does not, so
-  the Amdahl projection uses it (both are printed).
+  the Amdahl projection uses it. ``parent_cpu_share`` (every parent CPU second counted as
+  serial) and its projection are printed too.
 
 The load average is printed beside each figure: on a shared machine, read it.
 """
@@ -50,6 +53,8 @@ def measure(workers: int, *, bars: int, features: int, population: int, generati
         wall = time.perf_counter() - t0
         parent_cpu, tree_cpu = time.process_time() - p0, process_tree_cpu_seconds() - c0
     parent = sum(g.parent_seconds for g in r.generations)
+    overlapped = sum(g.parent_overlapped_cpu for g in r.generations)
+    serial_cpu = parent_cpu - overlapped
     return {
         "workers": workers,
         "measured": True,
@@ -61,6 +66,8 @@ def measure(workers: int, *, bars: int, features: int, population: int, generati
         "parent_cpu_seconds": round(parent_cpu, 3),
         "tree_cpu_seconds": round(tree_cpu, 3),
         "parent_cpu_share": round(parent_cpu / max(tree_cpu, 1e-9), 4),
+        "parent_overlapped_cpu_seconds": round(overlapped, 3),
+        "parent_serial_cpu_share": round(serial_cpu / max(tree_cpu, 1e-9), 4),
         "cpu_utilisation": round(
             sum(g.cpu_utilisation * g.seconds for g in r.generations)
             / max(sum(g.seconds for g in r.generations), 1e-9), 3),
@@ -92,8 +99,11 @@ def main() -> None:
     done = {r["workers"]: r for r in rows if r["measured"]}
     summary: dict = {"summary": True, "cpu_count": cores}
     if 1 in done:
-        s = done[1]["parent_cpu_share"]
+        s = done[1]["parent_serial_cpu_share"]
         summary["serial_fraction_cpu"] = s
+        summary["parent_cpu_share_all"] = done[1]["parent_cpu_share"]
+        summary["amdahl_projection_if_all_parent_cpu_serial"] = {
+            str(w): round(amdahl(done[1]["parent_cpu_share"], w), 2) for w in (2, 4, 8, 16)}
         summary["serial_fraction_wall"] = done[1]["parent_share"]
         summary["amdahl_projection"] = {str(w): round(amdahl(s, w), 2) for w in (2, 4, 8, 16)}
         summary["amdahl_projection_from_wall"] = {

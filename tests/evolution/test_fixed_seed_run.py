@@ -55,3 +55,20 @@ def test_trial_log_with_islands_and_migration_is_unchanged() -> None:
     assert r.distinct_trials == 216
     assert r.trial_sharpe_variance == 12.682386124962441
     assert _trial_digest(r.trial_programs) == "5ed12555f3e6b3d2"
+
+
+def test_fixed_seed_run_through_a_pool_is_unchanged() -> None:
+    """The pooled path (packed population, breeding overlapped with the parent's bookkeeping)
+    gives the recorded figures too."""
+    from singularity.runtime.pool import WorkerPool
+
+    inputs, candles = random_market(700, 5, 4)
+    with WorkerPool(2) as pool:
+        r = evolve(inputs, candles, population=90, generations=5, seed=11, pool=pool,
+                   settings=EvolutionSettings(stagnation_generations=100),
+                   costs=CostSettings(market="perpetual", short_rate_bps_per_day=0.0))
+    got = [(h.expression, h.fitness, h.trades, h.max_drawdown) for h in r.hall_of_fame[:3]]
+    assert got == BEFORE["hof"]
+    assert (r.evaluations, r.distinct_trials) == (BEFORE["evaluations"], BEFORE["trials"])
+    assert r.trial_sharpe_variance == BEFORE["variance"]
+    assert [g.best for g in r.generations] == BEFORE["best"]

@@ -8,7 +8,7 @@ from gp_data import random_market
 
 from singularity.evolution.evaluator import codec_for
 from singularity.evolution.interpreter import plan
-from singularity.evolution.packed import TrialSet, concat, gather, program
+from singularity.evolution.packed import TrialSet, concat, gather, gather2, program
 from singularity.evolution.program import pack, program_key
 from singularity.evolution.settings import EvolutionSettings
 from singularity.evolution.synthesizer import evolve, variation_params
@@ -47,9 +47,10 @@ def test_gather_and_concat_equal_list_indexing() -> None:
     both = concat([pack(progs), pack([]), pack(more)])
     idx = np.array([56, 0, 3, 3, 50, 49])
     got = gather(both, idx)
-    want = [(progs + more)[i] for i in idx]
-    assert [program_key(program(got, i)) for i in range(len(idx))] == [
-        program_key(p) for p in want]
+    want = [program_key((progs + more)[i]) for i in idx]
+    assert [program_key(program(got, i)) for i in range(len(idx))] == want
+    got2 = gather2(pack(progs), pack(more), idx)
+    assert [program_key(program(got2, i)) for i in range(len(idx))] == want
 
 
 def test_generation_nodes_count_only_computed_nodes() -> None:

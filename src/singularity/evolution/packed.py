@@ -10,6 +10,9 @@ per generation hardly grows with the population.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import overload
+
 import numpy as np
 from numba import njit
 
@@ -63,6 +66,48 @@ def gather(packed: Packed, idx: np.ndarray) -> Packed:
     """Programs ``idx`` of ``packed``, in that order (repeats allowed)."""
     code, vals, offs = packed
     return _gather(code, vals, offs, np.ascontiguousarray(idx, dtype=np.int64))
+
+
+@njit(cache=True, nogil=True)
+def _gather2(
+    code_a: np.ndarray, vals_a: np.ndarray, offs_a: np.ndarray,
+    code_b: np.ndarray, vals_b: np.ndarray, offs_b: np.ndarray, idx: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n_a = offs_a.shape[0] - 1
+    n = idx.shape[0]
+    out_offs = np.zeros(n + 1, dtype=np.int64)
+    for j in range(n):
+        i = idx[j]
+        if i < n_a:
+            out_offs[j + 1] = out_offs[j] + offs_a[i + 1] - offs_a[i]
+        else:
+            out_offs[j + 1] = out_offs[j] + offs_b[i - n_a + 1] - offs_b[i - n_a]
+    out_code = np.empty(out_offs[n], dtype=code_a.dtype)
+    out_vals = np.empty(out_offs[n], dtype=vals_a.dtype)
+    for j in range(n):
+        i = idx[j]
+        b = out_offs[j]
+        if i < n_a:
+            a = offs_a[i]
+            for k in range(offs_a[i + 1] - a):
+                out_code[b + k] = code_a[a + k]
+                out_vals[b + k] = vals_a[a + k]
+        else:
+            a = offs_b[i - n_a]
+            for k in range(offs_b[i - n_a + 1] - a):
+                out_code[b + k] = code_b[a + k]
+                out_vals[b + k] = vals_b[a + k]
+    return out_code, out_vals, out_offs
+
+
+def gather2(first: Packed, second: Packed, idx: np.ndarray) -> Packed:
+    """``gather`` over the programs of ``first`` followed by those of ``second`` (without
+    building that concatenation)."""
+    return _gather2(
+        *first, second[0].astype(first[0].dtype, copy=False),
+        second[1].astype(first[1].dtype, copy=False), second[2],
+        np.ascontiguousarray(idx, dtype=np.int64),
+    )
 
 
 def program(packed: Packed, i: int) -> Program:
@@ -155,6 +200,8 @@ class TrialSet:
         self._offs = np.zeros(257, dtype=np.int64)
         self._sharpe = np.empty(256)
         self._table = np.full(1024, _EMPTY, dtype=np.int64)
+        # Load the compiled growth step now (numba's cache: tens of ms), not mid-run.
+        _rehash(self._table, self._code, self._bits, self._offs, 0)
 
     def add(self, packed: Packed, idx: np.ndarray, sharpe: np.ndarray) -> None:
         """Programs ``idx`` of ``packed`` (with ``sharpe[idx]``) that are new, in order."""
@@ -190,13 +237,37 @@ class TrialSet:
     def sharpe(self) -> np.ndarray:
         return self._sharpe[: self.n]
 
-    def programs(self) -> tuple[Program, ...]:
-        cut = self._offs[1 : self.n]
-        code = self._code[: self._offs[self.n]].copy()
-        vals = self._bits[: self._offs[self.n]].view(np.float32).copy()
-        if self.n == 0:
-            return ()
-        return tuple(zip(np.split(code, cut), np.split(vals, cut), strict=True))
+    def programs(self) -> PackedPrograms:
+        """The trials in order, as a read-only sequence of programs (a snapshot)."""
+        end = int(self._offs[self.n])
+        return PackedPrograms((
+            self._code[:end].copy(), self._bits[:end].view(np.float32).copy(),
+            self._offs[: self.n + 1].copy(),
+        ))
+
+
+class PackedPrograms(Sequence[Program]):
+    """Programs of a packed array, one built on access (a run meets tens of thousands of
+    trials; most users sample a few hundred)."""
+
+    def __init__(self, packed: Packed) -> None:
+        self._packed = packed
+
+    def __len__(self) -> int:
+        return len(self._packed[2]) - 1
+
+    @overload
+    def __getitem__(self, i: int) -> Program: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Program]: ...
+
+    def __getitem__(self, i: int | slice) -> Program | list[Program]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(i)
+        return program(self._packed, i % n)
 
 
 def _grown(a: np.ndarray, size: int) -> np.ndarray:

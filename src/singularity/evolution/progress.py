@@ -44,13 +44,19 @@ class CpuMeter:
         self._wall = time.perf_counter()
         self._cpu = self._read()
 
+    def refresh(self, *, due_only: bool = True) -> None:
+        """Find the descendants again (a scan of the machine's processes: milliseconds); the
+        GP calls it while its workers are busy, so the scan is not on the serial path."""
+        now = time.perf_counter()
+        if not due_only or now - self._found > self.REFRESH_S:
+            self._procs = {p.pid: p for p in self._me.children(recursive=True)}
+            self._found = now
+
     def _read(self) -> float:
         import psutil
 
-        now = time.perf_counter()
-        if now - self._found > self.REFRESH_S:
-            self._procs = {p.pid: p for p in self._me.children(recursive=True)}
-            self._found = now
+        if self._found < 0:
+            self.refresh(due_only=False)
         total = sum(self._me.cpu_times()[:2])
         for pid, p in list(self._procs.items()):
             try:
@@ -62,6 +68,13 @@ class CpuMeter:
     def mark(self) -> None:
         self._wall = time.perf_counter()
         self._cpu = self._read()
+
+    def lap(self) -> tuple[float, float]:
+        """``since()`` then ``mark()``, with one reading of the processes."""
+        now, cpu = time.perf_counter(), self._read()
+        wall, used = now - self._wall, cpu - self._cpu
+        self._wall, self._cpu = now, cpu
+        return wall, (used / (wall * self.workers) if wall > 0 else 0.0)
 
     def since(self) -> tuple[float, float]:
         """(wall seconds, utilisation) since the last mark."""

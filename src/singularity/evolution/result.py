@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -51,6 +52,9 @@ class GenerationStats:
     packing, sharing, bookkeeping): the serial share that bounds scaling (Amdahl)."""
     tree_nodes: int = 0
     """Total size of the trees evaluated (new children), cached or computed."""
+    parent_overlapped_cpu: float = 0.0
+    """Parent CPU seconds of the previous generation's bookkeeping (hall of fame, trial log,
+    statistics) done while the workers bred this one: parent work that is not serial."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,7 +74,7 @@ class EvolutionResult:
     """Distinct valid trees evaluated (the deflated Sharpe ratio's number of trials)."""
     trial_sharpe_variance: float = 0.0
     """Sample variance of those trees' annualised in-sample Sharpe ratios."""
-    trial_programs: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+    trial_programs: Sequence[Any] = field(default=(), repr=False, compare=False)
     """Every distinct valid tree evaluated, in the order first met (token programs)."""
     trial_sharpes: tuple[float, ...] = field(default=(), repr=False, compare=False)
     """Their annualised in-sample Sharpe ratios, in the same order."""

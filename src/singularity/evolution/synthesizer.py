@@ -13,6 +13,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from singularity.evolution.fitness import (
     M_TRADES,
     M_VALID,
 )
-from singularity.evolution.packed import Packed, TrialSet, concat, gather
+from singularity.evolution.packed import Packed, TrialSet, concat, gather, gather2
 from singularity.evolution.packed import program as packed_program
 from singularity.evolution.program import (
     Codec,
@@ -168,14 +169,31 @@ def evolve(
     trials = TrialLog()
 
     in_pool = [0.0]  # wall seconds inside the pool's map, this generation
+    overlapped = [0.0]  # parent CPU seconds of bookkeeping done while workers bred
+    # The pool's map runs in a helper thread, so the parent's per-generation bookkeeping
+    # (hall of fame, trial log, statistics) happens while the workers breed the next
+    # generation instead of between generations, when they would wait (Amdahl's serial part).
+    # Serial without a pool: nothing to overlap with.
+    mapper = ThreadPoolExecutor(1, thread_name_prefix="gp-map") if pool is not None else None
 
-    def run_tasks(tasks: list[BreedTask]) -> list[BreedResult]:
+    def timed_map(tasks: list[BreedTask]) -> list[BreedResult]:
         t0 = time.perf_counter()
         try:
             return run_map(pool, breed, tasks, timeout=timeout, chunksize=1)
         finally:
             in_pool[0] += time.perf_counter() - t0
 
+    def submit_tasks(tasks: list[BreedTask]) -> Callable[[], list[BreedResult]]:
+        if mapper is None:
+            results = timed_map(tasks)
+            return lambda: results
+        fut = mapper.submit(timed_map, tasks)
+        return fut.result
+
+    def run_tasks(tasks: list[BreedTask]) -> list[BreedResult]:
+        return submit_tasks(tasks)()
+
+    finish: Callable[[], tuple[_Population, int, int, int, int]] | None = None
     try:
         with GenerationProgress(generations + 1, enabled=progress) as bar:
             pop, evals, computed, nodes, tree_nodes = _first_generation(
@@ -185,23 +203,34 @@ def evolve(
 
             for gen in range(generations + 1):
                 if gen > 0:
-                    pop, evals, computed, nodes, tree_nodes = _next_generation(
-                        pop, islands, settings, master, handle, columns, cfg, params, n_tasks,
-                        run_tasks, pool,
-                    )
+                    assert finish is not None
+                    pop, evals, computed, nodes, tree_nodes = finish()
+                    finish = None
                     if len(islands) > 1 and gen % settings.migration_every == 0:
                         _migrate(pop, islands, settings)
                 total_evals += evals
-                wall, cpu = meter.since()
-                meter.mark()
+                wall, cpu = meter.lap()
                 parent_s, in_pool[0] = max(wall - in_pool[0], 0.0), 0.0
-                _update_hof(hof, pop, gen, settings.hall_of_fame)
-                trials.add(pop)
                 fit = pop.metrics[:, M_FITNESS]
                 best_i = int(np.argmax(fit))
+                best = float(fit[best_i])
+                if best > best_so_far + 1e-12:
+                    best_so_far, stale = best, 0
+                else:
+                    stale += 1
+                stop = stale >= settings.stagnation_generations and gen < generations
+                if gen < generations and not stop:  # breed gen + 1 while we book gen
+                    finish = _next_generation(
+                        pop, islands, settings, master, handle, columns, cfg, params, n_tasks,
+                        submit_tasks, pool,
+                    )
+                c0 = time.thread_time()
+                meter.refresh()
+                _update_hof(hof, pop, gen, settings.hall_of_fame)
+                trials.add(pop)
                 stats = GenerationStats(
                     generation=gen,
-                    best=float(fit[best_i]),
+                    best=best,
                     median=float(np.median(fit)),
                     mean_size=float(pop.sizes.mean()),
                     evaluations=evals,
@@ -214,6 +243,7 @@ def evolve(
                     tree_nodes=tree_nodes,
                     best_expression=codec.to_string(pop.program(best_i)),
                     parent_seconds=round(parent_s, 4),
+                    parent_overlapped_cpu=round(overlapped[0], 5),
                 )
                 history.append(stats)
                 stats_log.write(stats, seed=seed, workers=workers)
@@ -222,15 +252,17 @@ def evolve(
                     "generation %d: best %.4f median %.4f, %d evaluations in %.2fs",
                     gen, stats.best, stats.median, evals, wall,
                 )
-                if stats.best > best_so_far + 1e-12:
-                    best_so_far, stale = stats.best, 0
-                else:
-                    stale += 1
-                    if stale >= settings.stagnation_generations and gen < generations:
-                        stopped_early = True
-                        log.info("stopping: no improvement in %d generations", stale)
-                        break
+                # Booked in the next generation's figures (this one's are written already).
+                overlapped[0] = time.thread_time() - c0 if finish is not None else 0.0
+                if stop:
+                    stopped_early = True
+                    log.info("stopping: no improvement in %d generations", stale)
+                    break
     finally:
+        if mapper is not None:
+            # After an error or Ctrl-C a map may still be in flight: do not wait for it (the
+            # pool's owner kills the workers, which ends it).
+            mapper.shutdown(wait=finish is None, cancel_futures=True)
         if pool is not None:
             pool.release(handle)
 
@@ -263,7 +295,7 @@ class TrialLog:
         keep = valid if pop.fresh is None else valid & pop.fresh
         self._set.add(pop.packed, np.flatnonzero(keep), pop.metrics[:, M_SHARPE])
 
-    def programs(self) -> tuple[Program, ...]:
+    def programs(self) -> Sequence[Program]:
         """The distinct valid trees in the order first met (PBO and effective-N samples)."""
         return self._set.programs()
 
@@ -338,35 +370,57 @@ def _next_generation(
     cfg: EvalConfig,
     params: VariationParams,
     n_tasks: int,
-    run_tasks: Callable[[list[BreedTask]], list[BreedResult]],
+    submit_tasks: Callable[[list[BreedTask]], Callable[[], list[BreedResult]]],
     pool: Pool | None,
-) -> tuple[_Population, int, int, int, int]:
+) -> Callable[[], tuple[_Population, int, int, int, int]]:
+    """Select and send the next generation's breeding to the pool; returns the function that
+    waits for it and assembles the population (the caller works in between)."""
     sel = pop.selection_fitness(settings.parsimony)
-    elites: list[list[int]] = []
-    lo: list[int] = []
-    hi: list[int] = []
+    elites: list[np.ndarray] = []
+    spans: list[int] = []
     for a, b in islands:
         k = min(settings.elitism, b - a - 1)
         order = a + np.lexsort((np.arange(b - a), -sel[a:b]))  # best first, ties by index
-        elites.append(order[:k].tolist())
-        lo += [a] * (b - a - k)
-        hi += [b] * (b - a - k)
-    n_children = len(lo)
+        elites.append(order[:k].astype(np.int64))
+        spans.append(b - a - k)
+    lo_a = np.repeat(np.array([a for a, _ in islands], dtype=np.int64), spans)
+    hi_a = np.repeat(np.array([b for _, b in islands], dtype=np.int64), spans)
+    n_children = len(lo_a)
     seeds = master.integers(0, _SEED_MAX, n_children)
     code, vals, offsets = pop.packed
     # Few tasks: pickling the population into each is cheapest. Many: write it once.
     via = pool if n_tasks > SHARE_POPULATION_ABOVE else None
     shared = share_arrays({"code": code, "vals": vals, "offsets": offsets, "fitness": sel}, via)
-    lo_a, hi_a = np.array(lo, dtype=np.int64), np.array(hi, dtype=np.int64)
     tasks = [
         BreedTask(handle, columns, cfg, params, seeds[s], lo_a[s], hi_a[s], shared)
         for s in split_seeds(n_children, n_tasks)
     ]
     try:
-        results = run_tasks(tasks)
-    finally:
+        wait = submit_tasks(tasks)
+    except BaseException:
         if pool is not None:
             pool.release(shared)
+        raise
+
+    def finish() -> tuple[_Population, int, int, int, int]:
+        try:
+            results = wait()
+        finally:
+            if pool is not None:
+                pool.release(shared)
+        return _assemble(pop, islands, elites, results)
+
+    return finish
+
+
+def _assemble(
+    pop: _Population,
+    islands: Sequence[tuple[int, int]],
+    elites: list[np.ndarray],
+    results: list[BreedResult],
+) -> tuple[_Population, int, int, int, int]:
+    """The new generation: each island's elites, then its children in order."""
+    offsets = pop.packed[2]
     # Every child in order: a copy of individual copy_of (>= 0), or the next new program.
     copy_of = np.concatenate([res.copy_of for res in results])
     is_new = copy_of < 0
@@ -383,12 +437,12 @@ def _next_generation(
     c = 0
     for (a, b), el in zip(islands, elites, strict=True):
         k = b - a - len(el)
-        order += [np.array(el, dtype=np.int64), src[c : c + k]]
+        order += [el, src[c : c + k]]
         c += k
     idx = np.concatenate(order)
-    both = concat([pop.packed] + [res.children for res in results])
+    children = concat([res.children for res in results])
     all_metrics = np.concatenate([pop.metrics, new_metrics])
-    new = _Population(gather(both, idx), all_metrics[idx], idx >= n)
+    new = _Population(gather2(pop.packed, children, idx), all_metrics[idx], idx >= n)
     return new, evals, computed, nodes, sum(res.sizes for res in results)
 
 
@@ -434,10 +488,14 @@ def _update_hof(hof: dict[bytes, _Fame], pop: _Population, gen: int, size: int) 
     order = np.lexsort((pop.sizes, -fit))
     by_behaviour = {_behaviour(f.metrics): k for k, f in hof.items()}
     worst = sorted(f.rank for f in hof.values())[size - 1] if len(hof) >= size else None
-    for i in order[: size * 4].tolist():
+    cand = order[: size * 4]
+    # Only valid trees that can rank above the current worst get the per-tree work (the
+    # rank comparison below skips the rest anyway; order is by fitness, best first).
+    keep = pop.metrics[cand, M_VALID] != 0
+    if worst is not None:
+        keep &= -fit[cand] <= worst[0]
+    for i in cand[keep].tolist():
         m = pop.metrics[i]
-        if m[M_VALID] == 0:
-            continue
         prog = pop.program(i)
         k = program_key(prog)
         rank = (-float(m[M_FITNESS]), len(prog[0]), k)
