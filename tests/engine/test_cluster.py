@@ -150,3 +150,23 @@ def test_cluster_cycles_equal_local_cycles_and_a_timed_out_task_is_failed(tmp_pa
     assert len(failed) == 1 and res.run_id == failed[0].id, [(r.id, r.status, r.error) for r in failed]
     assert failed[0].status == "failed", (failed[0].status, failed[0].error, failed[0].stage)
     assert not psutil.pid_exists(failed[0].pid) or psutil.Process(failed[0].pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_cluster_setting_and_flag_reach_the_scheduler(btc_home) -> None:
+    from typer.testing import CliRunner
+
+    from singularity.cli import app
+    from singularity.engine.assemble import RunOptions, attach_scheduler, build_replay
+    from singularity.errors import ConfigError
+
+    s = load_settings(btc_home.config, environ={"SINGULARITY_ENGINE__SCHEDULER__CLUSTER": "tcp://127.0.0.1:8786",
+                                                **KEYS}).settings
+    opts = RunOptions(mode="replay", symbols=("BTC/USDT",), timeframe="1h", start=btc_home.candles.index[400])
+    rot = attach_scheduler(build_replay(s, opts), s, opts, start=False)
+    runner = rot.scheduler.cluster
+    assert runner is not None and runner.address == "tcp://127.0.0.1:8786" and runner._client is None
+    assert not any(v.encode() in pickle.dumps(runner.settings_doc) for v in KEYS.values())
+    assert rot.scheduler.cluster_options("BTC/USDT", 7)["workers"] == 1
+    r = CliRunner().invoke(app, ["run", "--mode", "replay", "--forge", "--cluster", "localhost:8786"],
+                           env={"SINGULARITY_CONFIG": str(btc_home.config)})
+    assert isinstance(r.exception, ConfigError) and "tcp://HOST:8786" in str(r.exception)

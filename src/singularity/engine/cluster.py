@@ -5,8 +5,9 @@ One whole cycle per Dask task, run inside the task's worker process without a wo
 user with a cluster forges the whole universe at once. The task carries the settings without
 any secret (``Settings.public_dump``: no exchange keys, the notification token blanked) and no
 environment at all (no keys, no ``SINGULARITY_LIVE_CONFIRM``); its workers write the registry
-(``database.url``) and read the candles (``data.dir``) themselves, so both must be reachable
-from every worker (PostgreSQL and a shared directory on a real cluster).
+(``database.url``, the one credential that travels, when the URL holds a password) and read the
+candles (``data.dir``) themselves, so both must be reachable from every worker (PostgreSQL and a
+shared directory on a real cluster).
 
 The engine's loop never waits on Dask: the client is the synchronous one, which runs its own
 event loop in its own thread; connecting, submitting and fetching a result run in a thread,
@@ -70,13 +71,19 @@ def run_of_tag(url: str, symbol: str, tag: str) -> dict[str, Any] | None:
     return None
 
 
+def _recover_registry(url: str) -> None:
+    from singularity.registry import Registry
+
+    with Registry(url):  # opening recovers
+        pass
+
+
 def fail_run(url: str, symbol: str, tag: str, error: str) -> int | None:
     """Mark the tagged cycle's run failed unless it has ended; opening the registry first runs
     its crash recovery (a run whose worker process is gone is failed as interrupted)."""
     from singularity.registry import Registry
 
-    with Registry(url):  # recovery
-        pass
+    _recover_registry(url)
     row = run_of_tag(url, symbol, tag)
     if row is None:
         return None
@@ -144,6 +151,9 @@ class ClusterRunner:
             return CycleResult(symbol, "failed", run_id, None, error, seconds, None, 0)
         status, out, error = await asyncio.to_thread(_outcome, fut)
         if status == "succeeded" and out is not None:
+            # an attempt whose worker died before Dask rescheduled the task left a run behind:
+            # opening the registry fails it (its process is gone)
+            await asyncio.to_thread(_recover_registry, registry_url)
             row = await asyncio.to_thread(run_of_tag, registry_url, symbol, tag)
             return CycleResult(symbol, "succeeded", out.get("run_id"), out.get("champion"), "", seconds, 0,
                                int(row["pid"]) if row else 0, out)
