@@ -45,3 +45,14 @@ def test_explanation_names_the_regimes(tmp_path) -> None:
     assert "  - 1 (normal volatility, range-bound, random-walk): -a;" in text, text
     assert "  - 2 (high volatility, range-bound, mean-reverting): -a;" in text, text
     assert "(regime " not in text
+
+
+def test_report_names_the_regimes_of_its_training_window() -> None:
+    from singularity.forge.reporting import _regime_names
+
+    universe, truth = planted_regime_market(1, n_bars=3000, seed=1)
+    series = universe["S0/USDT"].assign(regime=truth)
+    names = _regime_names(series, series.index[2000], Settings())
+    assert names == {0: "low volatility, range-bound, random-walk", 1: "normal volatility, range-bound, random-walk",
+                     2: "high volatility, range-bound, mean-reverting"}  # as the explanation above
+    assert _regime_names(series.drop(columns="regime"), series.index[2000], Settings()) is None

@@ -96,6 +96,13 @@ def test_report_shades_regimes_and_tabulates_them() -> None:
         holdout_start=candles.index[300], regimes=regimes))
     assert "Performance per regime" in html and "(regimes shaded)" in html
     assert "<td>unclassified</td><td>50</td><td>0.5</td>" in html  # holdout: 50 of 100 bars
+    names = {0: "low volatility, up-trend, momentum", 1: "high volatility, down-trend, random-walk"}
+    named = render_report(ReportData(
+        title="t", candles=candles, positions=np.ones(400), returns=ret,
+        holdout_start=candles.index[300], regimes=regimes, regime_names=names))
+    assert "<td>1</td><td>high volatility, down-trend, random-walk</td><td>50</td>" in named
+    assert [s["name"] for s in regime_shapes(candles.index, regimes, names)][:2] == [
+        "regime 0: low volatility, up-trend, momentum", "regime 1: high volatility, down-trend, random-walk"]
     plain = render_report(ReportData(title="t", candles=candles, positions=np.ones(400),
                                      returns=ret, holdout_start=candles.index[300]))
     assert "Performance per regime" not in plain

@@ -39,6 +39,8 @@ class ReportData:
     regimes: np.ndarray | None = None
     """Regime id per bar (-1 unclassified), aligned with ``candles``; None: no regime inputs."""
     timeframe: str = "1h"
+    regime_names: dict[int, str] | None = None
+    """Regime id -> words ("high volatility, down-trend, mean-reverting")."""
 
 
 _REGIME_COLOURS = ("rgba(31,119,180,0.13)", "rgba(44,160,44,0.13)", "rgba(214,39,40,0.13)",
@@ -46,7 +48,8 @@ _REGIME_COLOURS = ("rgba(31,119,180,0.13)", "rgba(44,160,44,0.13)", "rgba(214,39
                    "rgba(188,189,34,0.13)", "rgba(23,190,207,0.13)")
 
 
-def regime_shapes(index: pd.DatetimeIndex, regimes: np.ndarray) -> list[dict[str, Any]]:
+def regime_shapes(index: pd.DatetimeIndex, regimes: np.ndarray,
+                  names: dict[int, str] | None = None) -> list[dict[str, Any]]:
     """One shaded rectangle per spell of a regime (unclassified bars stay white), over the
     price panel of the positions chart."""
     shapes: list[dict[str, Any]] = []
@@ -58,7 +61,8 @@ def regime_shapes(index: pd.DatetimeIndex, regimes: np.ndarray) -> list[dict[str
                 shapes.append({"type": "rect", "xref": "x", "yref": "y domain", "x0": index[start],
                                "x1": index[i - 1], "y0": 0, "y1": 1, "layer": "below",
                                "fillcolor": _REGIME_COLOURS[k % len(_REGIME_COLOURS)],
-                               "line": {"width": 0}, "name": f"regime {k}"})
+                               "line": {"width": 0},
+                               "name": f"regime {k}" + (f": {names[k]}" if names and k in names else "")})
             start = i
     return shapes
 
@@ -71,11 +75,13 @@ def regime_tables(d: ReportData) -> str:
     from singularity.validation.regimes import regime_performance
 
     hold = np.asarray(d.candles.index >= d.holdout_start)
-    cols = ["regime", "bars", "bar_share", "sharpe", "pnl", "pnl_share"]
+    cols = ["regime", *(["name"] if d.regime_names else []), "bars", "bar_share", "sharpe", "pnl", "pnl_share"]
     out = ["<h2>Performance per regime</h2>"]
     for name, m in (("holdout", hold), ("training window", ~hold)):
         rows = regime_performance(np.asarray(d.returns)[m], np.asarray(d.regimes)[m],
                                   periods_per_year(d.timeframe))
+        for row in rows:
+            row["name"] = (d.regime_names or {}).get(row["regime"], "")
         out.append(f"<h3>{name}</h3>{_table(rows, cols)}")
     return "".join(out)
 
@@ -103,7 +109,7 @@ def _figures(d: ReportData) -> list[tuple[str, Any]]:
     pos.add_trace(go.Scatter(x=idx, y=d.candles["close"], name="close", line={"width": 1, "color": "black"}), 1, 1)
     pos.add_trace(go.Scatter(x=idx, y=d.positions, name="position", line={"width": 1, "shape": "hv"},
                              fill="tozeroy"), 2, 1)
-    spells = regime_shapes(idx, np.asarray(d.regimes)) if d.regimes is not None else []
+    spells = regime_shapes(idx, np.asarray(d.regimes), d.regime_names) if d.regimes is not None else []
     pos.update_layout(title="Positions on price" + (" (regimes shaded)" if spells else ""),
                       height=480, margin={"t": 50, "b": 30},
                       shapes=[{**shade, "yref": "paper"}, *spells])

@@ -76,6 +76,16 @@ def _metric_sections(series: pd.DataFrame, holdout_start: pd.Timestamp, timefram
     return out
 
 
+def _regime_names(series: pd.DataFrame, holdout_start: pd.Timestamp, settings: Settings) -> dict[int, str] | None:
+    """The regimes' names from the training window's candles (as the explanation names them)."""
+    if "regime" not in series:
+        return None
+    from singularity.regimes.classifier import names_of_labels
+
+    train = series[series.index < holdout_start]
+    return names_of_labels(train, train["regime"].to_numpy(), settings.features.regimes)
+
+
 def render_saved(settings: Settings, registry: Registry, strategy_id: int, out: Path | None = None) -> Path:
     st = registry.strategy(strategy_id)
     path = series_path(settings, strategy_id)
@@ -95,7 +105,8 @@ def render_saved(settings: Settings, registry: Registry, strategy_id: int, out: 
         holdout_start=holdout_start, expression=st.readable or st.expression, explanation=st.explanation,
         gauntlet=st.gauntlet, metrics=_metric_sections(series, holdout_start, st.timeframe),
         lineage=lineage, synthetic=synthetic, holdout_looks=looks,
-        regimes=series["regime"].to_numpy() if "regime" in series else None, timeframe=st.timeframe)
+        regimes=series["regime"].to_numpy() if "regime" in series else None, timeframe=st.timeframe,
+        regime_names=_regime_names(series, holdout_start, settings))
     return write_report(out or reports_dir(settings) / f"strategy-{strategy_id}.html", data)
 
 
