@@ -10,6 +10,7 @@ import json
 import os
 import time
 
+import numpy as np
 from engine_home import SYMBOL, make_home
 from typer.testing import CliRunner
 
@@ -125,3 +126,41 @@ def test_replay_records_causal_regimes_and_a_change_queues_a_cycle(tmp_path) -> 
     for u in long:
         assert u["pid"] != os.getpid()
         assert any(u["t0"] < t < u["t1"] for t in ticks), u
+
+
+def test_in_the_background_trading_goes_on_while_the_worker_labels(tmp_path) -> None:
+    """Paper and live: the watch never holds up trading (decisions on later candles are
+    recorded before the first regime event); its updates still record exactly the changes of
+    the offline timeline (here a replay feed with the watch in that mode)."""
+    from singularity.regimes.analysis import analyse_symbol
+
+    universe, _truth = planted_regime_market(1, n_bars=1300, seed=3, min_spell=120, max_spell=250)
+    home = make_home(tmp_path, universe["S0/USDT"], chunk=50, extra=REGIMES)
+    opts = RunOptions(mode="replay", symbols=(SYMBOL,), timeframe="1h", start=home.candles.index[1000])
+    engine = build_replay(home.settings, opts)
+    watch = attach_regimes(engine, home.settings, opts)
+    watch.await_updates = False  # as in paper and live
+    end = home.candles.index[-1].isoformat()
+
+    async def at_the_end(sym, decisions) -> None:  # let the worker catch up before the feed ends
+        if decisions and decisions[-1]["candle"] == end:
+            await watch.settle()
+
+    engine.after_batch.append(at_the_end)
+    run_engine(engine)
+    led = Ledger(ledger_url(home.settings, "replay"))
+    events = led.events(kinds=["regime"])
+    assert watch.updates[-1]["until"] == end
+    offline = analyse_symbol({SYMBOL: home.candles}, SYMBOL, home.settings.features.regimes).labels()
+    labels = {t.isoformat(): (None if np.isnan(v) else int(v)) for t, v in offline.items()}
+    replayed = [t.isoformat() for t in home.candles.index[1000:]]
+    expected, prev = [], "start"
+    for t in replayed:
+        if labels[t] != prev:
+            expected.append((t, labels[t]))
+        prev = labels[t]
+    assert [(e.payload["candle"], e.payload["id"]) for e in events] == expected
+    # decisions on later candles were recorded before the first regime event: no waiting
+    first = events[0]
+    later = [d for d in led.events(kinds=["decision"]) if d.payload["candle"] > first.payload["candle"]]
+    assert later and later[0].seq < first.seq

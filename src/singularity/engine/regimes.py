@@ -84,6 +84,9 @@ class RegimeWatch:
         """The last classified regime of each symbol (a change between two regimes triggers)."""
         self.updates: list[dict[str, Any]] = []
         self.wake = asyncio.Event()
+        self.idle = asyncio.Event()
+        self.await_updates = engine.s.mode == "replay"
+        """Replay: each batch awaits its update; paper and live: updates run in the background."""
         self._executor: cf.ProcessPoolExecutor | None = None
 
     def attach(self) -> None:
@@ -105,10 +108,11 @@ class RegimeWatch:
             return
         if sym not in self.since:
             self.since[sym] = (pd.Timestamp(decisions[0]["candle"]) - self.engine.bar).isoformat()
-        if self.engine.s.mode == "replay":
+        if self.await_updates:
             await self.update(sym, str(decisions[-1]["candle"]))
             return
         self.pending[sym] = str(decisions[-1]["candle"])
+        self.idle.clear()
         self.wake.set()
 
     async def run(self) -> None:
@@ -118,8 +122,15 @@ class RegimeWatch:
                 self.wake.clear()
                 for sym in list(self.pending):
                     await self.update(sym, self.pending.pop(sym))
+                if not self.pending:
+                    self.idle.set()
         finally:
             self.close(kill=True)
+
+    async def settle(self) -> None:
+        """Until every candle noted so far is labelled (the background task is idle)."""
+        while self.pending or not self.idle.is_set():
+            await self.idle.wait()
 
     async def _started(self) -> cf.ProcessPoolExecutor:
         if self._executor is None:
