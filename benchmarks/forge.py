@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -50,9 +51,30 @@ class TreeSampler:
         self.peak_pss = 0
         self._n = 0
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self.marks: list[tuple[str, float, float]] = []
 
     def _sample(self) -> None:
+        with self._lock:
+            self._sample_locked()
+
+    def mark(self, label: str) -> None:
+        """A synchronous sample: (label, wall, tree CPU seconds) at a stage boundary."""
+        self._sample()
+        self.marks.append((label, time.perf_counter(), self.cpu_seconds()))
+
+    def segments(self) -> dict[str, dict[str, float]]:
+        """Wall and tree CPU seconds between consecutive marks, under the earlier mark's label
+        (a label seen twice is summed)."""
+        out: dict[str, dict[str, float]] = {}
+        for (label, t0, c0), (_, t1, c1) in zip(self.marks, self.marks[1:], strict=False):
+            seg = out.setdefault(label, {"wall": 0.0, "cpu": 0.0})
+            seg["wall"] += t1 - t0
+            seg["cpu"] += c1 - c0
+        return {k: {"wall": round(v["wall"], 2), "cpu": round(v["cpu"], 2)} for k, v in out.items()}
+
+    def _sample_locked(self) -> None:
         me = psutil.Process()
         rss = pss = 0
         full = self._n % 5 == 0  # smaps is slow to read for big processes
@@ -112,7 +134,18 @@ def main() -> None:
     from singularity.config import load_settings
     from singularity.data.importers import import_file
     from singularity.data.store import CandleStore
+    from singularity.features.factory import FeatureFactory
     from singularity.forge.cycle import ForgeOptions, run_forge
+
+    feature_laps: list[tuple[str, float]] = []
+    compute = FeatureFactory._compute
+
+    def timed_compute(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        fs = compute(self, *args, **kwargs)
+        feature_laps.extend(fs.timings)
+        return fs
+
+    FeatureFactory._compute = timed_compute  # type: ignore[method-assign]
 
     with tempfile.TemporaryDirectory() as tmp:
         s = load_settings(environ={}, cwd=Path(tmp), overrides={"data.dir": str(Path(tmp) / "data")}).settings
@@ -126,10 +159,25 @@ def main() -> None:
         opts = ForgeOptions(symbol="BTC/USDT", timeframe="1h", population=a.population, generations=a.generations,
                             seed=a.seed, workers=a.workers, bars=a.bars, progress=False)
         load_before = os.getloadavg()
+        console = Console(stderr=True)
         with TreeSampler() as tree:
+
+            def say(msg: str) -> None:
+                # stage starts ("[bold]name[/] ...") and gauntlet verdicts ("  candidate: test PASS")
+                # mark the boundaries of the CPU breakdown
+                m = re.match(r"\[bold\](\w+)\[/\]", msg) or re.match(r"\s+candidate(?: \d+)?: (\w+) ", msg)
+                if m:
+                    tree.mark(m.group(1) if msg.startswith("[") else f"gauntlet:{m.group(1)}")
+                console.print(msg)
+
+            tree.mark("start")
             t0 = time.perf_counter()
-            out = run_forge(s, opts, say=Console(stderr=True).print)
+            out = run_forge(s, opts, say=say)
             wall = time.perf_counter() - t0
+            tree.mark("end")
+        # the gauntlet's time before its first verdict is building its context (PBO and
+        # effective-trials matrices) plus the holdout test; each "gauntlet:X" segment is the
+        # time after verdict X, i.e. the NEXT test's (see breakdown_note)
     print(json.dumps({
         "benchmark": "forge cycle", "symbol": "BTC/USDT", "timeframe": "1h", "bars": a.bars,
         "workers": a.workers, "population": a.population, "generations": a.generations,
@@ -140,6 +188,11 @@ def main() -> None:
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "stage_seconds": {k: round(v, 2) for k, v in out.stage_seconds.items()},
+        "stage_wall_cpu": tree.segments(),
+        "breakdown_note": "segments start at a stage's start or after a gauntlet verdict: 'gauntlet' = "
+                          "context + first test, 'gauntlet:X' = the test after X; cpu = process tree seconds",
+        "feature_seconds": dict(feature_laps),
+        "bakeoff_fit_seconds": {sc["name"]: sc["fit_seconds"] for sc in out.bakeoff.get("models", [])},
         "bakeoff_winner": out.bakeoff.get("winner"), "champion": out.champion is not None,
         "split": out.split, "when": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
     }))
