@@ -12,10 +12,18 @@ from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 
-def finite_rows(X: np.ndarray) -> np.ndarray:
-    """Boolean mask of samples whose every feature (any trailing dims) is finite."""
-    flat = X.reshape(X.shape[0], -1)
-    return np.isfinite(flat).all(axis=1)
+def finite_rows(X: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Boolean mask of samples whose every feature (any trailing dims) is finite (in chunks of
+    samples: a Transformer's windows would need a boolean copy of all of them at once)."""
+    out = np.empty(X.shape[0], dtype=bool)
+    for i in range(0, X.shape[0], chunk):
+        out[i : i + chunk] = np.isfinite(X[i : i + chunk].reshape(len(X[i : i + chunk]), -1)).all(axis=1)
+    return out
+
+
+def _rows(X: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """``X[ok]``, without the copy when every row is kept (windows are large)."""
+    return X if ok.all() else X[ok]
 
 
 class WarmupAwareClassifier(ClassifierMixin, BaseEstimator):
@@ -50,7 +58,7 @@ class WarmupAwareClassifier(ClassifierMixin, BaseEstimator):
         # one class only (tiny folds): predict it with certainty rather than crash the learner
         self.single_class_ = len(self.classes_) == 1
         if not self.single_class_:
-            self._fit(Xa[ok], encoded, w[ok] / w[ok].mean())
+            self._fit(_rows(Xa, ok), encoded, w[ok] / w[ok].mean())
         return self
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
@@ -58,7 +66,7 @@ class WarmupAwareClassifier(ClassifierMixin, BaseEstimator):
         out = np.full((Xa.shape[0], len(self.classes_)), np.nan)
         ok = finite_rows(Xa)
         if ok.any():
-            out[ok] = 1.0 if self.single_class_ else self._proba(Xa[ok])
+            out[ok] = 1.0 if self.single_class_ else self._proba(_rows(Xa, ok))
         return out
 
     def predict(self, X: ArrayLike) -> np.ndarray:

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +31,30 @@ def past_windows(features: ArrayLike, window: int) -> np.ndarray:
     padded = np.concatenate([np.full((window - 1, F.shape[1]), np.nan, np.float32), F])
     view = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)  # (n, f, window)
     return view.transpose(0, 2, 1)
+
+
+def window_row_moments(X: np.ndarray, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation (float64) over every row of every window of
+    ``X`` (n, window, f), bit for bit what ``X.reshape(-1, f).astype(float64)`` then ``.mean(0)``
+    and ``.std(0)`` give, without that float64 copy of all the windows: numpy sums a C-ordered
+    array along axis 0 row after row, so carrying the running sum from chunk to chunk (added
+    to the chunk's first row) keeps the order of the additions, and with it every rounding."""
+    f = X.shape[2]
+    count = X.shape[0] * X.shape[1]
+
+    def total(rows_of: Any) -> np.ndarray:
+        acc: np.ndarray | None = None
+        for i in range(0, X.shape[0], chunk):
+            r = rows_of(X[i : i + chunk].reshape(-1, f).astype(np.float64))
+            if acc is not None:
+                r[0] += acc  # (acc + r0) + r1 + ...: the whole array's order of additions
+            acc = r.sum(axis=0)
+        assert acc is not None
+        return acc
+
+    mean = total(lambda r: r) / count
+    var = total(lambda r: np.square(r - mean, out=r)) / count
+    return mean, np.sqrt(var)
 
 
 def resolve_device(device: str) -> str:
@@ -139,7 +164,13 @@ class TransformerClassifier(WarmupAwareClassifier):
         return Xa
 
     def _scaled(self, X: np.ndarray) -> torch.Tensor:
-        Z = np.clip((X - self.mean_) / self.scale_, -10.0, 10.0).astype(np.float32)
+        """Standardised, clipped windows. Elementwise, so scaling a batch of windows gives
+        exactly the values the whole array would: callers scale one batch at a time instead
+        of holding a scaled copy of every window (memory: a window array is ``window`` times
+        the size of the feature rows it is built from)."""
+        Z = np.subtract(X, self.mean_, dtype=np.float32)  # one temporary, scaled in place
+        np.divide(Z, self.scale_, out=Z)
+        np.clip(Z, -10.0, 10.0, out=Z)
         return torch.from_numpy(Z)
 
     def _threads(self) -> int:
@@ -157,9 +188,8 @@ class TransformerClassifier(WarmupAwareClassifier):
             torch.set_num_threads(prev)
 
     def _train(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
-        rows = X.reshape(-1, X.shape[2]).astype(np.float64)
-        self.mean_ = rows.mean(axis=0).astype(np.float32)
-        std = rows.std(axis=0)
+        mean, std = window_row_moments(X)
+        self.mean_ = mean.astype(np.float32)
         self.scale_ = np.where(std > 1e-12, std, 1.0).astype(np.float32)
         self.device_ = resolve_device(self.device)
         torch.manual_seed(self.random_state)
@@ -171,15 +201,14 @@ class TransformerClassifier(WarmupAwareClassifier):
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         loss_fn = nn.CrossEntropyLoss()
         per_row = nn.CrossEntropyLoss(reduction="none")
-        Xt = self._scaled(X)
         yt = torch.from_numpy(y.astype(np.int64))
         wt = torch.from_numpy(np.asarray(w, dtype=np.float32))
         n_val = int(len(yt) * self.validation_fraction)
         n_fit = len(yt) - n_val - self.validation_gap
         if n_val < 20 or n_fit < 20:  # too few rows to hold any out: plain training
             n_val, n_fit = 0, len(yt)
-        Xv, yv = Xt[len(yt) - n_val :], yt[len(yt) - n_val :]
-        Xt, yt, wt = Xt[:n_fit], yt[:n_fit], wt[:n_fit]
+        Xv, yv = self._scaled(X[len(yt) - n_val :]), yt[len(yt) - n_val :]
+        yt, wt = yt[:n_fit], wt[:n_fit]
         self.epoch_seconds_: list[float] = []
         self.train_loss_: list[float] = []
         self.val_loss_: list[float] = []
@@ -191,7 +220,8 @@ class TransformerClassifier(WarmupAwareClassifier):
             total = 0.0
             for i in range(0, len(order), self.batch_size):
                 idx = order[i : i + self.batch_size]
-                xb, yb, wb = Xt[idx].to(self.device_), yt[idx].to(self.device_), wt[idx].to(self.device_)
+                xb = self._scaled(X[idx.numpy()]).to(self.device_)  # only this batch is scaled
+                yb, wb = yt[idx].to(self.device_), wt[idx].to(self.device_)
                 opt.zero_grad()
                 loss = (per_row(net(xb), yb) * wb).sum() / wb.sum()  # sample-weighted mean
                 loss.backward()
@@ -220,11 +250,10 @@ class TransformerClassifier(WarmupAwareClassifier):
     def _proba(self, X: np.ndarray) -> np.ndarray:
         prev = self._threads()
         try:
-            Xt = self._scaled(X)
             out = []
             with torch.no_grad():
-                for i in range(0, len(Xt), 4096):
-                    out.append(torch.softmax(self.net_(Xt[i : i + 4096]), dim=1).numpy())
+                for i in range(0, len(X), 4096):
+                    out.append(torch.softmax(self.net_(self._scaled(X[i : i + 4096])), dim=1).numpy())
             return np.concatenate(out).astype(np.float64)
         finally:
             torch.set_num_threads(prev)
