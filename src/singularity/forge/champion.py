@@ -165,6 +165,13 @@ def gauntlet_context(settings: Settings, opts: Any, evo: Any, candles: pd.DataFr
     def recompute_inputs(noisy: pd.DataFrame) -> pd.DataFrame:
         return own_features_from(noisy, universe[sym], inputs, settings, pool, holdout_rows=split.holdout)
 
+    def recompute_inputs_many(runs: list[pd.DataFrame]) -> list[pd.DataFrame]:
+        # one noise run per task (each its own CEEMDAN, serially in its worker): the runs are
+        # independent, and a run's CEEMDAN alone is too little work to spread over the pool
+        hold = inputs.iloc[split.holdout]
+        tasks = [(noisy, universe[sym], hold, settings) for noisy in runs]
+        return list(pool.map(_noise_inputs_task, tasks, chunksize=1))
+
     return GauntletContext(
         train_candles=train_c, train_inputs=train_x, holdout_candles=candles.iloc[split.holdout],
         holdout_inputs=inputs.iloc[split.holdout], timeframe=opts.timeframe,
@@ -173,7 +180,9 @@ def gauntlet_context(settings: Settings, opts: Any, evo: Any, candles: pd.DataFr
         # earlier cycles' trials are not re-sampled: they count at face value in both Ns
         trial_returns=cscv, effective_trials=n_eff + prior_trials,
         holdout_looks=len(candidates), short_rate=short, search=search_fn(settings, opts, pool),
-        recompute_inputs=recompute_inputs, full_candles=candles.iloc[window], full_inputs=inputs.iloc[window],
+        recompute_inputs=recompute_inputs,
+        recompute_inputs_many=recompute_inputs_many if pool is not None and pool.workers > 1 else None,
+        full_candles=candles.iloc[window], full_inputs=inputs.iloc[window],
         seed=opts.seed)
 
 
@@ -247,6 +256,12 @@ def strategy_summary(registry: Registry, strategy_id: int) -> dict[str, Any]:
             "fitness": st.fitness, "in_sample": {k: st.in_sample.get(k) for k in
                                                  ("sharpe", "trades", "max_drawdown", "total_return")},
             "holdout": st.holdout}
+
+
+def _noise_inputs_task(task: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Settings]) -> pd.DataFrame:
+    """Pool task: ``own_features_from`` for one noise run, given only the holdout's input rows."""
+    noisy, raw, hold_inputs, settings = task
+    return own_features_from(noisy, raw, hold_inputs, settings, None, holdout_rows=slice(0, len(hold_inputs)))
 
 
 def own_features_from(noisy: pd.DataFrame, raw: pd.DataFrame, inputs: pd.DataFrame, settings: Settings,

@@ -39,6 +39,7 @@ from singularity.validation.stats import (
 PositionsFn = Callable[[str, pd.DataFrame], np.ndarray]
 SearchFn = Callable[[pd.DataFrame, pd.DataFrame, int], tuple[str, float]]
 InputsFn = Callable[[pd.DataFrame], pd.DataFrame]
+ManyInputsFn = Callable[[list[pd.DataFrame]], list[pd.DataFrame]]
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,9 @@ class GauntletContext:
     search: SearchFn | None = None
     recompute_inputs: InputsFn | None = None
     """Inputs from perturbed ``full_candles``; None = the noise test keeps the inputs."""
+    recompute_inputs_many: ManyInputsFn | None = None
+    """``recompute_inputs`` for every noise run at once (across a worker pool), the same
+    frames in the same order; None = one run after another."""
     full_candles: pd.DataFrame | None = None
     """Contiguous candles from the training start to the holdout end (embargo included);
     None = training and holdout candles joined."""
@@ -282,15 +286,25 @@ def noise_test(ctx: GauntletContext, expr: str) -> Verdict:
     vol = pd.Series(logret).rolling(24, min_periods=2).std().bfill().fillna(0.0).to_numpy()
     n_hold = len(ctx.holdout_candles)
     profitable = 0
-    for _ in range(s.noise_runs):
+    runs = []
+    for _ in range(s.noise_runs):  # every run's noise drawn first, in the order of the runs
         mult = np.exp(rng.normal(0.0, 1.0, len(full)) * s.noise_scale * vol)
         noisy = full.copy()
         for col in ("open", "high", "low", "close"):
             noisy[col] = full[col].to_numpy() * mult
+        runs.append(noisy)
+    # the holdout rows' inputs from the perturbed prices: the costly part, one batch
+    if ctx.recompute_inputs_many is not None:
+        recomputed: list[pd.DataFrame | None] = list(ctx.recompute_inputs_many(runs))
+    elif ctx.recompute_inputs is not None:
+        recomputed = [ctx.recompute_inputs(noisy) for noisy in runs]
+    else:
+        recomputed = [None] * len(runs)
+    for noisy, fresh in zip(runs, recomputed, strict=True):
         inputs = full_x
-        if ctx.recompute_inputs is not None:  # the holdout rows from the perturbed prices
+        if fresh is not None:
             inputs = full_x.copy()
-            inputs.iloc[-n_hold:] = ctx.recompute_inputs(noisy).iloc[-n_hold:].to_numpy()
+            inputs.iloc[-n_hold:] = fresh.iloc[-n_hold:].to_numpy()
         target = np.asarray(ctx.positions(expr, inputs), dtype=np.float64)
         r = ctx.trade(noisy, target)[-n_hold:]
         profitable += float(np.prod(1.0 + r)) > 1.0
