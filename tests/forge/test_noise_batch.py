@@ -1,0 +1,73 @@
+"""The noise test's runs recomputed as one batch across the pool give exactly what one run
+after another gave: the same noise draws in the same order, the same recomputed inputs (the
+pool task equals the in-process recomputation, CEEMDAN serial or pooled)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from singularity.config import load_settings
+from singularity.features.factory import FeatureFactory
+from singularity.forge.champion import _noise_inputs_task, own_features_from
+from singularity.runtime.pool import WorkerPool
+from singularity.validation.gauntlet import noise_test
+
+
+def _candles(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    idx = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC", name="timestamp")
+    return pd.DataFrame({"open": open_, "high": np.maximum(open_, close) * 1.002,
+                         "low": np.minimum(open_, close) * 0.998, "close": close,
+                         "volume": rng.lognormal(8, 0.3, n)}, index=idx)
+
+
+def test_batched_noise_runs_equal_the_serial_runs() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "validation"))
+    from test_gauntlet import context, market
+
+    candles, inputs = market(800, 3, 0.0)
+    seen: list[list[float]] = []
+
+    def recompute(noisy: pd.DataFrame) -> pd.DataFrame:  # inputs that depend on the noisy prices
+        seen.append([float(noisy["close"].iloc[-1])])
+        x = inputs.copy()
+        x["x0"] = np.log(noisy["close"]).diff().fillna(0.0).to_numpy()
+        return x
+
+    ctx = context(candles, inputs, noise_scale=3.0)
+    ctx.recompute_inputs = recompute
+    serial = noise_test(ctx, "x0")
+    first, seen[:] = list(seen), []
+    ctx = context(candles, inputs, noise_scale=3.0)
+    ctx.recompute_inputs_many = lambda runs: [recompute(r) for r in runs]
+    batched = noise_test(ctx, "x0")
+    assert seen == first  # the same perturbed prices, in the same order
+    assert batched == serial
+
+
+def test_pool_task_equals_the_in_process_recomputation(tmp_path: Path) -> None:
+    over: dict[str, Any] = {"data.dir": str(tmp_path), "features.graph.enabled": False,
+                            "features.regimes.enabled": False, "features.ceemdan.window": 64,
+                            "features.ceemdan.stride": 16, "features.ceemdan.trials": 3}
+    s = load_settings(environ={}, cwd=tmp_path, overrides=over).settings
+    raw = _candles(700, 1)
+    inputs = FeatureFactory(s.features).build({"BTC/USDT": raw}, progress=False).ready("BTC/USDT")
+    hold = slice(len(inputs) - 120, len(inputs))
+    full = raw.loc[inputs.index]
+    noisy = full.copy()
+    noisy[["open", "high", "low", "close"]] *= np.exp(np.random.default_rng(5).normal(0, 0.003, (len(full), 1)))
+    serial = own_features_from(noisy, raw, inputs, s, None, holdout_rows=hold)
+    with WorkerPool(2) as pool:
+        pooled = own_features_from(noisy, raw, inputs, s, pool, holdout_rows=hold)
+        (task,) = pool.map(_noise_inputs_task, [(noisy, raw, inputs.iloc[hold], s)], chunksize=1)
+    pd.testing.assert_frame_equal(pooled, serial)
+    pd.testing.assert_frame_equal(task, serial)
+    assert not serial.equals(inputs.iloc[hold])  # the noise reached the recomputed columns
