@@ -17,6 +17,8 @@ import pandas as pd
 from deap import gp
 
 from singularity.errors import DataError
+from singularity.evolution import token_ops as T
+from singularity.evolution.breeding import COPY, NEW, breed_tokens
 from singularity.evolution.fitness import N_METRICS, OBJECTIVES
 from singularity.evolution.interpreter import plan, run_plan
 from singularity.evolution.program import Codec, Program, pack, program_key, unpack
@@ -183,14 +185,30 @@ def breed(task: BreedTask) -> BreedResult:
                 nodes = memo[i] = list(codec.decode(program(i)))
             return gp.PrimitiveTree(nodes)  # a fresh list: operators edit it in place
 
-        for j, s in enumerate(task.seeds.tolist()):
-            child, src = make_child(
-                codec, program, tree, fit, int(task.lo[j]), int(task.hi[j]), s, task.params
-            )
-            if child is not None and src < 0:
-                new.append(child)
+        # Reproduction and crossover children in one compiled loop (the same draws as
+        # make_child); mutations, which edit DEAP trees, by make_child from their seeds.
+        prm = task.params
+        kind, src, c_code, c_vals, c_offs = breed_tokens(
+            code, vals, offs, shared["fitness"], task.seeds, task.lo, task.hi,
+            prm.crossover_prob, prm.mutation_prob, prm.tournament_size, prm.max_height,
+            prm.max_size, T.ARITY, T.RET,
+        )
+        k = 0
+        seeds = task.seeds.tolist()
+        for j, kd in enumerate(kind.tolist()):
+            if kd == NEW:
+                new.append(unpack(c_code, c_vals, c_offs, k))
+                k += 1
+            elif kd == COPY:
+                copy_of[j] = src[j]
             else:
-                copy_of[j] = src
+                child, src_j = make_child(
+                    codec, program, tree, fit, int(task.lo[j]), int(task.hi[j]), seeds[j], prm
+                )
+                if child is not None and src_j < 0:
+                    new.append(child)
+                else:
+                    copy_of[j] = src_j
     metrics, computed, nodes = _cached_metrics(task.data.key, data, task.cfg, new)
     return BreedResult(
         children=pack(new), copy_of=copy_of, metrics=metrics, computed=computed, nodes=nodes,

@@ -165,6 +165,7 @@ def score_fused(
     total = 0.0
     eq = 1.0
     peak = 1.0
+    trough = 1.0  # lowest equity since the last peak
     mdd = 0.0
     if n > 0:
         r[0] = 0.0
@@ -205,11 +206,18 @@ def score_fused(
         r[t] = rt
         total += rt
         eq *= 1.0 + rt
+        # The drawdown 1 - eq / peak is computed only at a new low since the last peak: with
+        # the peak fixed, rounded division and subtraction are monotone in eq, so the
+        # segment's deepest drawdown is at its lowest equity and the maximum is the same, bit
+        # for bit, as computing it at every bar (a division per bar saved).
         if eq > peak:
             peak = eq
-        dd = 1.0 - eq / peak
-        if dd > mdd:
-            mdd = dd
+            trough = eq
+        elif eq < trough:
+            trough = eq
+            dd = 1.0 - eq / peak
+            if dd > mdd:
+                mdd = dd
     if n > 0:
         x = out[n - 1]
         if not np.isnan(x):
