@@ -11,6 +11,11 @@ Fault scripts, keyed by the candle index at whose start they fire:
 - ``Duplicate()``: every frame of that candle is sent twice;
 - ``RateLimit(n)``: the next ``n`` REST kline requests answer 429 with Retry-After.
 
+Signed endpoints (a spot account in USDT): market orders (``newClientOrderId``, duplicates
+refused), the order query and cancel by client id, ``myTrades`` and ``account``. Orders fill at
+once at the running candle's price with a 0.1 % commission in USDT, unless ``hold`` makes one
+rest; ``crash`` SIGKILLs the engine while its order is in flight.
+
 The clock stands still until the first client subscribes to a kline stream.
 
     with FakeBinanceWs({"BTCUSDT": frame}, start=300, bar_s=0.3) as ex:
@@ -21,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -82,7 +89,17 @@ class FakeBinanceWs:
         self.finished = threading.Event()
         self.balances: dict[str, float] = {"USDT": 10_000.0}
         self.orders: dict[str, dict[str, Any]] = {}
+        self.trades: list[dict[str, Any]] = []
+        self.order_requests: list[str] = []
+        """Client order id of every order request, refused duplicates included."""
         self.api_keys_seen: set[str] = set()
+        self.crash: tuple[str, int, str | None] | None = None
+        """One shot ``(when, pid, side)``: SIGKILL ``pid`` at the next order (of ``side``, or
+        any) ``"before"`` it reaches the book or ``"after"`` it did, before the answer goes out:
+        an engine that dies with its order in flight."""
+        self.hold: tuple[float, str | None] | None = None
+        """One shot ``(fraction, side)``: the next order (of ``side``, or any) executes only
+        this fraction at once and then rests (``NEW`` or ``PARTIALLY_FILLED``) until cancelled."""
         self.opened_at: dict[int, float] = {}
         """Wall time (``time.time()``) each candle started: the previous one's close."""
         self._silent_until = -1
@@ -118,6 +135,8 @@ class FakeBinanceWs:
         app.router.add_get("/api/v3/klines", self._klines)
         app.router.add_post("/api/v3/order", self._new_order)
         app.router.add_get("/api/v3/order", self._get_order)
+        app.router.add_delete("/api/v3/order", self._cancel_order)
+        app.router.add_get("/api/v3/myTrades", self._my_trades)
         app.router.add_get("/api/v3/account", self._account)
         app.router.add_get("/{tail:.*}", self._ws)
         self._runner = web.AppRunner(app)
@@ -185,41 +204,98 @@ class FakeBinanceWs:
                                                for a, v in self.balances.items()], "updateTime": self.now_ms,
                                   "accountType": "SPOT", "canTrade": True})
 
+    def _crash(self, when: str, side: str) -> bool:
+        """Kill the engine here if the crash script says so (the answer never reaches it)."""
+        if self.crash is None or self.crash[0] != when or self.crash[2] not in (None, side):
+            return False
+        _when, pid, _side = self.crash
+        self.crash = None
+        os.kill(pid, signal.SIGKILL)
+        return True
+
     async def _new_order(self, request: web.Request) -> web.Response:
         self._api_key(request)
         params = dict(request.query)
         params.update(dict(await request.post()))
         coid = params.get("newClientOrderId", "")
+        self.order_requests.append(coid)
         if coid in self.orders:  # Binance refuses a second order with the same client id
             return web.json_response({"code": -2010, "msg": "Duplicate order sent."}, status=400)
         sym, side, qty = params["symbol"], params["side"], float(params["quantity"])
+        if self._crash("before", side.lower()):
+            return web.json_response({"code": -1001, "msg": "Internal error; unable to process your request."},
+                                     status=500)
         price = self._values(sym, self.index, 0.5)[3]
         base = sym.removesuffix("USDT")
         sign = 1.0 if side == "BUY" else -1.0
         if sign < 0 and self.balances.get(base, 0.0) + 1e-12 < qty:
             return web.json_response({"code": -2010, "msg": "Account has insufficient balance for requested action."},
                                      status=400)
-        if sign > 0 and self.balances.get("USDT", 0.0) + 1e-9 < qty * price:
+        if sign > 0 and self.balances.get("USDT", 0.0) + 1e-9 < qty * price * 1.001:
             return web.json_response({"code": -2010, "msg": "Account has insufficient balance for requested action."},
                                      status=400)
-        self.balances[base] = self.balances.get(base, 0.0) + sign * qty
-        self.balances["USDT"] = self.balances.get("USDT", 0.0) - sign * qty * price
         oid = len(self.orders) + 1
         order = {"symbol": sym, "orderId": oid, "orderListId": -1, "clientOrderId": coid,
-                 "transactTime": self.now_ms, "price": "0.00000000", "origQty": _fmt(qty), "executedQty": _fmt(qty),
-                 "cummulativeQuoteQty": _fmt(qty * price), "status": "FILLED", "timeInForce": "GTC",
-                 "type": "MARKET", "side": side, "workingTime": self.now_ms,
-                 "fills": [{"price": _fmt(price), "qty": _fmt(qty), "commission": _fmt(qty * price * 0.001),
-                            "commissionAsset": "USDT", "tradeId": oid}]}
+                 "transactTime": self.now_ms, "time": self.now_ms, "updateTime": self.now_ms, "price": "0.00000000",
+                 "origQty": _fmt(qty), "executedQty": _fmt(0.0), "cummulativeQuoteQty": _fmt(0.0), "status": "NEW",
+                 "timeInForce": "GTC", "type": "MARKET", "side": side, "workingTime": self.now_ms}
         self.orders[coid] = order
-        return web.json_response(order)
+        done = qty
+        if self.hold is not None and self.hold[1] in (None, side.lower()):
+            done, self.hold = float(_fmt(qty * self.hold[0])), None
+        fills = [self._execute(order, done, price)] if done > 0 else []
+        order["status"] = "FILLED" if done >= qty else "PARTIALLY_FILLED" if done > 0 else "NEW"
+        self._crash("after", side.lower())
+        return web.json_response(dict(order, fills=fills))
+
+    def _execute(self, order: dict[str, Any], qty: float, price: float) -> dict[str, Any]:
+        """Trade ``qty`` of ``order`` at ``price``; the commission (0.1 %) is paid in USDT."""
+        sym = order["symbol"]
+        base = sym.removesuffix("USDT")
+        sign = 1.0 if order["side"] == "BUY" else -1.0
+        commission = float(_fmt(qty * price * 0.001))
+        self.balances[base] = self.balances.get(base, 0.0) + sign * qty
+        self.balances["USDT"] = self.balances.get("USDT", 0.0) - sign * qty * price - commission
+        order["executedQty"] = _fmt(float(order["executedQty"]) + qty)
+        order["cummulativeQuoteQty"] = _fmt(float(order["cummulativeQuoteQty"]) + qty * price)
+        tid = len(self.trades) + 1
+        self.trades.append({"symbol": sym, "id": tid, "orderId": order["orderId"], "orderListId": -1,
+                            "price": _fmt(price), "qty": _fmt(qty), "quoteQty": _fmt(qty * price),
+                            "commission": _fmt(commission), "commissionAsset": "USDT", "time": self.now_ms,
+                            "isBuyer": sign > 0, "isMaker": False, "isBestMatch": True})
+        return {"price": _fmt(price), "qty": _fmt(qty), "commission": _fmt(commission),
+                "commissionAsset": "USDT", "tradeId": tid}
+
+    def _find(self, request: web.Request) -> dict[str, Any] | None:
+        coid = request.query.get("origClientOrderId")
+        if coid is not None:
+            return self.orders.get(coid)
+        oid = int(request.query.get("orderId", "0"))
+        return next((o for o in self.orders.values() if o["orderId"] == oid), None)
 
     async def _get_order(self, request: web.Request) -> web.Response:
+        """As Binance: the order's state, without its fills (those are in myTrades)."""
         self._api_key(request)
-        coid = request.query.get("origClientOrderId", "")
-        if coid not in self.orders:
+        order = self._find(request)
+        if order is None:
             return web.json_response({"code": -2013, "msg": "Order does not exist."}, status=400)
-        return web.json_response(self.orders[coid])
+        return web.json_response(order)
+
+    async def _cancel_order(self, request: web.Request) -> web.Response:
+        self._api_key(request)
+        order = self._find(request)
+        if order is None:
+            return web.json_response({"code": -2011, "msg": "Unknown order sent."}, status=400)
+        if order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+            return web.json_response({"code": -2011, "msg": "Unknown order sent."}, status=400)
+        order["status"] = "CANCELED"
+        return web.json_response(dict(order, origClientOrderId=order["clientOrderId"]))
+
+    async def _my_trades(self, request: web.Request) -> web.Response:
+        self._api_key(request)
+        sym, oid = request.query.get("symbol"), request.query.get("orderId")
+        return web.json_response([t for t in self.trades if t["symbol"] == sym
+                                  and (oid is None or t["orderId"] == int(oid))])
 
     def _values(self, sym: str, i: int, partial: float) -> tuple[float, float, float, float, float]:
         o, h, lo, c, v = (float(x) for x in self.frames[sym].iloc[i][["open", "high", "low", "close", "volume"]])

@@ -39,8 +39,9 @@ def symbol_table(doc: dict[str, Any]) -> Table:
         feed = s.get("feed") or ""
         if s.get("paused"):
             feed = f"paused: {s.get('pause_reason', '')}"
+        strategy = _fmt(s["strategy_id"]) + (f": {s['expression']}" if s.get("expression") else "")
         table.add_row(s["symbol"], _when(s["last_candle"]), _fmt(s["price"], 2), _fmt(s["position"], 6),
-                      _fmt(s["equity"], 2), _fmt(s["day_pnl"], 2), _fmt(s["strategy_id"]),
+                      _fmt(s["equity"], 2), _fmt(s["day_pnl"], 2), strategy,
                       regime_text(s.get("regime")), feed)
     return table
 
@@ -160,13 +161,11 @@ def run(
     import sys
 
     from singularity.config import check_symbol
-    from singularity.engine.assemble import RunOptions, build_replay, run_engine
     from singularity.engine.guard import check_live, load_keys, scrub_environ
-    from singularity.engine.ledger import MODES, Ledger, ledger_url
-    from singularity.engine.status import status_document
+    from singularity.engine.strategy import StrategyWorker
     from singularity.errors import ConfigError
 
-    if mode not in MODES:
+    if mode not in ("replay", "paper", "live"):  # engine.ledger.MODES (not imported yet: SQLAlchemy)
         raise ConfigError(f"unknown mode {mode!r}: expected replay, paper or live")
     if cluster is not None and not cluster.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
         raise ConfigError(f"--cluster: expected a Dask scheduler address such as tcp://HOST:8786, got {cluster!r}")
@@ -182,63 +181,82 @@ def run(
             check_symbol(sym)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-    opts = RunOptions(mode=mode, symbols=tuple(symbols or s.universe.symbols), timeframe=s.timeframe(timeframe),
-                      start=_ts(start, "--from"), end=_ts(end, "--to"), speed=speed or None)
-    extra = []
-    if sys.stdout.isatty() and not as_json:
-        extra.append(_live_table)
-    if dashboard:
-        from singularity.dashboard.embed import dashboard_task
+    # the strategy worker starts warming up now, beside the rest of the start-up (imports,
+    # the ledger, the store): a restart costs the longer of the two, not their sum
+    worker = StrategyWorker(timeout_s=s.engine.worker_timeout_s)
+    worker.start_early()
+    try:
+        from singularity.engine.assemble import RunOptions, build_replay, run_engine
+        from singularity.engine.ledger import Ledger, ledger_url
+        from singularity.engine.status import status_document
 
-        extra.append(dashboard_task(s, mode=mode, port=port, secrets=secrets))  # refuses an unsafe bind now
-        (err_console if as_json else console).print(
-            f"dashboard on http://{s.dashboard.host}:{port or s.dashboard.port}/", highlight=False)
-    if mode == "replay":
-        engine = build_replay(s, opts, extra_tasks=extra)
-    else:
-        from singularity.engine.assemble import build_exchange_engine
+        opts = RunOptions(mode=mode, symbols=tuple(symbols or s.universe.symbols), timeframe=s.timeframe(timeframe),
+                          start=_ts(start, "--from"), end=_ts(end, "--to"), speed=speed or None)
+        extra = []
+        if sys.stdout.isatty() and not as_json:
+            extra.append(_live_table)
+        if dashboard:
+            from singularity.dashboard.embed import dashboard_task
 
-        engine = build_exchange_engine(s, opts, extra_tasks=extra, secrets=secrets)
-    from singularity.engine.assemble import attach_notifier
+            extra.append(dashboard_task(s, mode=mode, port=port, secrets=secrets))  # refuses an unsafe bind now
+            (err_console if as_json else console).print(
+                f"dashboard on http://{s.dashboard.host}:{port or s.dashboard.port}/", highlight=False)
+        if mode == "replay":
+            engine = build_replay(s, opts, extra_tasks=extra, worker=worker)
+        else:
+            from singularity.engine.assemble import build_exchange_engine
 
-    attach_notifier(engine, s)
-    rot = None
-    if forge or s.engine.scheduler.enabled:
-        from singularity.cli._context import state
-        from singularity.engine.assemble import attach_scheduler
+            engine = build_exchange_engine(s, opts, extra_tasks=extra, secrets=secrets, worker=worker)
+        from singularity.engine.assemble import attach_notifier
 
-        cfg = state(ctx).config_path
-        rot = attach_scheduler(engine, s, opts, config_path=str(cfg) if cfg else None)
-    if regimes or s.engine.regimes.enabled:
-        from singularity.engine.assemble import attach_regimes
+        attach_notifier(engine, s)
+        rot = None
+        if forge or s.engine.scheduler.enabled:
+            from singularity.cli._context import state
+            from singularity.engine.assemble import attach_scheduler
 
-        attach_regimes(engine, s, opts, scheduler=rot.scheduler if rot is not None else None)
-    run_engine(engine)
-    doc = status_document(Ledger(ledger_url(s, mode)), mode)
-    if as_json:
-        typer.echo(json.dumps(doc, default=str))
-    else:
-        console.print(symbol_table(doc))
+            cfg = state(ctx).config_path
+            rot = attach_scheduler(engine, s, opts, config_path=str(cfg) if cfg else None)
+        if regimes or s.engine.regimes.enabled:
+            from singularity.engine.assemble import attach_regimes
+
+            attach_regimes(engine, s, opts, scheduler=rot.scheduler if rot is not None else None)
+        run_engine(engine)
+        doc = status_document(Ledger(ledger_url(s, mode)), mode)
+        if as_json:
+            typer.echo(json.dumps(doc, default=str))
+        else:
+            console.print(symbol_table(doc))
+    except BaseException:
+        worker.close(kill=True)  # a start-up that failed leaves no child behind
+        raise
 
 
-async def _live_table(engine: Any) -> None:
-    """Redraw the per-symbol table every second while the engine runs (a tty only)."""
+def live_document(engine: Any) -> dict[str, Any]:
+    """What the live table shows, from the running engine's own books (no database read)."""
+    rows = []
+    for r in engine.summary():
+        b = engine.books.get(r["symbol"])
+        day_pnl = (b.equity() - b.day_start_equity) if b is not None and b.day else 0.0
+        spec = engine.s.specs.get(r["symbol"])
+        rows.append({**r, "day_pnl": day_pnl, "pause_reason": b.pause_reason if b else "",
+                     "expression": spec.expression if spec is not None and spec.strategy_id == r["strategy_id"]
+                     else None})
+    return {"mode": engine.s.mode, "running": not engine.stopping, "loop_lag_ms": engine.lag.summary(),
+            "symbols": rows}
+
+
+async def _live_table(engine: Any, *, out: Any = None, every_s: float = 1.0) -> None:
+    """Redraw the per-symbol table every ``every_s`` while the engine runs (a tty only)."""
     import asyncio
 
     from rich.live import Live
 
-    def doc() -> dict[str, Any]:
-        rows = []
-        for r in engine.summary():
-            b = engine.books.get(r["symbol"])
-            day_pnl = (b.equity() - b.day_start_equity) if b is not None and b.day else 0.0
-            rows.append({**r, "day_pnl": day_pnl, "pause_reason": b.pause_reason if b else ""})
-        return {"mode": engine.s.mode, "running": True, "loop_lag_ms": engine.lag.summary(), "symbols": rows}
-
-    with Live(symbol_table(doc()), console=console, refresh_per_second=2, transient=True) as live:
+    with Live(symbol_table(live_document(engine)), console=out or console, auto_refresh=False,
+              transient=True) as live:
         while True:
-            await asyncio.sleep(1.0)
-            live.update(symbol_table(doc()))
+            await asyncio.sleep(every_s)
+            live.update(symbol_table(live_document(engine)), refresh=True)
 
 
 def stop(

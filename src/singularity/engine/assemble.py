@@ -17,7 +17,7 @@ from singularity.engine.core import Engine, EngineSetup
 from singularity.engine.ledger import Ledger, NewEvent, ledger_url
 from singularity.engine.strategy import StrategySpec, StrategyWorker
 from singularity.errors import ConfigError, DataError
-from singularity.forge.champion import long_only, short_rate_per_bar
+from singularity.forge.market import long_only, short_rate_per_bar
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,12 @@ def anchors(ledger: Ledger, store: CandleStore, settings: Settings, opts: RunOpt
     have = {e.symbol: pd.Timestamp(e.payload["anchor"]) for e in ledger.events(kinds=["control"])
             if e.payload.get("action") == "anchor"}
     out, new = {}, []
-    back = lookback_bars(settings)
+    back = 0
     for sym, start in starts.items():
         if sym in have:
             out[sym] = have[sym]
             continue
+        back = back or lookback_bars(settings)  # the features' warm-up: only for a new anchor
         before = store.read(settings.exchange.name, sym, opts.timeframe, end=start)
         anchor = before.index[-back] if len(before) >= back else (before.index[0] if len(before) else start)
         out[sym] = anchor
@@ -83,7 +84,7 @@ def anchors(ledger: Ledger, store: CandleStore, settings: Settings, opts: RunOpt
 
 def build_replay(settings: Settings, opts: RunOptions, *,
                  extra_tasks: Sequence[Callable[[Engine], Awaitable[Any]]] = (),
-                 ledger: Ledger | None = None) -> Engine:
+                 ledger: Ledger | None = None, worker: StrategyWorker | None = None) -> Engine:
     from singularity.engine.feeds.replay import ReplayFeed
     from singularity.engine.venues.replay import ReplayVenue
 
@@ -114,7 +115,7 @@ def build_replay(settings: Settings, opts: RunOptions, *,
     venue = ReplayVenue(fee_bps=settings.costs.fee_bps, slippage_bps=settings.costs.slippage_bps)
     return Engine(EngineSetup(
         mode="replay", timeframe=opts.timeframe, ledger=ledger, feed=feed, venue=venue,
-        worker=StrategyWorker(timeout_s=settings.engine.worker_timeout_s), specs=specs, history=history,
+        worker=worker or StrategyWorker(timeout_s=settings.engine.worker_timeout_s), specs=specs, history=history,
         settings=settings.engine, extra_tasks=extra_tasks, capital=settings.engine.capital,
         short_rate=short_rate_per_bar(settings, opts.timeframe)))
 
@@ -138,7 +139,8 @@ def run_engine(engine: Engine) -> dict[str, Any]:
 
 def build_exchange_engine(settings: Settings, opts: RunOptions, *,
                           extra_tasks: Sequence[Callable[[Engine], Awaitable[Any]]] = (),
-                          secrets: tuple[str, ...] = (), ledger: Ledger | None = None) -> Engine:
+                          secrets: tuple[str, ...] = (), ledger: Ledger | None = None,
+                          worker: StrategyWorker | None = None) -> Engine:
     """Paper or live: the websocket feed and the paper or live venue. Markets, the exchange
     clock and missing history are fetched here, before the loop starts."""
     import threading
@@ -198,7 +200,8 @@ def build_exchange_engine(settings: Settings, opts: RunOptions, *,
 
         capital = reconcile_balances(rest, markets, specs, books)
 
-        venue = LiveVenue(client=rest, fee_bps=settings.costs.fee_bps, slippage_bps=settings.costs.slippage_bps)
+        venue = LiveVenue(client=rest, fee_bps=settings.costs.fee_bps, slippage_bps=settings.costs.slippage_bps,
+                          markets=markets)
     else:
         from singularity.engine.venues.paper import PaperVenue
 
@@ -207,7 +210,7 @@ def build_exchange_engine(settings: Settings, opts: RunOptions, *,
                            precision=rest)
     return Engine(EngineSetup(
         mode=mode, timeframe=opts.timeframe, ledger=ledger, feed=feed, venue=venue,
-        worker=StrategyWorker(timeout_s=settings.engine.worker_timeout_s), specs=specs, history=history,
+        worker=worker or StrategyWorker(timeout_s=settings.engine.worker_timeout_s), specs=specs, history=history,
         settings=settings.engine, extra_tasks=extra_tasks, capital=capital,
         # paper simulates the account, so it pays for its shorts; a live account is charged by
         # the exchange (and the live venue trades spot only)
@@ -216,18 +219,11 @@ def build_exchange_engine(settings: Settings, opts: RunOptions, *,
 
 def reconcile_balances(rest: Any, markets: dict[str, Any], specs: dict[str, StrategySpec],
                        books: dict[str, Any]) -> float:
-    """Live start-up: the exchange's spot balances against the ledger's positions (a ledger that
-    holds more than the account is an error); returns each new symbol's share of the free quote
-    currency (its starting cash in the ledger)."""
+    """Live start-up: each new symbol's share of the free quote currency (its starting cash
+    in the ledger). The positions are checked against the balances by the venue's
+    ``recover``, once the orders a crash left open are settled (a sell that filled while the
+    engine was down leaves the ledger holding more than the account until then)."""
     balances = rest.fetch_balance()
-    totals = balances.get("total") or {}
-    for sym in specs:
-        base = markets[sym]["base"]
-        held = float(books[sym].quantity) if sym in books else 0.0
-        have = float(totals.get(base) or 0.0)
-        if held > have * (1 + 1e-9) + 1e-12:
-            raise DataError(f"the ledger holds {held:g} {base} but the exchange account {have:g}: "
-                            "reconcile the account (or start a new ledger) before trading live")
     quotes = {markets[s]["quote"] for s in specs}
     if len(quotes) != 1:
         raise DataError(f"live trading needs one quote currency, got {sorted(quotes)}")

@@ -48,8 +48,8 @@ _END = object()
 
 
 def warm_kernel() -> None:
-    """Load the backtest kernel's compiled code (seconds of Python work holding the GIL)
-    before the loop starts, so that neither the loop nor its threads pay it while running."""
+    """Prepare the kernel's order sizing before the loop starts (no compiled code any more:
+    ``venues.kernel_order`` runs the kernel's source in CPython)."""
     from singularity.engine.venues import sized_fill
 
     sized_fill(Book("warm", cash=1.0), 1.0, 1.0, 0.0, 0.0)

@@ -108,6 +108,22 @@ def worker_extend(symbol: str, new: pd.DataFrame) -> list[float]:
     return [float(x) for x in target.iloc[len(target) - len(new):]]
 
 
+def worker_warm() -> None:
+    """Load what the first real call needs (the feature and rule modules, NumPy/pandas, Numba
+    and the interpreter's cached kernels: seconds in a fresh process) while the engine itself
+    is still starting. On a tiny frame: it must cost nothing when already warm."""
+    import numpy as np
+
+    from singularity.evolution.evaluator import codec_for
+    from singularity.evolution.expressions import evaluate_expression
+    from singularity.features import factory  # noqa: F401  (TA-Lib and the families' modules)
+
+    x = pd.DataFrame({"x": np.linspace(1.0, 2.0, 16)},
+                     index=pd.date_range("2020-01-01", periods=16, freq="h", tz="UTC"))
+    codec_for(["x"]).parse("ts_mean(x, w5)")
+    evaluate_expression("ts_mean(x, w5)", x)
+
+
 def worker_env() -> dict[str, str]:
     """The worker's environment (tests check that no secret reached it)."""
     return dict(os.environ)
@@ -138,6 +154,12 @@ class StrategyWorker:
                 max_workers=1, mp_context=mp.get_context("spawn"), initializer=_worker_init,
                 initargs=(os.getpid(),))
         return self._executor
+
+    def start_early(self) -> None:
+        """Spawn the process now and let it warm up (``worker_warm``) while the engine's own
+        start-up runs: on a restart the two overlap instead of adding up. Call it outside the
+        event loop (spawning blocks for milliseconds), after secrets left the environment."""
+        self._start().submit(worker_warm)  # a failed warm-up shows again in the first real call
 
     async def _started(self) -> cf.ProcessPoolExecutor:
         """The executor with its process running: spawning happens in a thread (starting a

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from singularity.config import Settings
+from singularity.forge.market import long_only, short_rate_per_bar
 from singularity.forge.split import Split
 from singularity.registry import Registry
 from singularity.timeframes import periods_per_year
@@ -40,10 +41,6 @@ def evolve_training(settings: Settings, opts: Any, inputs: pd.DataFrame, candles
                   pool=pool, reborn=reborn, progress=opts.progress if progress is None else progress,
                   stats_path=stats_path)
 
-
-def long_only(settings: Settings) -> bool:
-    """Long-only by choice (evolution.long_only) or because a spot market cannot be short."""
-    return settings.evolution.long_only or settings.costs.long_only
 
 
 def positions_fn(settings: Settings):  # type: ignore[no-untyped-def]
@@ -184,11 +181,6 @@ def gauntlet_context(settings: Settings, opts: Any, evo: Any, candles: pd.DataFr
         recompute_inputs_many=recompute_inputs_many if pool is not None and pool.workers > 1 else None,
         full_candles=candles.iloc[window], full_inputs=inputs.iloc[window],
         seed=opts.seed)
-
-
-def short_rate_per_bar(settings: Settings, timeframe: str) -> float:
-    """Borrow/funding charge per bar on a short position; 0 where shorts are not allowed."""
-    return 0.0 if long_only(settings) else settings.costs.short_rate_per_bar(timeframe)
 
 
 def run_candidates(ctx: GauntletContext, candidates: list[str],

@@ -4,7 +4,10 @@ target means the same number of units everywhere."""
 
 from __future__ import annotations
 
+import functools
 import re
+import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,14 +34,25 @@ def client_order_id(strategy_id: int | None, symbol: str, candle: pd.Timestamp, 
     return f"{prefix}{strategy_id or 0}-{sym}-{int(candle.timestamp())}"[:36]
 
 
+@functools.cache
+def kernel_order() -> Callable[..., tuple[float, float, float, float, float]]:
+    """The backtest kernel's ``_order`` run by CPython: the same source and the same IEEE
+    double arithmetic (a test holds the two equal bit for bit), without Numba's start-up in
+    the engine process (its type registries: about a second of CPU on every restart, for a
+    function called once per order)."""
+    from singularity.backtest import kernel
+
+    f = kernel._order.py_func
+    scope = dict(f.__globals__, _close_enough=kernel._close_enough.py_func)
+    return types.FunctionType(f.__code__, scope, f.__name__, f.__defaults__, f.__closure__)
+
+
 def sized_fill(book: Book, target: float, price: float, fee_rate: float, slippage_rate: float,
                **extra: Any) -> dict[str, Any] | None:
     """The fill that moves ``book`` to ``target`` at ``price`` (kernel accounting), or None
     when there is nothing to trade."""
-    from singularity.backtest.kernel import _order
-
-    _cash, _shares, d, fill, fee = _order(float(book.cash), float(book.quantity), float(target),
-                                          float(price), float(fee_rate), float(slippage_rate))
+    _cash, _shares, d, fill, fee = kernel_order()(float(book.cash), float(book.quantity), float(target),
+                                                  float(price), float(fee_rate), float(slippage_rate))
     if d == 0.0:
         return None
     return {"price": float(fill), "quantity": float(d), "fee": float(fee),

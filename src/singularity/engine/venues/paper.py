@@ -52,7 +52,10 @@ class PaperVenue:
             return self._refuse(order, "nothing to trade")
         amount = abs(fill["quantity"])
         if self.precision is not None:
-            amount = float(self.precision.amount_to_precision(order.symbol, amount))
+            try:
+                amount = float(self.precision.amount_to_precision(order.symbol, amount))
+            except Exception as e:  # ccxt's InvalidOrder: below the market's precision
+                return self._refuse(order, f"{type(e).__name__}: {str(e)[:200]}")
         market = self.markets.get(order.symbol) or {}
         limits = market.get("limits") or {}
         min_amount = (limits.get("amount") or {}).get("min") or 0.0
