@@ -34,7 +34,7 @@ def _expected(home, candles):
     day_pnl = equity - before[-1]["equity"]  # a day starts at the previous day's last close
     assert qty > 0 and abs(day_pnl) > 1.0
     return [SYMBOL, last.strftime("%Y-%m-%d %H:%M"), f"{close:.2f}", f"{qty:.6f}", f"{equity:.2f}",
-            f"{day_pnl:.2f}", f"{home.strategy_id}: {EXPRESSION}", "done"]
+            f"{day_pnl:.2f}", f"{home.strategy_id}: {EXPRESSION}", "", "done"]  # no regime watch
 
 
 def _row(text):
@@ -50,7 +50,7 @@ def test_the_live_table_shows_the_replay_exact_values(tmp_path, load_feather):
     screen = Console(file=term, width=160, force_terminal=True, color_system=None)
     engine = build_replay(home.settings, RunOptions(mode="replay", symbols=(SYMBOL,), timeframe="1h",
                                                     start=candles.index[400]),
-                          extra_tasks=[partial(_live_table, out=screen, every_s=0.005)])
+                          extra_tasks=[partial(_live_table, out=screen, every_s=0.05)])
     run_engine(engine)
     # it was drawn on the terminal while the replay ran, with the strategy named in full
     drawn = ANSI.sub("", term.getvalue())
@@ -66,7 +66,7 @@ def test_the_live_table_shows_the_replay_exact_values(tmp_path, load_feather):
     assert "…" not in text
     body = text.split("┡")[1].splitlines()[1:-1]  # the row's lines, below the header
     folded = [[c.strip() for c in ln.strip().strip("│").split("│")] for ln in body]
-    whole = ["".join(cells[i] for cells in folded) for i in range(8)]
+    whole = ["".join(cells[i] for cells in folded) for i in range(9)]
     assert whole == [c.replace(" ", "") for c in _expected(home, candles)]
 
     # 'status' to a pipe (not a tty) with COLUMNS=40: one whole row, no name or number cut
@@ -76,4 +76,4 @@ def test_the_live_table_shows_the_replay_exact_values(tmp_path, load_feather):
     assert res.returncode == 0, res.stderr
     assert "\x1b[" not in res.stdout
     exp = _expected(home, candles)
-    assert _row(res.stdout) == [*exp[:6], str(home.strategy_id), "done"]
+    assert _row(res.stdout) == [*exp[:6], str(home.strategy_id), "", "done"]
