@@ -39,8 +39,10 @@ def file_mode() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it is fsynced and renamed over it."""
+def atomic_path(path: str | Path, *, sync_dir: bool = True) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it is fsynced and renamed over it.
+    ``sync_dir=False`` leaves the directory's fsync (which makes the rename durable) to the
+    caller: a writer of many files in one directory syncs it once, before its commit."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
@@ -53,7 +55,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         # The writer may have replaced the file (some libraries write a new one): set it last.
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        if sync_dir:
+            _fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -65,9 +68,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def atomic_write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
+def atomic_write_with(path: str | Path, writer: Callable[[Path], None], *, sync_dir: bool = True) -> None:
     """Call ``writer(tmp_path)`` and move the result into place atomically."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, sync_dir=sync_dir) as tmp:
         writer(tmp)
 
 
@@ -90,6 +93,11 @@ def sweep_temp_files(directory: str | Path, name: str | None = None, *,
         except FileNotFoundError:
             continue
     return removed
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make the renames into ``directory`` durable (see ``atomic_path(sync_dir=False)``)."""
+    _fsync_dir(Path(directory))
 
 
 def _fsync_dir(directory: Path) -> None:

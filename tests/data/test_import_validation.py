@@ -53,3 +53,23 @@ def test_a_damaged_one_file_store_is_refused_on_migration(tmp_path: Path) -> Non
     with pytest.raises(DataError, match="ETH/USDT 1h"):
         CandleStore(tmp_path)._migrate(legacy)
     assert legacy.exists() and not (tmp_path / "ohlcv" / "binance" / "ETH_USDT-1h").exists()
+
+
+def test_a_fresh_series_syncs_its_directory_once_before_the_commit(tmp_path: Path, monkeypatch) -> None:
+    """Each month file is fsynced, the directory once after all of them are renamed in and
+    before the manifest (the commit) names them; before, the directory after every month."""
+    import os
+
+    from singularity import storage
+
+    events: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        events.append("dir" if os.path.isdir(target) else ("manifest" if ".manifest.json." in target else "file"))
+        real(fd)
+
+    monkeypatch.setattr(storage.os, "fsync", fsync)
+    CandleStore(tmp_path).write("binance", "BTC/USDT", "1h", hourly(24 * 95, start="2024-01-20 00:00"))
+    assert events == ["file"] * 4 + ["dir", "manifest", "dir"], events

@@ -98,7 +98,9 @@ def new_log_name() -> str:
 
 def month_keys(ns: np.ndarray) -> np.ndarray:
     """``YYYY-MM`` of each open time (ns since the epoch, UTC)."""
-    return np.datetime_as_string(ns.astype("datetime64[ns]"), unit="M")
+    months = ns.astype("datetime64[ns]").astype("datetime64[M]")
+    uniq, inverse = np.unique(months, return_inverse=True)  # format each month once
+    return np.datetime_as_string(uniq, unit="M")[inverse.reshape(-1)]
 
 
 def rows_from_frame(df: pd.DataFrame) -> np.ndarray:

@@ -37,7 +37,7 @@ from singularity.data.schema import (
     ensure_valid,
 )
 from singularity.errors import DataError
-from singularity.storage import atomic_write_bytes, atomic_write_with, sweep_temp_files
+from singularity.storage import atomic_write_bytes, atomic_write_with, fsync_dir, sweep_temp_files
 from singularity.timeframes import timeframe_delta, timeframe_seconds
 
 try:  # POSIX advisory lock so two writers of one file cannot lose each other's candles
@@ -288,8 +288,10 @@ class CandleStore:
             if key not in by_key and not len(mine):
                 # a month with nothing stored: a slice of ``df``, which ``write`` validated
                 # whole (sorted, unique, every candle sound), so valid as it is; re-checking it
-                # month by month was most of an import's time
-                part = df.iloc[np.flatnonzero(new_keys == key)].copy()
+                # month by month was most of an import's time. Sorted: the month's rows are
+                # contiguous.
+                lo, hi = np.searchsorted(new_keys, key, side="left"), np.searchsorted(new_keys, key, side="right")
+                part = df.iloc[lo:hi].copy()
                 part.index = part.index.as_unit(TIME_UNIT)
                 added += len(part)
                 months[key] = part
@@ -409,7 +411,8 @@ def _apply(path: Path, plan: _Plan) -> None:
         own = _summary(sf.Manifest(m.exchange, m.symbol, m.timeframe, (p,), m.log),
                        np.empty(0, dtype=sf.ROW))  # this month's own figures, in its metadata
         table = _frame_to_table(plan.months[key], m.exchange, m.symbol, m.timeframe, own)  # type: ignore[index]
-        atomic_write_with(path / p.file, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+        atomic_write_with(path / p.file, lambda tmp: pq.write_table(table, tmp, compression="zstd"),
+                          sync_dir=False)  # the directory is synced once, below
 
     keys = list(plan.months)
     if len(keys) > 1:  # months in parallel threads: their fsyncs overlap (an import writes many)
@@ -418,6 +421,7 @@ def _apply(path: Path, plan: _Plan) -> None:
     else:
         for key in keys:
             write_month(key)
+    fsync_dir(path)  # every month's rename durable before the commit names it (one sync, not one a month)
     atomic_write_bytes(path / sf.MANIFEST, m.to_bytes())  # the commit
     keep = m.referenced()
     for f in path.iterdir():  # superseded files, and leftovers of interrupted writes
