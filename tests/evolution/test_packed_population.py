@@ -67,3 +67,38 @@ def test_generation_nodes_count_only_computed_nodes() -> None:
     assert g.tree_nodes == sum(len(c) for c, _ in trees)
     assert g.nodes == plan(distinct, inputs.shape[1]).n_nodes
     assert g.nodes < g.tree_nodes
+
+
+def test_packed_metrics_cache_equals_the_evaluator_and_never_serves_a_failed_batch(
+    monkeypatch,
+) -> None:
+    import pytest
+
+    import singularity.evolution.evaluator as E
+    from singularity.config import CostSettings
+    from singularity.evolution.synthesizer import eval_config
+
+    inputs, candles = random_market(300, 4, 6)
+    codec = codec_for(tuple(inputs.columns))
+    settings = EvolutionSettings()
+    params = variation_params(settings)
+    trees = [random_tree(codec, s, params) for s in range(60)]
+    batch = trees[:40] + trees[:5]  # repeats within the batch
+    data = E.market_arrays(inputs, candles)
+    cfg = eval_config(settings, CostSettings(), "1h")
+    want, _, _ = E.evaluate_programs(data, cfg, batch)
+    key = "test-packed-cache"
+
+    def boom(*a, **k):  # type: ignore[no-untyped-def]
+        raise RuntimeError("killed mid-batch")
+
+    with monkeypatch.context() as m:
+        m.setattr(E, "_run", boom)
+        with pytest.raises(RuntimeError):
+            E.cached_metrics_packed(key, data, cfg, pack(batch))
+    got, computed, _ = E.cached_metrics_packed(key, data, cfg, pack(batch))
+    assert got.tolist() == want.tolist()
+    assert computed == len({program_key(t) for t in batch})
+    again, computed2, nodes2 = E.cached_metrics_packed(key, data, cfg, pack(trees[30:]))
+    assert computed2 == len({program_key(t) for t in trees[40:]}) and nodes2 > 0
+    assert again.tolist() == E.evaluate_programs(data, cfg, trees[30:])[0].tolist()

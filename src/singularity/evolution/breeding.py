@@ -28,6 +28,19 @@ MUTATE = 2
 """The child is a mutation: build it with ``make_child`` from its seed."""
 
 
+def _genrand_init() -> np.ndarray:
+    """``init_genrand(19650218)``, where every int seeding starts: the same for every seed."""
+    mt = np.empty(_N, dtype=np.uint64)
+    mt[0] = 19650218
+    for i in range(1, _N):
+        prev = int(mt[i - 1])
+        mt[i] = (1812433253 * (prev ^ (prev >> 30)) + i) & 0xFFFFFFFF
+    return mt
+
+
+_INIT = _genrand_init()
+
+
 @njit(cache=True, nogil=True)
 def _seed_mt(mt: np.ndarray, seed: np.uint64) -> None:
     """CPython's ``random.seed(int)``: init_by_array over the 32-bit words of |seed|."""
@@ -35,10 +48,7 @@ def _seed_mt(mt: np.ndarray, seed: np.uint64) -> None:
     key[0] = seed & _MASK32
     key[1] = seed >> np.uint64(32)
     keylen = 2 if key[1] else 1
-    mt[0] = np.uint64(19650218)
-    for i in range(1, _N):
-        prev = mt[i - 1]
-        mt[i] = (np.uint64(1812433253) * (prev ^ (prev >> np.uint64(30))) + np.uint64(i)) & _MASK32
+    mt[:] = _INIT
     i = 1
     j = 0
     for _ in range(max(_N, keylen)):
@@ -64,26 +74,26 @@ def _seed_mt(mt: np.ndarray, seed: np.uint64) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _twist(mt: np.ndarray) -> None:
-    upper = np.uint64(0x80000000)
-    lower = np.uint64(0x7FFFFFFF)
-    matrix = np.uint64(0x9908B0DF)
-    for kk in range(_N):
-        y = (mt[kk] & upper) | (mt[(kk + 1) % _N] & lower)
-        v = mt[(kk + _M) % _N] ^ (y >> np.uint64(1))
-        if y & np.uint64(1):
-            v ^= matrix
-        mt[kk] = v
+def _twist_word(mt: np.ndarray, kk: int) -> None:
+    """Word ``kk`` of the twist, in place. Done in ascending order (one word as it is first
+    needed: a child uses a few dozen of the 624), it reads old words above kk and new
+    words below, as the whole-array twist does."""
+    y = (mt[kk] & np.uint64(0x80000000)) | (mt[kk + 1 if kk < _N - 1 else 0] & np.uint64(0x7FFFFFFF))
+    v = mt[kk + _M if kk < _N - _M else kk + _M - _N] ^ (y >> np.uint64(1))
+    if y & np.uint64(1):
+        v ^= np.uint64(0x9908B0DF)
+    mt[kk] = v
 
 
 @njit(cache=True, nogil=True)
 def _next32(mt: np.ndarray, state: np.ndarray) -> np.uint64:
-    """Next 32-bit output; ``state[0]`` is the index into ``mt`` (624: twist first)."""
-    if state[0] >= _N:
-        _twist(mt)
-        state[0] = 0
-    y = mt[state[0]]
-    state[0] += 1
+    """Next 32-bit output; ``state[0]`` is the index into ``mt`` (624: a twist is due)."""
+    i = state[0]
+    if i >= _N:
+        i = 0
+    _twist_word(mt, i)
+    state[0] = i + 1
+    y = mt[i]
     y ^= y >> np.uint64(11)
     y ^= (y << np.uint64(7)) & np.uint64(0x9D2C5680)
     y ^= (y << np.uint64(15)) & np.uint64(0xEFC60000)

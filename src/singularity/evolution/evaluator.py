@@ -18,10 +18,11 @@ from deap import gp
 
 from singularity.errors import DataError
 from singularity.evolution import token_ops as T
-from singularity.evolution.breeding import COPY, NEW, breed_tokens
+from singularity.evolution.breeding import COPY, MUTATE, NEW, breed_tokens
 from singularity.evolution.fitness import N_METRICS, OBJECTIVES
-from singularity.evolution.interpreter import plan, run_plan
-from singularity.evolution.program import Codec, Program, pack, program_key, unpack
+from singularity.evolution.interpreter import Plan, plan, plan_packed, run_plan
+from singularity.evolution.packed import Packed, ProgramTable, gather, gather2
+from singularity.evolution.program import Codec, Program, pack, unpack
 from singularity.evolution.variation import (
     VariationParams,
     make_child,
@@ -31,7 +32,8 @@ from singularity.runtime.pool import SharedArrays
 
 _CACHE_MAX = 200_000
 _CODECS: dict[tuple[str, ...], Codec] = {}
-_METRICS_CACHE: dict[tuple[str, bytes], np.ndarray] = {}
+_METRICS_CACHE: dict[str, ProgramTable] = {}
+"""Per scope (data and scoring settings): every program evaluated, with its metrics row."""
 
 
 @dataclass(frozen=True)
@@ -91,40 +93,57 @@ def evaluate_programs(
     """(metrics [n, N_METRICS], tree outputs [n, bars] if asked, unique nodes computed)."""
     if not programs:
         return np.zeros((0, N_METRICS)), np.zeros((0, 0), np.float32), 0
-    feats = data["features"]
-    p = plan(programs, feats.shape[0], share=cfg.share_subtrees)
-    metrics, outputs = run_plan(
-        feats, data["open"], data["close"], p.op, p.arg, p.val, p.a, p.out, p.n_rows,
-        p.n_trees, cfg.cost_rate, cfg.fill_on_open, cfg.long_only, cfg.periods_per_year,
-        OBJECTIVES[cfg.objective], cfg.min_trades, cfg.max_drawdown, keep_outputs, cfg.short_rate,
-    )
+    p = plan(programs, data["features"].shape[0], share=cfg.share_subtrees)
+    metrics, outputs = _run(data, cfg, p, keep_outputs=keep_outputs)
     return metrics, outputs, p.n_nodes
+
+
+def _run(
+    data: dict[str, np.ndarray], cfg: EvalConfig, p: Plan, *, keep_outputs: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    return run_plan(  # type: ignore[no-any-return]
+        data["features"], data["open"], data["close"], p.op, p.arg, p.val, p.a, p.out,
+        p.n_rows, p.n_trees, cfg.cost_rate, cfg.fill_on_open, cfg.long_only,
+        cfg.periods_per_year, OBJECTIVES[cfg.objective], cfg.min_trades, cfg.max_drawdown,
+        keep_outputs, cfg.short_rate,
+    )
 
 
 def _cached_metrics(
     data_key: str, data: dict[str, np.ndarray], cfg: EvalConfig, programs: Sequence[Program]
 ) -> tuple[np.ndarray, int, int]:
     """Metrics for ``programs`` via the per-process cache: (metrics, computed, nodes)."""
+    return cached_metrics_packed(data_key, data, cfg, pack(programs))
+
+
+def cached_metrics_packed(
+    data_key: str, data: dict[str, np.ndarray], cfg: EvalConfig, packed: Packed
+) -> tuple[np.ndarray, int, int]:
+    """Metrics for the packed programs via the per-process cache: (metrics, computed, nodes).
+    Programs met before cost a lookup; the others are evaluated once each (first-met order),
+    in one batch."""
     scope = data_key + cfg.fingerprint()
-    keys = [(scope, program_key(p)) for p in programs]
-    out = np.empty((len(programs), N_METRICS))
-    todo: dict[tuple[str, bytes], list[int]] = {}
-    for i, k in enumerate(keys):
-        hit = _METRICS_CACHE.get(k)
-        if hit is not None:
-            out[i] = hit
-        else:
-            todo.setdefault(k, []).append(i)
-    if not todo:
-        return out, 0, 0
-    firsts = [idx[0] for idx in todo.values()]
-    metrics, _, nodes = evaluate_programs(data, cfg, [programs[i] for i in firsts])
-    if len(_METRICS_CACHE) + len(todo) > _CACHE_MAX:
+    if sum(t.n for t in _METRICS_CACHE.values()) > _CACHE_MAX:
         _METRICS_CACHE.clear()
-    for row, (k, idx) in zip(metrics, todo.items(), strict=True):
-        _METRICS_CACHE[k] = row
-        out[idx] = row
-    return out, len(todo), nodes
+    table = _METRICS_CACHE.get(scope)
+    if table is None:
+        table = _METRICS_CACHE[scope] = ProgramTable(N_METRICS)
+    start = table.n
+    ids = table.ids(packed, add=True)
+    fresh = ids >= start
+    if not fresh.any():
+        return table.values[ids], 0, 0
+    try:
+        # The first child of each new entry, in first-met order (ids are given in order).
+        firsts = np.flatnonzero(fresh)[np.unique(ids[fresh], return_index=True)[1]]
+        code, vals, offs = gather(packed, firsts)
+        p = plan_packed(code, vals, offs, data["features"].shape[0], share=cfg.share_subtrees)
+        metrics, _ = _run(data, cfg, p, keep_outputs=False)
+    except BaseException:
+        del _METRICS_CACHE[scope]  # its new entries have no figures: never serve them
+        raise
+    table.values[start : table.n] = metrics
+    return table.values[ids], len(firsts), p.n_nodes
 
 
 @dataclass(frozen=True)
@@ -165,14 +184,37 @@ def breed(task: BreedTask) -> BreedResult:
     """Worker entry point (module level: picklable by reference)."""
     codec = codec_for(task.columns)
     data = task.data.load()
-    new: list[Program] = []
     copy_of = np.full(len(task.seeds), -1, dtype=np.int64)
     if task.population is None:
-        new = [random_tree(codec, int(s), task.params) for s in task.seeds]
+        children = pack([random_tree(codec, int(s), task.params) for s in task.seeds])
     else:
-        # Plain ndarray views of the mapped files: np.memmap slices carry Python overhead.
-        shared = {k: np.asarray(v) for k, v in task.population.load().items()}
-        code, vals, offs = shared["code"], shared["vals"], shared["offsets"]
+        children = _breed_children(codec, task, copy_of)
+    metrics, computed, nodes = cached_metrics_packed(task.data.key, data, task.cfg, children)
+    return BreedResult(
+        children=children, copy_of=copy_of, metrics=metrics, computed=computed, nodes=nodes,
+        sizes=int(children[2][-1]),
+    )
+
+
+def _breed_children(codec: Codec, task: BreedTask, copy_of: np.ndarray) -> Packed:
+    """The new children of ``task`` packed in seed order; ``copy_of`` is filled for the
+    others. Reproduction and crossover come out of one compiled loop (the same draws as
+    make_child); mutations, which edit DEAP trees, are built by make_child from their seeds."""
+    assert task.population is not None
+    # Plain ndarray views of the mapped files: np.memmap slices carry Python overhead.
+    shared = {k: np.asarray(v) for k, v in task.population.load().items()}
+    code, vals, offs = shared["code"], shared["vals"], shared["offsets"]
+    prm = task.params
+    kind, src, c_code, c_vals, c_offs = breed_tokens(
+        code, vals, offs, shared["fitness"], task.seeds, task.lo, task.hi,
+        prm.crossover_prob, prm.mutation_prob, prm.tournament_size, prm.max_height,
+        prm.max_size, T.ARITY, T.RET,
+    )
+    copy_of[kind == COPY] = src[kind == COPY]
+    is_new = kind == NEW
+    mutants: list[Program] = []
+    mutate = np.flatnonzero(kind == MUTATE)
+    if mutate.size:
         fit = shared["fitness"].tolist()  # tournaments index it per draw: Python floats
         memo: dict[int, list] = {}  # type: ignore[type-arg]
 
@@ -185,35 +227,21 @@ def breed(task: BreedTask) -> BreedResult:
                 nodes = memo[i] = list(codec.decode(program(i)))
             return gp.PrimitiveTree(nodes)  # a fresh list: operators edit it in place
 
-        # Reproduction and crossover children in one compiled loop (the same draws as
-        # make_child); mutations, which edit DEAP trees, by make_child from their seeds.
-        prm = task.params
-        kind, src, c_code, c_vals, c_offs = breed_tokens(
-            code, vals, offs, shared["fitness"], task.seeds, task.lo, task.hi,
-            prm.crossover_prob, prm.mutation_prob, prm.tournament_size, prm.max_height,
-            prm.max_size, T.ARITY, T.RET,
-        )
-        k = 0
-        seeds = task.seeds.tolist()
-        for j, kd in enumerate(kind.tolist()):
-            if kd == NEW:
-                new.append(unpack(c_code, c_vals, c_offs, k))
-                k += 1
-            elif kd == COPY:
-                copy_of[j] = src[j]
+        seeds, lo, hi = task.seeds.tolist(), task.lo.tolist(), task.hi.tolist()
+        for j in mutate.tolist():
+            child, src_j = make_child(codec, program, tree, fit, lo[j], hi[j], seeds[j], prm)
+            if child is not None and src_j < 0:
+                mutants.append(child)
+                is_new[j] = True
             else:
-                child, src_j = make_child(
-                    codec, program, tree, fit, int(task.lo[j]), int(task.hi[j]), seeds[j], prm
-                )
-                if child is not None and src_j < 0:
-                    new.append(child)
-                else:
-                    copy_of[j] = src_j
-    metrics, computed, nodes = _cached_metrics(task.data.key, data, task.cfg, new)
-    return BreedResult(
-        children=pack(new), copy_of=copy_of, metrics=metrics, computed=computed, nodes=nodes,
-        sizes=int(sum(len(c) for c, _ in new)),
-    )
+                copy_of[j] = src_j
+    # Children in seed order: compiled ones (ids 0..) and mutants (ids after them).
+    n_compiled = len(c_offs) - 1
+    which = np.where(kind[is_new] == NEW, 0, 1)
+    idx = np.empty(int(is_new.sum()), dtype=np.int64)
+    idx[which == 0] = np.arange(n_compiled)
+    idx[which == 1] = n_compiled + np.arange(len(mutants))
+    return gather2((c_code, c_vals, c_offs), pack(mutants), idx)
 
 
 def split_seeds(n: int, parts: int) -> list[slice]:

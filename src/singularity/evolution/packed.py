@@ -274,3 +274,85 @@ def _grown(a: np.ndarray, size: int) -> np.ndarray:
     out = np.empty(size, dtype=a.dtype)
     out[: a.size] = a
     return out
+
+
+# ----------------------------------------------------------------- a table of programs
+
+
+@njit(cache=True, nogil=True)
+def _find_or_add(
+    table: np.ndarray,
+    t_code: np.ndarray, t_bits: np.ndarray, t_offs: np.ndarray, n_entries: int,
+    code: np.ndarray, bits: np.ndarray, offs: np.ndarray, add: bool,
+) -> tuple[np.ndarray, int]:
+    """Entry id of every program of (code, bits, offs); -1 for one not in the table unless
+    ``add`` (then it becomes the next entry; the caller sized every array)."""
+    mask = np.uint64(table.shape[0] - 1)
+    n = offs.shape[0] - 1
+    ids = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        a = offs[i]
+        b = offs[i + 1]
+        slot = _hash(code, bits, a, b) & mask
+        while True:
+            t = table[slot]
+            if t == _EMPTY or _same(code, bits, a, b, t_code, t_bits, t_offs[t], t_offs[t + 1]):
+                break
+            slot = (slot + np.uint64(1)) & mask
+        t = table[slot]
+        if t == _EMPTY and add:
+            t = n_entries
+            table[slot] = t
+            c = t_offs[t]
+            for k in range(b - a):
+                t_code[c + k] = code[a + k]
+                t_bits[c + k] = bits[a + k]
+            t_offs[t + 1] = c + b - a
+            n_entries += 1
+        ids[i] = t
+    return ids, n_entries
+
+
+class ProgramTable:
+    """Distinct programs (equal when their ``program_key`` is), each with a row of figures;
+    lookups and inserts of a whole packed batch in one compiled call."""
+
+    def __init__(self, width: int) -> None:
+        self.n = 0
+        self._code = np.empty(1024, dtype=np.int32)
+        self._bits = np.empty(1024, dtype=np.int32)
+        self._offs = np.zeros(257, dtype=np.int64)
+        self.values = np.zeros((256, width))
+        self._table = np.full(1024, _EMPTY, dtype=np.int64)
+
+    def ids(self, packed: Packed, *, add: bool) -> np.ndarray:
+        """Entry ids of ``packed``'s programs: -1 where absent, unless ``add`` (new entries
+        in first-met order, their ``values`` rows zero until set)."""
+        code, vals, offs = packed
+        offs = offs.astype(np.int64, copy=False)
+        if add:
+            self._reserve(self.n + len(offs) - 1, int(self._offs[self.n]) + int(offs[-1] - offs[0]))
+        bits = np.ascontiguousarray(vals, dtype=np.float32).view(np.int32)
+        ids, self.n = _find_or_add(
+            self._table, self._code, self._bits, self._offs, self.n,
+            np.ascontiguousarray(code, dtype=np.int32), bits, offs, add,
+        )
+        return ids
+
+    def _reserve(self, entries: int, tokens: int) -> None:
+        if tokens > self._code.size:
+            size = max(tokens, 2 * self._code.size)
+            self._code = _grown(self._code, size)
+            self._bits = _grown(self._bits, size)
+        if entries + 1 > self._offs.size:
+            size = max(entries + 1, 2 * self._offs.size)
+            self._offs = _grown(self._offs, size)
+            grown = np.zeros((size, self.values.shape[1]))
+            grown[: self.values.shape[0]] = self.values
+            self.values = grown
+        if 2 * entries > self._table.size:  # load factor <= 1/2
+            size = self._table.size
+            while 2 * entries > size:
+                size *= 2
+            self._table = np.full(size, _EMPTY, dtype=np.int64)
+            _rehash(self._table, self._code, self._bits, self._offs, self.n)
