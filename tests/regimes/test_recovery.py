@@ -47,7 +47,16 @@ def test_most_bars_get_the_right_regime_on_other_seeds(seed: int) -> None:
     """The seeds where HDBSCAN alone left 36-40 % of the bars unclassified (ARI over every
     bar 0.35 and 0.53): regimes absent from a window keep the id of the centre they resemble."""
     universe, truth = planted_regime_market(2, n_bars=6000, seed=seed)
-    res = analyse_symbol(universe, "S0/USDT", SETTINGS).result
+    a = analyse_symbol(universe, "S0/USDT", SETTINGS)
+    res = a.result
     after = ~res.warmup
     assert (res.labels[after] >= 0).mean() >= 0.9
     assert adjusted_rand_score(truth[after], res.labels[after]) >= 0.7
+    # a regime filled from an older fit's centre, unknown to the bar's classifier, has no
+    # probability (not the classifier's 0); every other labelled bar has one
+    lab = res.labels
+    rows = lab >= 0
+    unknown = rows & ~res.known[np.arange(len(lab)), np.maximum(lab, 0)]
+    p = a.probability().to_numpy()
+    assert unknown.any() and np.isnan(p[unknown]).all() and np.isfinite(p[rows & ~unknown]).all()
+    assert (res.proba[unknown, lab[unknown]] == 0).all()

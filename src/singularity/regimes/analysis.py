@@ -38,12 +38,15 @@ class RegimeAnalysis:
         return pd.Series(lab, index=self.index, name="regime")
 
     def probability(self) -> pd.Series:
-        """The classifier's probability of the bar's regime (NaN where it has none; 0 where
-        the regime came from an older fit's centre and the current classifier, trained on a
-        window without it, does not know it)."""
+        """The classifier's probability of the bar's regime (NaN where it has none, and where
+        the regime came from an older fit's centre that the bar's classifier, trained on a
+        window without that regime, does not know)."""
         lab = self.result.labels
         p = np.full(len(lab), np.nan)
         rows = np.flatnonzero(lab >= 0)
+        known = self.result.known
+        if known is not None:
+            rows = rows[known[rows, lab[rows]]]
         p[rows] = self.result.proba[rows, lab[rows]]
         return pd.Series(p, index=self.index, name="probability")
 

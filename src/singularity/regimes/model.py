@@ -250,6 +250,9 @@ class RegimeLabels:
     fallback_blocks: int
     """Refits that found no cluster: their bars were labelled by the previous classifier."""
     refit_rows: tuple[int, ...] = field(default=())
+    known: np.ndarray | None = None
+    """(n, max_regimes) bool: the regimes the bar's classifier was trained on (a regime filled
+    from an older fit's centre may be unknown to it: its probability says nothing)."""
 
 
 class DynamicRegimeModel:
@@ -305,6 +308,7 @@ class DynamicRegimeModel:
         k_max = s.max_regimes
         raw = np.full(n, UNCLASSIFIED, dtype=np.int64)
         proba = np.full((n, k_max), np.nan)
+        known = np.zeros((n, k_max), dtype=bool)
         slots: list[tuple[np.ndarray, np.ndarray] | None] = [None] * k_max
         protos: list[tuple[np.ndarray, np.ndarray] | None] = [None] * k_max
         last: tuple[ClassifierParams, np.ndarray] | None = None
@@ -335,6 +339,9 @@ class DynamicRegimeModel:
             for col, cls in enumerate(params.classes.tolist()):
                 p[:, ids[cls]] += p_local[:, col]
             proba[a:b][ok] = p
+            kn = np.zeros(k_max, dtype=bool)
+            kn[ids[params.classes]] = True
+            known[a:b][ok] = kn
             if fit.classifier is None:  # fallback: the previous classifier's best guess
                 guess = np.where(p.max(axis=1) >= 0.5, p.argmax(axis=1), UNCLASSIFIED)
                 sub = raw[a:b][ok]
@@ -343,4 +350,4 @@ class DynamicRegimeModel:
         warmup[:start] = True
         labels = raw.copy()
         labels[start:] = persist(raw[start:], s.persistence)
-        return RegimeLabels(labels, raw, proba, warmup, len(fits), fallback, tuple(points))
+        return RegimeLabels(labels, raw, proba, warmup, len(fits), fallback, tuple(points), known)
