@@ -18,6 +18,12 @@ pool divides:
   the Amdahl projection uses it. ``parent_cpu_share`` (every parent CPU second counted as
   serial) and its projection are printed too.
 
+The parent's cost per generation also grows with the number of breeding tasks it dispatches
+and collects (TASKS_PER_WORKER per worker: 32 at 16 workers), which a one-worker run does not
+show; so one more one-worker run dispatches the task count of the largest worker count asked
+for, and the summary gives its serial fraction and projection too
+(``serial_fraction_cpu_at_tasks``): that is the projection to read for 16 workers.
+
 The load average is printed beside each figure: on a shared machine, read it.
 """
 
@@ -31,7 +37,7 @@ import time
 from singularity.evolution.bench import synthetic_market
 from singularity.evolution.progress import process_tree_cpu_seconds
 from singularity.evolution.settings import EvolutionSettings
-from singularity.evolution.synthesizer import evolve
+from singularity.evolution.synthesizer import TASKS_PER_WORKER, evolve
 from singularity.runtime.pool import WorkerPool, cpu_count
 
 
@@ -40,9 +46,12 @@ def amdahl(serial_fraction: float, workers: int) -> float:
 
 
 def measure(workers: int, *, bars: int, features: int, population: int, generations: int,
-            seed: int) -> dict:
+            seed: int, tasks: int = 0) -> dict:
+    """``tasks`` > 0: dispatch that many breeding tasks per generation (the batch size set
+    to match) instead of the pool's default (TASKS_PER_WORKER per worker)."""
     inputs, candles = synthetic_market(bars, features, seed)
-    settings = EvolutionSettings(stagnation_generations=10_000)
+    batch = -(-population // tasks) if tasks else 0
+    settings = EvolutionSettings(stagnation_generations=10_000, batch_size=batch)
     with WorkerPool(workers) as pool:
         evolve(inputs.iloc[:200], candles.iloc[:200], population=4 * workers, generations=1,
                seed=seed, pool=pool, settings=settings)  # warm-up: spawn, imports, numba caches
@@ -57,6 +66,7 @@ def measure(workers: int, *, bars: int, features: int, population: int, generati
     serial_cpu = parent_cpu - overlapped
     return {
         "workers": workers,
+        "tasks_per_generation": tasks or TASKS_PER_WORKER * workers,
         "measured": True,
         "seconds": round(wall, 3),
         "evaluations": r.evaluations,
@@ -96,7 +106,19 @@ def main() -> None:
         row["cpu_count"] = cores
         rows.append(row)
         print(json.dumps(row), flush=True)
-    done = {r["workers"]: r for r in rows if r["measured"]}
+    if "1" in a.workers.split(","):
+        # The parent's per-task cost (dispatch, result collection) grows with the number of
+        # tasks: measure it with one worker but the task count a 16-worker run dispatches.
+        top = max(int(x) for x in a.workers.split(","))
+        row = measure(1, bars=a.bars, features=a.features, population=a.population,
+                      generations=a.generations, seed=a.seed, tasks=TASKS_PER_WORKER * top)
+        row["cpu_count"] = cores
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    done = {r["workers"]: r for r in rows if r["measured"] and "tasks_per_generation" in r
+            and r["tasks_per_generation"] == TASKS_PER_WORKER * r["workers"]}
+    wide = [r for r in rows if r["measured"] and r["workers"] == 1
+            and r["tasks_per_generation"] != TASKS_PER_WORKER]
     summary: dict = {"summary": True, "cpu_count": cores}
     if 1 in done:
         s = done[1]["parent_serial_cpu_share"]
@@ -108,6 +130,15 @@ def main() -> None:
         summary["amdahl_projection"] = {str(w): round(amdahl(s, w), 2) for w in (2, 4, 8, 16)}
         summary["amdahl_projection_from_wall"] = {
             str(w): round(amdahl(done[1]["parent_share"], w), 2) for w in (2, 4, 8, 16)}
+        if wide:
+            w = wide[0]
+            summary["serial_fraction_cpu_at_tasks"] = {
+                "tasks_per_generation": w["tasks_per_generation"],
+                "serial_fraction_cpu": w["parent_serial_cpu_share"],
+                "amdahl_projection": {
+                    str(k): round(amdahl(w["parent_serial_cpu_share"], k), 2)
+                    for k in (2, 4, 8, 16)},
+            }
         summary["measured_speedup"] = {
             str(w): round(r["evals_per_s"] / done[1]["evals_per_s"], 2) for w, r in done.items()
         }

@@ -9,6 +9,7 @@ generation costs nothing; caches change speed, never results (evaluation is dete
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -194,6 +195,14 @@ def breed(task: BreedTask) -> BreedResult:
         children=children, copy_of=copy_of, metrics=metrics, computed=computed, nodes=nodes,
         sizes=int(children[2][-1]),
     )
+
+
+def breed_pickled(blob: bytes) -> bytes:
+    """``breed`` on a task pickled by the standard (C) pickler, its result pickled likewise.
+    The pool would pickle each task with cloudpickle, whose per-object Python hooks cost the
+    parent about half a millisecond a task, on the serial path between generations (and
+    there are two tasks per worker)."""
+    return pickle.dumps(breed(pickle.loads(blob)), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _breed_children(codec: Codec, task: BreedTask, copy_of: np.ndarray) -> Packed:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import pickle
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ from singularity.evolution.evaluator import (
     EvalConfig,
     _cached_metrics,
     breed,
+    breed_pickled,
     codec_for,
     market_arrays,
     split_seeds,
@@ -179,7 +181,11 @@ def evolve(
     def timed_map(tasks: list[BreedTask]) -> list[BreedResult]:
         t0 = time.perf_counter()
         try:
-            return run_map(pool, breed, tasks, timeout=timeout, chunksize=1)
+            if pool is None:
+                return [breed(t) for t in tasks]
+            blobs = [pickle.dumps(t, protocol=pickle.HIGHEST_PROTOCOL) for t in tasks]
+            out = run_map(pool, breed_pickled, blobs, timeout=timeout, chunksize=1)
+            return [pickle.loads(b) for b in out]
         finally:
             in_pool[0] += time.perf_counter() - t0
 
@@ -301,7 +307,7 @@ class TrialLog:
 
     def sharpes(self) -> tuple[float, ...]:
         """Their annualised in-sample Sharpe ratios, in the same order as ``programs``."""
-        return tuple(float(x) for x in self._set.sharpe())
+        return tuple(self._set.sharpe().tolist())
 
     @property
     def count(self) -> int:
