@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -72,6 +73,34 @@ def _candles(data: Path) -> Any:
     return df[["open", "high", "low", "close", "volume"]].astype("float64")
 
 
+def _decay_margin_seen(engine: Any, added: dict[str, Any], args: argparse.Namespace) -> dict[str, Any] | None:
+    """How close the starting strategy came to being retired: its lowest live Sharpe over any
+    ``--decay-candles`` window of its decided candles (the engine's equity marks, the rotation
+    module's arithmetic) against the bound the engine judged it by."""
+    import numpy as np
+
+    from singularity.engine.rotation import annual_sharpe, sharpe_lower_bound
+
+    if not added or not args.decay_candles:
+        return None
+    ho, k = added["holdout"], args.decay_candles
+    ends = [e.payload["candle"] for e in engine.s.ledger.events(kinds=["rotation"])
+            if e.payload.get("strategy_id") == added["id"] and e.payload.get("action") == "retire"]
+    rows = [e.payload for e in engine.s.ledger.events(kinds=["decision"])  # while it traded (flat after)
+            if e.payload.get("strategy_id") == added["id"] and (not ends or e.payload["candle"] <= ends[0])]
+    eq = np.array([float(r["equity"]) for r in rows])
+    lower = sharpe_lower_bound(float(ho["sharpe"]), int(ho["bars"]), 8760.0)
+    out: dict[str, Any] = {"strategy_id": added["id"], "candles": len(rows), "window": k,
+                           "holdout_lower": round(lower, 4), "margin": args.decay_margin,
+                           "bound": round(lower - args.decay_margin, 4)}
+    if len(eq) > k:
+        live = [annual_sharpe(eq[i - k + 1: i + 1] / eq[i - k: i] - 1.0, 8760.0) for i in range(k, len(eq))]
+        i = int(np.argmin(live))
+        out.update({"min_live_sharpe": round(live[i], 4), "at": rows[i + k]["candle"],
+                    "windows_below": int(sum(x < lower - args.decay_margin for x in live))})
+    return out
+
+
 async def _replay(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     import pandas as pd
 
@@ -87,14 +116,31 @@ async def _replay(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                                decay_candles=args.decay_candles, decay_margin=args.decay_margin))
     settings = load_settings(cfg, environ={}).settings
     candles = _candles(args.data)
-    CandleStore(settings.data.dir).write(settings.exchange.name, SYMBOL, "1h", candles)
-    with Registry(settings.database_url) as reg:
-        run = reg.start_run(symbol=SYMBOL, timeframe="1h", seed=0, settings={"hand-made": True})
-        sid = reg.add_strategy(run_id=run, symbol=SYMBOL, timeframe="1h", expression=args.rule,
-                               readable=args.rule, size=4, fitness=0.0, in_sample={})
-        reg.promote(sid)
-        reg.finish_run(run, status="succeeded", seconds=0.0)
     start = candles.index[-1] - pd.Timedelta(days=args.days) + pd.Timedelta(hours=1)
+    store = CandleStore(settings.data.dir)
+    added: dict[str, Any] = {}
+    if args.start_from == "add":
+        # 'singularity strategy add' on the candles before the replay only: the gauntlet (one
+        # trial) and the holdout figures the decay check judges the rule against
+        from singularity.engine.manual import add_manual_strategy
+
+        store.write(settings.exchange.name, SYMBOL, "1h", candles[candles.index < start])
+        added = add_manual_strategy(settings, SYMBOL, args.rule, "1h")
+        shutil.rmtree(settings.data_dir / "features", ignore_errors=True)  # built on the shorter history
+        print(json.dumps({"start_strategy": {k: added[k] for k in ("id", "expression", "passed", "holdout")},
+                          "gauntlet_failed": [g.get("test") for g in added["gauntlet"] if not g.get("passed")],
+                          "history": [str(candles.index[0]), str(start - pd.Timedelta(hours=1))]},
+                         default=str), flush=True)
+    store.write(settings.exchange.name, SYMBOL, "1h", candles)
+    with Registry(settings.database_url) as reg:
+        if added:
+            sid = int(added["id"])
+        else:
+            run = reg.start_run(symbol=SYMBOL, timeframe="1h", seed=0, settings={"hand-made": True})
+            sid = reg.add_strategy(run_id=run, symbol=SYMBOL, timeframe="1h", expression=args.rule,
+                                   readable=args.rule, size=4, fitness=0.0, in_sample={})
+            reg.finish_run(run, status="succeeded", seconds=0.0)
+        reg.promote(sid)
     opts = RunOptions(mode="replay", symbols=(SYMBOL,), timeframe="1h", start=start)
     engine = build_replay(settings, opts)
     rot = attach_scheduler(engine, settings, opts, config_path=str(cfg))
@@ -130,11 +176,16 @@ async def _replay(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     for e in events:
         print(json.dumps({"rotation": e.payload, "time": e.time.isoformat(), "seq": e.seq}, default=str),
               flush=True)
+    decay = _decay_margin_seen(engine, added, args)
+    if decay:
+        print(json.dumps({"decay_check": decay}, default=str), flush=True)
     acts = [e.payload.get("action") for e in events]  # the first event (no action) is the starting strategy
     results = list(sched.results)
     return {"benchmark": "rotation_year", "symbol": SYMBOL, "from": str(start), "candles": stats["candles"],
             "cycles": len(results), "succeeded": sum(r.status == "succeeded" for r in results),
-            "champions": sum(bool(r.champion) for r in results),
+            "champions": sum(bool(r.champion) for r in results), "decay_check": decay,
+            "start_strategy": {k: added.get(k) for k in ("id", "expression", "passed", "holdout")} if added else
+            {"expression": args.rule, "holdout": None},
             "rotations": {a: acts.count(a) for a in ("rotate", "retire", "rejected")},
             "seconds": round(time.monotonic() - t0, 1), "cores": os.cpu_count(),
             "load": [round(x, 2) for x in os.getloadavg()],
@@ -156,6 +207,9 @@ def main() -> None:
     ap.add_argument("--decay-candles", type=int, default=720)
     ap.add_argument("--decay-margin", type=float, default=0.5)
     ap.add_argument("--rule", default="ts_mean(macd_hist, w5)", help="The hand-made starting strategy.")
+    ap.add_argument("--start-from", choices=("add", "rule"), default="add",
+                    help="add: the starting rule goes through 'strategy add' (gauntlet, holdout figures) on the "
+                         "candles before the replay, so decay can be judged; rule: stored without figures.")
     ap.add_argument("--data", type=Path, default=DATA, help="Folder of the freqtrade feather files.")
     args = ap.parse_args()
     from singularity.engine.core import warm_kernel
