@@ -12,7 +12,7 @@ import pandas as pd
 
 from singularity.config import load_settings
 from singularity.features.factory import FeatureFactory
-from singularity.forge.champion import _noise_inputs_task, own_features_from
+from singularity.forge.champion import _noise_inputs_task, expression_columns, own_features_from
 from singularity.runtime.pool import WorkerPool
 from singularity.validation.gauntlet import noise_test
 
@@ -47,7 +47,7 @@ def test_batched_noise_runs_equal_the_serial_runs() -> None:
     serial = noise_test(ctx, "x0")
     first, seen[:] = list(seen), []
     ctx = context(candles, inputs, noise_scale=3.0)
-    ctx.recompute_inputs_many = lambda runs: [recompute(r) for r in runs]
+    ctx.recompute_inputs_many = lambda runs, expr: [recompute(r) for r in runs]
     batched = noise_test(ctx, "x0")
     assert seen == first  # the same perturbed prices, in the same order
     assert batched == serial
@@ -67,7 +67,17 @@ def test_pool_task_equals_the_in_process_recomputation(tmp_path: Path) -> None:
     serial = own_features_from(noisy, raw, inputs, s, None, holdout_rows=hold)
     with WorkerPool(2) as pool:
         pooled = own_features_from(noisy, raw, inputs, s, pool, holdout_rows=hold)
-        (task,) = pool.map(_noise_inputs_task, [(noisy, raw, inputs.iloc[hold], s)], chunksize=1)
+        (task,) = pool.map(_noise_inputs_task, [(noisy, raw, inputs.iloc[hold], s, frozenset())], chunksize=1)
     pd.testing.assert_frame_equal(pooled, serial)
     pd.testing.assert_frame_equal(task, serial)
     assert not serial.equals(inputs.iloc[hold])  # the noise reached the recomputed columns
+    # a family whose columns the expression does not read keeps its unperturbed values; the
+    # others are exactly the full recomputation's
+    only_ce = own_features_from(noisy, raw, inputs, s, None, holdout_rows=hold,
+                                skip_families=frozenset({"indicators", "particle_filter"}))
+    ce = [c for c in inputs.columns if c.startswith("ceemdan_")]
+    rest = [c for c in inputs.columns if c not in ce]
+    assert ce and rest
+    pd.testing.assert_frame_equal(only_ce[ce], serial[ce])
+    pd.testing.assert_frame_equal(only_ce[rest], inputs.iloc[hold][rest])
+    assert expression_columns("div(ema(ceemdan_imf4_freq, w50), lag(x, l1))", inputs.columns) == {"ceemdan_imf4_freq"}

@@ -162,11 +162,19 @@ def gauntlet_context(settings: Settings, opts: Any, evo: Any, candles: pd.DataFr
     def recompute_inputs(noisy: pd.DataFrame) -> pd.DataFrame:
         return own_features_from(noisy, universe[sym], inputs, settings, pool, holdout_rows=split.holdout)
 
-    def recompute_inputs_many(runs: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    families: dict[str, set[str]] = {}
+    for spec in fs.catalogue:
+        families.setdefault(spec.family, set()).add(spec.name)
+
+    def recompute_inputs_many(runs: list[pd.DataFrame], expr: str) -> list[pd.DataFrame]:
         # one noise run per task (each its own CEEMDAN, serially in its worker): the runs are
-        # independent, and a run's CEEMDAN alone is too little work to spread over the pool
+        # independent, and a run's CEEMDAN alone is too little work to spread over the pool.
+        # Only the families whose columns the expression reads are recomputed: its positions
+        # read nothing else, so they are exactly those of a full recomputation.
+        reads = expression_columns(expr, inputs.columns)
+        skip = frozenset(f for f, names in families.items() if not names & reads)
         hold = inputs.iloc[split.holdout]
-        tasks = [(noisy, universe[sym], hold, settings) for noisy in runs]
+        tasks = [(noisy, universe[sym], hold, settings, skip) for noisy in runs]
         return list(pool.map(_noise_inputs_task, tasks, chunksize=1))
 
     return GauntletContext(
@@ -250,20 +258,28 @@ def strategy_summary(registry: Registry, strategy_id: int) -> dict[str, Any]:
             "holdout": st.holdout}
 
 
-def _noise_inputs_task(task: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Settings]) -> pd.DataFrame:
+def expression_columns(expr: str, columns: Any) -> set[str]:
+    """The input columns an expression may read: every column whose name appears in it (a
+    superset: a name inside a longer one counts too, which only costs a recomputation)."""
+    return {str(c) for c in columns if str(c) in expr}
+
+
+def _noise_inputs_task(task: tuple[Any, ...]) -> pd.DataFrame:
     """Pool task: ``own_features_from`` for one noise run, given only the holdout's input rows."""
-    noisy, raw, hold_inputs, settings = task
-    return own_features_from(noisy, raw, hold_inputs, settings, None, holdout_rows=slice(0, len(hold_inputs)))
+    noisy, raw, hold_inputs, settings, skip = task
+    return own_features_from(noisy, raw, hold_inputs, settings, None, holdout_rows=slice(0, len(hold_inputs)),
+                             skip_families=skip)
 
 
 def own_features_from(noisy: pd.DataFrame, raw: pd.DataFrame, inputs: pd.DataFrame, settings: Settings,
-                      pool: Any, *, holdout_rows: slice) -> pd.DataFrame:
+                      pool: Any, *, holdout_rows: slice, skip_families: frozenset[str] = frozenset()) -> pd.DataFrame:
     """Inputs for the noise test: the asset's own features (TA-Lib, particle filter, CEEMDAN)
     recomputed from perturbed candles; cross-asset and model-signal columns keep their
     unperturbed values (recomputing the GNN and the bake-off per run would cost minutes).
 
     CEEMDAN windows are anchored to the epoch, so decomposing only the holdout's windows
-    (one window plus one stride of context) gives exactly the values a full pass would."""
+    (one window plus one stride of context) gives exactly the values a full pass would.
+    ``skip_families`` (feature family names) keep their unperturbed values."""
     from singularity.features.indicators import indicator_features
     from singularity.features.particle_filter import particle_filter_features
 
@@ -275,14 +291,16 @@ def own_features_from(noisy: pd.DataFrame, raw: pd.DataFrame, inputs: pd.DataFra
     full["low"] = full[["open", "low", "close"]].min(axis=1)
     hold_idx = inputs.index[holdout_rows]
     out = inputs.loc[hold_idx].copy()
-    families = [(fs.indicators.enabled, indicator_features, fs.indicators),
-                (fs.particle_filter.enabled, particle_filter_features, fs.particle_filter)]
+    # family names as in each family's FAMILY (not imported here: CEEMDAN is optional)
+    families = [(fs.indicators.enabled and "indicators" not in skip_families, indicator_features, fs.indicators),
+                (fs.particle_filter.enabled and "particle_filter" not in skip_families,
+                 particle_filter_features, fs.particle_filter)]
     for enabled, family, sub in families:
         if enabled:
             own, _ = family(full, sub)
             shared = [c for c in own.columns if c in out.columns]
             out[shared] = own.loc[hold_idx, shared].to_numpy()
-    if fs.ceemdan.enabled:
+    if fs.ceemdan.enabled and "ceemdan" not in skip_families:
         from singularity.features.ceemdan import ceemdan_features
 
         start = full.index.get_loc(hold_idx[0]) - fs.ceemdan.window - fs.ceemdan.stride

@@ -39,7 +39,7 @@ from singularity.validation.stats import (
 PositionsFn = Callable[[str, pd.DataFrame], np.ndarray]
 SearchFn = Callable[[pd.DataFrame, pd.DataFrame, int], tuple[str, float]]
 InputsFn = Callable[[pd.DataFrame], pd.DataFrame]
-ManyInputsFn = Callable[[list[pd.DataFrame]], list[pd.DataFrame]]
+ManyInputsFn = Callable[[list[pd.DataFrame], str], list[pd.DataFrame]]
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,10 @@ class GauntletContext:
     recompute_inputs: InputsFn | None = None
     """Inputs from perturbed ``full_candles``; None = the noise test keeps the inputs."""
     recompute_inputs_many: ManyInputsFn | None = None
-    """``recompute_inputs`` for every noise run at once (across a worker pool), the same
-    frames in the same order; None = one run after another."""
+    """``recompute_inputs`` for every noise run of an expression at once (across a worker
+    pool), in the order of the runs; the columns the expression reads are exactly those
+    ``recompute_inputs`` gives (others may keep their unperturbed values). None = one run
+    after another."""
     full_candles: pd.DataFrame | None = None
     """Contiguous candles from the training start to the holdout end (embargo included);
     None = training and holdout candles joined."""
@@ -295,7 +297,7 @@ def noise_test(ctx: GauntletContext, expr: str) -> Verdict:
         runs.append(noisy)
     # the holdout rows' inputs from the perturbed prices: the costly part, one batch
     if ctx.recompute_inputs_many is not None:
-        recomputed: list[pd.DataFrame | None] = list(ctx.recompute_inputs_many(runs))
+        recomputed: list[pd.DataFrame | None] = list(ctx.recompute_inputs_many(runs, expr))
     elif ctx.recompute_inputs is not None:
         recomputed = [ctx.recompute_inputs(noisy) for noisy in runs]
     else:
