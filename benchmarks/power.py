@@ -3,7 +3,7 @@ Sharpe of an edge planted in real returns.
 
     python benchmarks/power.py [--levels 0,1,2,3,5] [--cycles 20,5,5,5,5] [--bars 3000]
                                [--population 500] [--generations 20] [--workers 2] [--fast]
-                               [--details power.jsonl] [--plot power.png]
+                               [--first-seed 0] [--details power.jsonl] [--plot power.png]
 
 Market of one cycle: the last ``--bars`` real BTC/USDT 1h candles (../shared/data), their bars
 shuffled (each keeps its shape relative to the previous close; the order, and any edge in it,
@@ -252,6 +252,8 @@ def main() -> None:
     ap.add_argument("--population", type=int, default=500)
     ap.add_argument("--generations", type=int, default=20)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="seed of the first cycle of each level (more cycles later: a higher first seed)")
     ap.add_argument("--fast", action="store_true",
                     help="no CEEMDAN features and no Transformer in the bake-off (cycles several times faster); "
                          "the GP and the gauntlet keep their settings")
@@ -286,10 +288,10 @@ def main() -> None:
     summaries = []
     for level, n in zip(levels, cycles, strict=True):
         rows = []
-        for seed in range(n):
+        for seed in range(a.first_seed, a.first_seed + n):
             row = one_cycle(level, seed, real, a)
             rows.append(row)
-            print(f"level {level:g} cycle {seed + 1}/{n}: promoted={row['promoted']} "
+            print(f"level {level:g} cycle {seed + 1 - a.first_seed}/{n} (seed {seed}): promoted={row['promoted']} "
                   f"candidate holdout {row['candidate_holdout_sharpe']} planted {row['planted_holdout_sharpe']} "
                   f"failed {[t for t, p in row['verdicts'].items() if not p]} ({row['seconds']} s)",
                   file=sys.stderr, flush=True)
