@@ -62,7 +62,11 @@ class GauntletSettings(FrozenModel):
     stays above their out-of-sample median. Drawn from every trial, most columns are
     strawmen (cost-ruined, never trading, or exposed to the market's drift) that rank low in
     both halves of every split: on shuffled real BTC bars their ranks correlate 0.7–0.8
-    across halves and PBO read median 0.16 over 20 forge cycles, so the gate passed noise."""
+    across halves and PBO read median 0.16 over 20 forge cycles, so the gate passed noise.
+    The price (README, power curve): the search's competitive trials are mostly variants of
+    one family, selected on the whole window, so their in-sample ranks are luck whether the
+    family is luck or a real edge; on planted edges at 12,000 bars PBO alone rejected some
+    cycles every other gate passed. 1 restores the uniform sample."""
     regime_min_share: float = Field(default=0.1, gt=0, le=1)
     """The optional 'no_losing_regime' test: every regime holding more than this share of the
     holdout's bars must not lose money there (needs the regime features)."""
