@@ -134,6 +134,9 @@ def one_cycle(level: float, seed: int, real: pd.DataFrame, a: argparse.Namespace
         over: dict[str, Any] = {"data.dir": str(tmp / "data"), "universe.symbols": ["BTC/USDT"]}
         if a.fast:
             over.update({"features.ceemdan.enabled": False, "bakeoff.models": ["logistic", "lightgbm"]})
+        for item in a.set:
+            key, _, value = item.partition("=")
+            over[key] = json.loads(value)
         s = load_settings(environ={}, cwd=tmp, overrides=over).settings
         cost = (s.costs.fee_bps + s.costs.slippage_bps) / 1e4
         k = calibrate(base, level, cost) if level > 0 else 0.0
@@ -153,7 +156,7 @@ def one_cycle(level: float, seed: int, real: pd.DataFrame, a: argparse.Namespace
         pbo = fig.get("pbo", {}).get("pbo")
         perm = fig.get("permutation", {})
         cand = out.champion or out.best or {}
-        return {"net_sharpe": level, "seed": seed, "bars": len(market), "a": round(k, 6),
+        return {"net_sharpe": level, "seed": seed, "bars": len(market), "a": round(k, 6), "set": list(a.set),
                 "promoted": out.champion is not None,
                 "champion_holdout_sharpe": out.champion["holdout"]["sharpe"] if out.champion else None,
                 "candidate_holdout_sharpe": (cand.get("holdout") or {}).get("sharpe"),
@@ -257,6 +260,8 @@ def main() -> None:
     ap.add_argument("--fast", action="store_true",
                     help="no CEEMDAN features and no Transformer in the bake-off (cycles several times faster); "
                          "the GP and the gauntlet keep their settings")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="a settings override for every cycle, e.g. gauntlet.pbo_top_share=1 (repeatable)")
     ap.add_argument("--details", type=Path, help="append one JSON line per cycle here")
     ap.add_argument("--plot", type=Path, help="draw the curve into this PNG")
     ap.add_argument("--plot-only", type=Path, help="redraw --plot from saved level lines; run nothing")
