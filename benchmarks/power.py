@@ -228,13 +228,13 @@ def plot(lines: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.6, 3.4), dpi=100)
-    for bars in sorted({d["bars"] for d in lines}):
+    for n, bars in enumerate(sorted({d["bars"] for d in lines})):
         part = sorted((d for d in lines if d["bars"] == bars), key=lambda d: d["net_sharpe"])
         xs = [d["net_sharpe"] for d in part]
         rate = [d["promoted"] / d["cycles"] for d in part]
         ax.plot(xs, rate, "o-", label=f"{bars} bars (holdout {round(bars * 0.2)})")
         for x, y, d in zip(xs, rate, part, strict=True):
-            ax.annotate(f"{d['promoted']}/{d['cycles']}", (x, y), textcoords="offset points", xytext=(0, 7),
+            ax.annotate(f"{d['promoted']}/{d['cycles']}", (x, y), textcoords="offset points", xytext=(0, 7 + 11 * n),
                         ha="center", fontsize=8)
     ax.axhline(0.05, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("planted rule's net-of-cost Sharpe (whole market)")
