@@ -1,8 +1,11 @@
 """A year of BTC/USDT 1h replayed with forge cycles running: are champions rotated, and why.
 
 The engine replays the last ``--days`` days of ../shared/data's BTC/USDT 1h candles, starting
-with a hand-made rule (``--rule``, not forged: the registry's stand-in for "the strategy the
-account traded before"). Its scheduler starts a real forge cycle at the start and then every
+with a hand-made rule (``--rule``, not forged: the stand-in for "the strategy the account traded
+before"). By default (``--start-from add``) the rule first goes through ``singularity strategy
+add`` on the candles before the replay only (the gauntlet with one trial, holdout figures
+stored), so its decay can be judged; ``--start-from rule`` stores it without figures (it can
+then never be retired on decay). Its scheduler starts a real forge cycle at the start and then every
 ``--every`` decided candles (``python -m singularity forge ... --to T --json``: each cycle sees
 only the candles that open before the replay's current candle, the last ``--bars`` of them).
 While a cycle runs the replay waits at the next candle boundary (lock-step: a replay is faster
@@ -11,9 +14,12 @@ whose champion passes the gauntlet is rotated in at the next boundary (no probat
 a champion whose live Sharpe over the last ``--decay-candles`` candles falls below its holdout's
 lower bound minus ``--decay-margin`` is retired (flat until the next champion).
 
-Prints one JSON line per cycle, one per ``rotation`` ledger event (with its evidence), then a
-summary line ``{"benchmark": "rotation_year", "candles", "cycles", "succeeded", "champions",
-"rotations": {"rotate", "retire", "rejected"}, "seconds", "cores", "load"}``.
+Prints the starting rule's gauntlet, one JSON line per cycle, one per ``rotation`` ledger event
+(with its evidence), the decay check's closest approach (lowest live Sharpe over any
+``--decay-candles`` window while the starting rule traded, against its bound), then a summary
+line ``{"benchmark": "rotation_year", "candles", "cycles", "succeeded", "champions",
+"decay_check", "start_strategy", "rotations": {"rotate", "retire", "rejected"}, "seconds",
+"cores", "load"}``.
 
     nice -n 10 .venv/bin/python benchmarks/rotation_year.py [--days 365] [--every 720]
 """
