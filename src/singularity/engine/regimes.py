@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from singularity.engine.ledger import NewEvent
+from singularity.runtime.process import shutdown_executor
 
 if TYPE_CHECKING:
     from singularity.config import Settings
@@ -144,12 +145,7 @@ class RegimeWatch:
 
     def close(self, *, kill: bool = False) -> None:
         ex, self._executor = self._executor, None
-        if ex is None:
-            return
-        if kill:
-            for p in list(getattr(ex, "_processes", {}).values()):
-                p.kill()
-        ex.shutdown(wait=True, cancel_futures=True)
+        shutdown_executor(ex, kill=kill)
 
     async def _compute(self, sym: str, until: str) -> dict[str, Any]:
         from singularity.regimes.online import regime_update

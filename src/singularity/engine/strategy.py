@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from singularity.errors import SingularityError
+from singularity.runtime.process import shutdown_executor
 
 
 class StrategyError(SingularityError):
@@ -209,9 +210,4 @@ class StrategyWorker:
 
     def close(self, *, kill: bool = False) -> None:
         ex, self._executor = self._executor, None
-        if ex is None:
-            return
-        if kill:
-            for p in list(getattr(ex, "_processes", {}).values()):
-                p.kill()
-        ex.shutdown(wait=True, cancel_futures=True)
+        shutdown_executor(ex, kill=kill)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -114,3 +115,14 @@ def exit_with_parent_from_env(environ: dict[str, str] | None = None) -> bool:
 
     threading.Thread(target=watch, name="singularity-engine-watchdog", daemon=True).start()
     return True
+
+
+def shutdown_executor(ex: ProcessPoolExecutor | None, *, kill: bool = False) -> None:
+    """Shut a process pool down, killing its processes first when asked (a hung worker would
+    otherwise hold ``shutdown`` forever)."""
+    if ex is None:
+        return
+    if kill:
+        for p in list(getattr(ex, "_processes", {}).values()):
+            p.kill()
+    ex.shutdown(wait=True, cancel_futures=True)
