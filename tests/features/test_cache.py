@@ -121,3 +121,30 @@ def test_a_prefix_must_cut_every_asset_at_one_time(universe, tmp_path: Path) -> 
     ragged = {**universe, "BBB/USDT": universe["BBB/USDT"].iloc[:-20]}
     f.build(ragged, progress=False)
     assert f.last_cache_relation == "miss"
+
+
+def test_a_targeted_build_has_its_own_entry(universe, fresh, tmp_path: Path) -> None:
+    """Frames of the targets only, equal to a full build's; the entry names its targets, holds
+    no feature file of the other assets, and is never served to a full build (nor the reverse)."""
+    f = FeatureFactory(SMALL, cache_dir=tmp_path)
+    short = {s: d.iloc[:-7] for s, d in universe.items()}
+    f.build(short, progress=False, targets=["BBB/USDT"])
+    assert f.last_cache_relation == "miss"
+    folder = next(p for p in tmp_path.iterdir() if p.is_dir())
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["targets"] == ["BBB/USDT"]
+    assert list(manifest["assets"]) == SYMBOLS  # every asset's candles: the graph reads them
+    assert [s for s, a in manifest["assets"].items() if "file" in a] == ["BBB/USDT"]
+    grown = f.build(universe, progress=False, targets=["BBB/USDT"])
+    assert f.last_cache_relation == "extend"
+    assert list(grown.frames) == ["BBB/USDT"]
+    _equal(grown.frames, {"BBB/USDT": fresh["BBB/USDT"]})
+    full = f.build(universe, progress=False)
+    assert f.last_cache_relation == "miss"
+    _equal(full.frames, fresh)
+    again = f.build(universe, progress=False, targets=["BBB/USDT"])
+    assert f.last_cache_relation == "hit"
+    _equal(again.frames, {"BBB/USDT": fresh["BBB/USDT"]})
+    # a target set that is the whole universe is the full build (its entry, a hit)
+    f.build(universe, progress=False, targets=list(reversed(SYMBOLS)))
+    assert f.last_cache_relation == "hit"

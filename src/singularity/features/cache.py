@@ -23,6 +23,11 @@ up against it gives one of:
 Entries are evicted by age (unused for ``max_age_s``) and size (least recently used first
 until the cache is under ``max_bytes``) after every store; ``singularity cache`` shows and prunes.
 
+A targeted build (``FeatureFactory.build(..., targets=...)``: frames of some assets only, the
+others feeding the cross-asset families through their candles) has its own entry: the targets are
+part of the key and of the manifest, whose assets all list their candles but only the targets
+their feature file, so an entry never offers a partial set of frames as a full build's.
+
 Parquet files carry the data fingerprint in their name and the manifest (written last, all
 writes atomic) names them, so a crash mid-write leaves the previous entry readable.
 
@@ -84,9 +89,13 @@ MAX_SPAN_FACTOR = 2.0
 """A window lookup may use an entry spanning at most this many times the request's rows."""
 
 
-def _universe_key(universe: dict[str, pd.DataFrame]) -> str:
+def _universe_key(universe: dict[str, pd.DataFrame], targets: list[str] | None = None) -> str:
     # The symbols only: a request that starts later (a rolling window) finds the same entry.
-    return hashlib.sha256("|".join(universe).encode()).hexdigest()
+    # A targeted build's key names its targets (a full build's key is unchanged).
+    key = "|".join(universe)
+    if targets is not None:
+        key += "#targets:" + "|".join(targets)
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def dir_size(path: Path) -> int:
@@ -209,17 +218,17 @@ class FeatureCache:
 
     # -- lookups ---------------------------------------------------------------------------
 
-    def window_source(self, settings: FeatureSettings, universe: dict[str, pd.DataFrame]
-                      ) -> dict[str, pd.DataFrame] | None:
+    def window_source(self, settings: FeatureSettings, universe: dict[str, pd.DataFrame],
+                      targets: list[str] | None = None) -> dict[str, pd.DataFrame] | None:
         """For a request that starts inside the entry: the stored candles before its first
         candle followed by the request (a universe the entry covers as a hit or extension);
         None when the window relation does not apply."""
-        folder = self.entry_dir(settings, universe)
+        folder = self.entry_dir(settings, universe, targets)
         try:
             with entry_lock(folder, exclusive=False):
                 manifest = json.loads((folder / MANIFEST).read_text())
                 assets = manifest["assets"]
-                if list(assets) != list(universe):
+                if list(assets) != list(universe) or manifest.get("targets") != targets:
                     return None
                 out = {}
                 for sym, candles in universe.items():
@@ -237,17 +246,20 @@ class FeatureCache:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def entry_dir(self, settings: FeatureSettings, universe: dict[str, pd.DataFrame]) -> Path:
-        key = f"{settings_hash(settings)[:16]}-{code_version()[:12]}-{_universe_key(universe)[:12]}"
+    def entry_dir(self, settings: FeatureSettings, universe: dict[str, pd.DataFrame],
+                  targets: list[str] | None = None) -> Path:
+        key = (f"{settings_hash(settings)[:16]}-{code_version()[:12]}-"
+               f"{_universe_key(universe, targets)[:12]}")
         return self.root / key
 
     def lookup(
-        self, settings: FeatureSettings, universe: dict[str, pd.DataFrame]
+        self, settings: FeatureSettings, universe: dict[str, pd.DataFrame],
+        targets: list[str] | None = None,
     ) -> CacheEntry | None:
-        folder = self.entry_dir(settings, universe)
+        folder = self.entry_dir(settings, universe, targets)
         try:
             with entry_lock(folder, exclusive=False):
-                return self._lookup(folder, universe)
+                return self._lookup(folder, universe, targets)
         except _Damaged:
             self._repair(folder)
             return None
@@ -263,7 +275,8 @@ class FeatureCache:
             if names is None or not all((folder / n).is_file() for n in names):
                 (folder / MANIFEST).unlink(missing_ok=True)
 
-    def _lookup(self, folder: Path, universe: dict[str, pd.DataFrame]) -> CacheEntry | None:
+    def _lookup(self, folder: Path, universe: dict[str, pd.DataFrame],
+                targets: list[str] | None) -> CacheEntry | None:
         try:
             manifest = json.loads((folder / MANIFEST).read_text())
         except FileNotFoundError:
@@ -271,7 +284,7 @@ class FeatureCache:
         except (OSError, json.JSONDecodeError) as e:
             raise _Damaged(str(e)) from e
         try:
-            entry = self._read_entry(folder, manifest, universe)
+            entry = self._read_entry(folder, manifest, universe, targets)
         except (OSError, KeyError, TypeError, ValueError) as e:  # pyarrow errors are ValueErrors
             raise _Damaged(str(e)) from e
         if entry is not None:
@@ -279,11 +292,12 @@ class FeatureCache:
                 os.utime(folder / MANIFEST)  # last use, for eviction
         return entry
 
-    def _read_entry(self, folder: Path, manifest: dict, universe: dict[str, pd.DataFrame]
-                    ) -> CacheEntry | None:
+    def _read_entry(self, folder: Path, manifest: dict, universe: dict[str, pd.DataFrame],
+                    targets: list[str] | None) -> CacheEntry | None:
         assets = manifest["assets"]
-        if list(assets) != list(universe):
+        if list(assets) != list(universe) or manifest.get("targets") != targets:
             return None
+        own = list(universe) if targets is None else targets
         relations = set()
         for sym, candles in universe.items():
             stored_rows, fp = assets[sym]["rows"], assets[sym]["fingerprint"]
@@ -303,7 +317,8 @@ class FeatureCache:
         # one asset read the others, so only a common cut reproduces a fresh build
         cut = max(c.index[-1] for c in universe.values())
         frames = {}
-        for sym, candles in universe.items():
+        for sym in own:  # a targeted entry holds the targets' frames only
+            candles = universe[sym]
             frame = pd.read_parquet(folder / assets[sym]["file"])
             if relation == "prefix":
                 stored = pd.read_parquet(folder / assets[sym]["candles"])
@@ -316,7 +331,7 @@ class FeatureCache:
         rows = {sym: assets[sym]["rows"] for sym in universe}
         resume = {}
         if relation == "extend":
-            for sym in universe:
+            for sym in own:
                 name = assets[sym].get("resume")
                 if name:
                     with np.load(folder / name) as z:
@@ -330,10 +345,14 @@ class FeatureCache:
         frames: dict[str, pd.DataFrame],
         catalogue: list[FeatureSpec],
         resume: dict[str, dict[str, np.ndarray]] | None = None,
+        targets: list[str] | None = None,
     ) -> Path:
-        folder = self.entry_dir(settings, universe)
+        """Store a build; with ``targets``, ``frames`` holds exactly those assets' frames."""
+        folder = self.entry_dir(settings, universe, targets)
+        if sorted(frames) != sorted(universe if targets is None else targets):
+            raise ValueError(f"frames of {sorted(frames)} do not match the entry's targets")
         with entry_lock(folder, exclusive=True):
-            self._store(folder, settings, universe, frames, catalogue, resume)
+            self._store(folder, settings, universe, frames, catalogue, resume, targets)
         if self.max_bytes is not None or self.max_age_s is not None:
             self.evict(keep=folder)
         return folder
@@ -346,20 +365,21 @@ class FeatureCache:
         frames: dict[str, pd.DataFrame],
         catalogue: list[FeatureSpec],
         resume: dict[str, dict[str, np.ndarray]] | None,
+        targets: list[str] | None,
     ) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         sweep_temp_files(folder)  # under the exclusive lock: left by killed writers
         assets = {}
         for sym, candles in universe.items():
             fp = data_fingerprint(candles)
-            name = f"{_safe(sym)}-{fp[:16]}.parquet"
-            frame = frames[sym]
-            atomic_write_with(folder / name, lambda tmp, f=frame: f.to_parquet(tmp))
             # the candles themselves: a shorter request is checked against them exactly
             cname = f"{_safe(sym)}-{fp[:16]}.candles.parquet"
             atomic_write_with(folder / cname, lambda tmp, c=candles: c.to_parquet(tmp))
-            assets[sym] = {"rows": len(candles), "fingerprint": fp, "file": name,
-                           "candles": cname}
+            assets[sym] = {"rows": len(candles), "fingerprint": fp, "candles": cname}
+            if sym in frames:  # not for an asset that only feeds a targeted build
+                name = f"{_safe(sym)}-{fp[:16]}.parquet"
+                atomic_write_with(folder / name, lambda tmp, f=frames[sym]: f.to_parquet(tmp))
+                assets[sym]["file"] = name
             if resume and sym in resume:
                 rname = f"{_safe(sym)}-{fp[:16]}.resume.npz"
                 atomic_write_with(folder / rname,
@@ -369,6 +389,7 @@ class FeatureCache:
             "settings_hash": settings_hash(settings),
             "code_version": code_version(),
             "assets": assets,
+            **({"targets": targets} if targets is not None else {}),
             "catalogue": [spec.to_dict() for spec in catalogue],
         }
         atomic_write_bytes(folder / MANIFEST, json.dumps(manifest, indent=1).encode())

@@ -4,6 +4,11 @@ Work is spread without nesting pools: the cheap per-asset families (indicators, 
 filter) go to the pool one asset per task; CEEMDAN and the graph family receive the pool
 themselves (windows, not assets, are their unit of parallel work) and are called from here.
 
+``build(universe, targets=[...])`` computes the per-asset families (indicators, particle
+filter, CEEMDAN, regimes) and returns frames for the target assets only: the other assets feed
+the cross-asset graph through their candles alone, so a forge of one symbol does not compute
+seven other assets' CEEMDAN. Such a build has its own cache entry (see ``features.cache``).
+
 A family may declare how much trailing context a new candle needs (``tail`` below); when
 candles are appended, such a family is recomputed on a tail window only and spliced onto the
 cached rows, after checking that the recomputed overlap equals the cached values (if not,
@@ -43,7 +48,7 @@ class Pool(Protocol):
 
 @dataclass(frozen=True)
 class FeatureSet:
-    """One feature frame per asset (index = that asset's candle timestamps), the catalogue of
+    """One feature frame per asset (per target asset of a targeted build; index = that asset's candle timestamps), the catalogue of
     its feature columns in order, and a boolean ``warmup`` column marking rows where some
     feature is still warming up (values there are left as computed or NaN, never filled)."""
 
@@ -219,12 +224,27 @@ def _window(full: FeatureSet, universe: dict[str, pd.DataFrame]) -> FeatureSet:
     """The rows of ``universe`` from a build on a longer history; warm-up marks as a build on
     ``universe`` alone would set them (the same number of leading rows)."""
     frames = {}
-    for sym, candles in universe.items():
+    for sym in full.frames:
+        candles = universe[sym]
         f = full.frames[sym].loc[candles.index].copy()
         warmup = int(full.frames[sym][WARMUP_COLUMN].sum())
         f[WARMUP_COLUMN] = np.arange(len(f)) < warmup
         frames[sym] = f
     return FeatureSet(frames, full.catalogue, full.notes)
+
+
+def _targets(universe: dict[str, pd.DataFrame], targets: Sequence[str] | None) -> list[str] | None:
+    """The targets in universe order, or None when they are the whole universe (a full build,
+    with the full build's cache entry)."""
+    if targets is None:
+        return None
+    unknown = [t for t in targets if t not in universe]
+    if unknown:
+        raise DataError(f"feature target(s) not in the universe: {', '.join(unknown)}")
+    own = [sym for sym in universe if sym in set(targets)]
+    if not own:
+        raise DataError("no feature targets given")
+    return None if len(own) == len(universe) else own
 
 
 class FeatureFactory:
@@ -252,9 +272,14 @@ class FeatureFactory:
             specs = [sp for sp in specs if sp.family != "graph"]
         return max([sp.warmup for sp in specs], default=0)
 
-    def build(self, universe: dict[str, pd.DataFrame], *, progress: bool = True) -> FeatureSet:
+    def build(self, universe: dict[str, pd.DataFrame], *, progress: bool = True,
+              targets: Sequence[str] | None = None) -> FeatureSet:
+        """Features of ``universe``; with ``targets``, frames of those assets only (the others
+        still feed the cross-asset families through their candles, so the targets' values are
+        those of a full build)."""
         check_universe(universe)
         universe = {s: df[OHLCV].astype("float64") for s, df in universe.items()}
+        own = _targets(universe, targets)
         _check_length(universe, self.known_warmup(len(universe)))
         cache = None
         if self.cache_dir is not None:
@@ -262,32 +287,34 @@ class FeatureFactory:
 
             cache = FeatureCache(self.cache_dir, max_bytes=self.cache_max_bytes,
                                  max_age_s=self.cache_max_age_s)
-            source = cache.window_source(self.settings, universe)
+            source = cache.window_source(self.settings, universe, targets=own)
             if source is not None:  # a rolling window inside the entry: see features.cache
-                full = self.build(source, progress=progress)
+                full = self.build(source, progress=progress, targets=own)
                 self.last_cache_relation = "window" if self.last_cache_relation == "hit" else (
                     f"window+{self.last_cache_relation}")
                 return _window(full, universe)
-            entry = cache.lookup(self.settings, universe)
+            entry = cache.lookup(self.settings, universe, targets=own)
             if entry is not None and entry.relation in ("hit", "prefix"):
                 _check_length(universe, max([sp.warmup for sp in entry.catalogue], default=0))
                 self.last_cache_relation = entry.relation
                 return FeatureSet(entry.frames, entry.catalogue)
             if entry is not None:
                 self.last_cache_relation = "extend"
-                fs = self._compute(universe, progress, previous=entry)
-                cache.store(self.settings, universe, fs.frames, fs.catalogue, fs.resume)
+                fs = self._compute(universe, progress, previous=entry, targets=own)
+                cache.store(self.settings, universe, fs.frames, fs.catalogue, fs.resume,
+                            targets=own)
                 return fs
         self.last_cache_relation = "miss" if cache is not None else None
-        fs = self._compute(universe, progress)
+        fs = self._compute(universe, progress, targets=own)
         if cache is not None:
-            cache.store(self.settings, universe, fs.frames, fs.catalogue, fs.resume)
+            cache.store(self.settings, universe, fs.frames, fs.catalogue, fs.resume, targets=own)
         return fs
 
     # -- computation -------------------------------------------------------------------
 
     def _compute(
-        self, universe: dict[str, pd.DataFrame], progress: bool, previous: Any = None
+        self, universe: dict[str, pd.DataFrame], progress: bool, previous: Any = None,
+        targets: list[str] | None = None,
     ) -> FeatureSet:
         from rich.console import Console
         from rich.progress import Progress
@@ -303,7 +330,8 @@ class FeatureFactory:
         if s.graph.enabled and len(universe) < 2 and graph is not None:
             notes.append("graph family skipped: it needs two or more assets")
             graph = None
-        n = len(universe)
+        # the assets whose frames are built: per-asset families run for these only
+        own = {sym: universe[sym] for sym in (targets if targets is not None else universe)}
         clock = time.perf_counter()
         timings: list[tuple[str, float]] = []
 
@@ -314,16 +342,16 @@ class FeatureFactory:
             clock = now
 
         regimes = s.regimes.enabled
-        total = n + (n if ceemdan else 0) + (1 if graph else 0) + (1 if regimes else 0)
-        parts: dict[str, list[pd.DataFrame]] = {sym: [] for sym in universe}
+        total = len(own) * (2 if ceemdan else 1) + (1 if graph else 0) + (1 if regimes else 0)
+        parts: dict[str, list[pd.DataFrame]] = {sym: [] for sym in own}
         catalogue: list[FeatureSpec] = []
         # the bar goes to stderr: stdout stays for results
         with Progress(console=Console(stderr=True), disable=not progress, transient=True) as bar:
             task = bar.add_task("features", total=total)
-            items = [(sym, df, s, *self._pf_resume(previous, sym)) for sym, df in universe.items()]
+            items = [(sym, df, s, *self._pf_resume(previous, sym)) for sym, df in own.items()]
             bar.update(task, description="indicators + particle filter")
             # an extension is milliseconds of work per asset: not worth a trip to the pool
-            use_pool = self.pool is not None and n > 1 and previous is None
+            use_pool = self.pool is not None and len(own) > 1 and previous is None
             results = (self.pool.map(_asset_core, items) if use_pool
                        else [_asset_core(it) for it in items])
             resume: dict[str, dict[str, np.ndarray]] = {}
@@ -339,7 +367,7 @@ class FeatureFactory:
                 bar.update(task, description="CEEMDAN")
                 ce_specs: list[FeatureSpec] = []
                 tail = _tail(ceemdan, "ceemdan_tail", s.ceemdan)
-                for sym, df in universe.items():
+                for sym, df in own.items():
                     frame, ce_specs = self._family_tail(
                         lambda c, m=ceemdan: m.ceemdan_features(
                             c["close"], s.ceemdan, pool=self.pool),
@@ -352,7 +380,7 @@ class FeatureFactory:
             if graph is not None:
                 bar.update(task, description="cross-asset graph")
                 gframes, gspecs = graph.graph_features(universe, s.graph, pool=self.pool)
-                for sym, df in universe.items():
+                for sym, df in own.items():
                     parts[sym].append(gframes[sym].reindex(df.index))
                 catalogue += gspecs
                 bar.advance(task)
@@ -361,8 +389,9 @@ class FeatureFactory:
                 from singularity.regimes.family import regime_feature_frames
 
                 bar.update(task, description="regimes")
-                rframes, rspecs, rnotes = regime_feature_frames(universe, s.regimes, pool=self.pool)
-                for sym in universe:
+                rframes, rspecs, rnotes = regime_feature_frames(universe, s.regimes, pool=self.pool,
+                                                                symbols=list(own))
+                for sym in own:
                     parts[sym].append(rframes[sym])
                 catalogue += rspecs
                 notes += rnotes
@@ -375,7 +404,7 @@ class FeatureFactory:
         warmup = max([sp.warmup for sp in catalogue], default=0)
         _check_length(universe, warmup)
         frames = {}
-        for sym, df in universe.items():
+        for sym, df in own.items():
             frame = pd.concat(parts[sym], axis=1) if parts[sym] else pd.DataFrame(index=df.index)
             check_catalogue(frame.columns, catalogue, sym)
             frame = frame.astype("float64")

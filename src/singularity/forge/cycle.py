@@ -200,10 +200,12 @@ def _cycle(settings: Settings, opts: ForgeOptions, exchange: str, universe: dict
         candles = universe[sym]
 
     with st.stage("features", f"{len(universe)} assets"):
+        # the symbol's own families only: the other assets feed the cross-asset graph through
+        # their candles, and their own features (CEEMDAN above all) would be computed unread
         fs = FeatureFactory(settings.features, pool=pool, cache_dir=data_dir / "features",
                             cache_max_bytes=settings.retention.feature_cache_mb * 2**20,
                             cache_max_age_s=settings.retention.feature_cache_days * 86_400).build(
-            universe, progress=opts.progress)
+            universe, progress=opts.progress, targets=[sym])
         ready = fs.ready(sym)
         candles = candles.loc[ready.index]
         split = time_split(len(candles), holdout_fraction=settings.forge.holdout_fraction,

@@ -9,7 +9,7 @@ one-hot columns through its typed ``in_regime`` primitive (``evolution/primitive
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,10 +44,12 @@ def regime_catalogue(settings: RegimeSettings) -> list[FeatureSpec]:
 
 
 def regime_feature_frames(
-    universe: Mapping[str, pd.DataFrame], settings: RegimeSettings, *, pool: Any = None
+    universe: Mapping[str, pd.DataFrame], settings: RegimeSettings, *, pool: Any = None,
+    symbols: Sequence[str] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], list[FeatureSpec], list[str]]:
     """The family's frame per asset (index = that asset's candles), its catalogue, notes.
-    Assets are labelled one after the other; each asset's refits go to ``pool``."""
+    Assets are labelled one after the other; each asset's refits go to ``pool``. With
+    ``symbols``, only those assets are labelled (the others still feed the cross-asset level)."""
     from singularity.regimes.features import symbol_regime_features
     from singularity.regimes.model import DynamicRegimeModel
 
@@ -55,7 +57,8 @@ def regime_feature_frames(
     k_max = settings.max_regimes
     frames: dict[str, pd.DataFrame] = {}
     notes: list[str] = []
-    for sym, candles in universe.items():
+    for sym in (universe if symbols is None else symbols):
+        candles = universe[sym]
         feats, sym_notes = symbol_regime_features(universe, sym, settings)
         notes += sym_notes
         res = DynamicRegimeModel(settings).label_history(
