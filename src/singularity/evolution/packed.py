@@ -144,6 +144,36 @@ def _same(
 
 
 @njit(cache=True, nogil=True)
+def _slot(
+    table: np.ndarray, code: np.ndarray, bits: np.ndarray, a: int, b: int,
+    t_code: np.ndarray, t_bits: np.ndarray, t_offs: np.ndarray,
+) -> np.uint64:
+    """The slot of program code/bits[a:b]: its entry's, or the empty one it would take."""
+    mask = np.uint64(table.shape[0] - 1)
+    slot = _hash(code, bits, a, b) & mask
+    while True:
+        t = table[slot]
+        if t == _EMPTY or _same(code, bits, a, b, t_code, t_bits, t_offs[t], t_offs[t + 1]):
+            return slot
+        slot = (slot + np.uint64(1)) & mask
+
+
+@njit(cache=True, nogil=True)
+def _append(
+    table: np.ndarray, slot: np.uint64,
+    t_code: np.ndarray, t_bits: np.ndarray, t_offs: np.ndarray, t: int,
+    code: np.ndarray, bits: np.ndarray, a: int, b: int,
+) -> None:
+    """Store program code/bits[a:b] as entry ``t`` (the next one) in empty ``slot``."""
+    table[slot] = t
+    c = t_offs[t]
+    for k in range(b - a):
+        t_code[c + k] = code[a + k]
+        t_bits[c + k] = bits[a + k]
+    t_offs[t + 1] = c + b - a
+
+
+@njit(cache=True, nogil=True)
 def _insert(
     table: np.ndarray,
     t_code: np.ndarray, t_bits: np.ndarray, t_offs: np.ndarray, t_sharpe: np.ndarray,
@@ -152,27 +182,14 @@ def _insert(
 ) -> int:
     """Add programs ``idx`` not seen before (in order); the caller sized every array.
     Returns the new trial count."""
-    mask = np.uint64(table.shape[0] - 1)
     for j in range(idx.shape[0]):
         i = idx[j]
         a = offs[i]
         b = offs[i + 1]
-        slot = _hash(code, bits, a, b) & mask
-        while True:
-            t = table[slot]
-            if t == _EMPTY:
-                break
-            if _same(code, bits, a, b, t_code, t_bits, t_offs[t], t_offs[t + 1]):
-                break
-            slot = (slot + np.uint64(1)) & mask
+        slot = _slot(table, code, bits, a, b, t_code, t_bits, t_offs)
         if table[slot] != _EMPTY:
             continue  # met before
-        table[slot] = n_trials
-        c = t_offs[n_trials]
-        for k in range(b - a):
-            t_code[c + k] = code[a + k]
-            t_bits[c + k] = bits[a + k]
-        t_offs[n_trials + 1] = c + b - a
+        _append(table, slot, t_code, t_bits, t_offs, n_trials, code, bits, a, b)
         t_sharpe[n_trials] = sharpe[i]
         n_trials += 1
     return n_trials
@@ -189,17 +206,44 @@ def _rehash(table: np.ndarray, t_code: np.ndarray, t_bits: np.ndarray, t_offs: n
         table[slot] = t
 
 
-class TrialSet:
-    """Distinct programs in the order first met, each with a figure (its Sharpe ratio).
-    Programs are equal when their ``program_key`` is: same tokens, same constant bits."""
+class _Store:
+    """Distinct programs (tokens, constant bits, offsets) and the hash table over them; a
+    subclass keeps per-entry rows and grows them in ``_grow_rows``."""
 
     def __init__(self) -> None:
         self.n = 0
         self._code = np.empty(1024, dtype=np.int32)
         self._bits = np.empty(1024, dtype=np.int32)
         self._offs = np.zeros(257, dtype=np.int64)
-        self._sharpe = np.empty(256)
         self._table = np.full(1024, _EMPTY, dtype=np.int64)
+
+    def _grow_rows(self, size: int) -> None:
+        raise NotImplementedError
+
+    def _reserve(self, entries: int, tokens: int) -> None:
+        if tokens > self._code.size:
+            size = max(tokens, 2 * self._code.size)
+            self._code = _grown(self._code, size)
+            self._bits = _grown(self._bits, size)
+        if entries + 1 > self._offs.size:
+            size = max(entries + 1, 2 * self._offs.size)
+            self._offs = _grown(self._offs, size)
+            self._grow_rows(size)
+        if 2 * entries > self._table.size:  # load factor <= 1/2
+            size = self._table.size
+            while 2 * entries > size:
+                size *= 2
+            self._table = np.full(size, _EMPTY, dtype=np.int64)
+            _rehash(self._table, self._code, self._bits, self._offs, self.n)
+
+
+class TrialSet(_Store):
+    """Distinct programs in the order first met, each with a figure (its Sharpe ratio).
+    Programs are equal when their ``program_key`` is: same tokens, same constant bits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sharpe = np.empty(256)
         # Load the compiled growth step now (numba's cache: tens of ms), not mid-run.
         _rehash(self._table, self._code, self._bits, self._offs, 0)
 
@@ -218,21 +262,8 @@ class TrialSet:
             idx, np.ascontiguousarray(sharpe, dtype=np.float64),
         )
 
-    def _reserve(self, trials: int, tokens: int) -> None:
-        if tokens > self._code.size:
-            size = max(tokens, 2 * self._code.size)
-            self._code = _grown(self._code, size)
-            self._bits = _grown(self._bits, size)
-        if trials + 1 > self._offs.size:
-            size = max(trials + 1, 2 * self._offs.size)
-            self._offs = _grown(self._offs, size)
-            self._sharpe = _grown(self._sharpe, size)
-        if 2 * trials > self._table.size:  # load factor <= 1/2
-            size = self._table.size
-            while 2 * trials > size:
-                size *= 2
-            self._table = np.full(size, _EMPTY, dtype=np.int64)
-            _rehash(self._table, self._code, self._bits, self._offs, self.n)
+    def _grow_rows(self, size: int) -> None:
+        self._sharpe = _grown(self._sharpe, size)
 
     def sharpe(self) -> np.ndarray:
         return self._sharpe[: self.n]
@@ -287,43 +318,28 @@ def _find_or_add(
 ) -> tuple[np.ndarray, int]:
     """Entry id of every program of (code, bits, offs); -1 for one not in the table unless
     ``add`` (then it becomes the next entry; the caller sized every array)."""
-    mask = np.uint64(table.shape[0] - 1)
     n = offs.shape[0] - 1
     ids = np.empty(n, dtype=np.int64)
     for i in range(n):
         a = offs[i]
         b = offs[i + 1]
-        slot = _hash(code, bits, a, b) & mask
-        while True:
-            t = table[slot]
-            if t == _EMPTY or _same(code, bits, a, b, t_code, t_bits, t_offs[t], t_offs[t + 1]):
-                break
-            slot = (slot + np.uint64(1)) & mask
+        slot = _slot(table, code, bits, a, b, t_code, t_bits, t_offs)
         t = table[slot]
         if t == _EMPTY and add:
             t = n_entries
-            table[slot] = t
-            c = t_offs[t]
-            for k in range(b - a):
-                t_code[c + k] = code[a + k]
-                t_bits[c + k] = bits[a + k]
-            t_offs[t + 1] = c + b - a
+            _append(table, slot, t_code, t_bits, t_offs, t, code, bits, a, b)
             n_entries += 1
         ids[i] = t
     return ids, n_entries
 
 
-class ProgramTable:
+class ProgramTable(_Store):
     """Distinct programs (equal when their ``program_key`` is), each with a row of figures;
     lookups and inserts of a whole packed batch in one compiled call."""
 
     def __init__(self, width: int) -> None:
-        self.n = 0
-        self._code = np.empty(1024, dtype=np.int32)
-        self._bits = np.empty(1024, dtype=np.int32)
-        self._offs = np.zeros(257, dtype=np.int64)
+        super().__init__()
         self.values = np.zeros((256, width))
-        self._table = np.full(1024, _EMPTY, dtype=np.int64)
 
     def ids(self, packed: Packed, *, add: bool) -> np.ndarray:
         """Entry ids of ``packed``'s programs: -1 where absent, unless ``add`` (new entries
@@ -339,20 +355,7 @@ class ProgramTable:
         )
         return ids
 
-    def _reserve(self, entries: int, tokens: int) -> None:
-        if tokens > self._code.size:
-            size = max(tokens, 2 * self._code.size)
-            self._code = _grown(self._code, size)
-            self._bits = _grown(self._bits, size)
-        if entries + 1 > self._offs.size:
-            size = max(entries + 1, 2 * self._offs.size)
-            self._offs = _grown(self._offs, size)
-            grown = np.zeros((size, self.values.shape[1]))
-            grown[: self.values.shape[0]] = self.values
-            self.values = grown
-        if 2 * entries > self._table.size:  # load factor <= 1/2
-            size = self._table.size
-            while 2 * entries > size:
-                size *= 2
-            self._table = np.full(size, _EMPTY, dtype=np.int64)
-            _rehash(self._table, self._code, self._bits, self._offs, self.n)
+    def _grow_rows(self, size: int) -> None:
+        grown = np.zeros((size, self.values.shape[1]))
+        grown[: self.values.shape[0]] = self.values
+        self.values = grown
