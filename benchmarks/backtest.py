@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from singularity.data.importers import read_freqtrade_feather
+
 DATA = (
     Path(
         os.environ.get(
@@ -51,9 +53,7 @@ def load_candles(bars: int, synthetic: bool = False) -> tuple[pd.DataFrame, str]
     """Real BTC 1h candles (the last ``bars``, all when 0), else (or when asked) a synthetic walk."""
     path = DATA / "BTC_USDT-1h.feather"
     if path.exists() and not synthetic:
-        df = pd.read_feather(path).rename(columns={"date": "timestamp"}).set_index("timestamp")
-        df = df[["open", "high", "low", "close", "volume"]].astype("float64")
-        df.index = pd.DatetimeIndex(df.index).tz_convert("UTC")
+        df = read_freqtrade_feather(path)
         return (df.iloc[-bars:] if bars else df), "binance BTC/USDT 1h"
     n = bars or 17_000
     rng = np.random.default_rng(0)

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from singularity.data.importers import read_freqtrade_feather
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SINGULARITY_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -29,9 +31,7 @@ def load_btc(bars: int) -> pd.DataFrame:
     path = SHARED / "binance-spot-2024-2026" / "BTC_USDT-1h.feather"
     if not path.is_file():
         sys.exit(f"no candles at {path}: this benchmark needs ../shared/data")
-    df = pd.read_feather(path).rename(columns={"date": "timestamp"}).set_index("timestamp")
-    df.index = pd.DatetimeIndex(df.index).tz_convert("UTC")
-    return df[["open", "high", "low", "close", "volume"]].astype("float64").iloc[-bars:]
+    return read_freqtrade_feather(path).iloc[-bars:]
 
 
 def epoch_seconds(X: np.ndarray, y: np.ndarray, settings: object, *, n_jobs: int | None, device: str) -> float:

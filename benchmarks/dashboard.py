@@ -58,18 +58,15 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 def _home(root: Path, bars: int) -> tuple[Path, Any]:
-    import pandas as pd
-
     from singularity.config import load_settings
+    from singularity.data.importers import read_freqtrade_feather
     from singularity.data.store import CandleStore
     from singularity.registry import Registry
 
     config = root / "singularity.toml"
     config.write_text(TOML.format(data=(root / "data").as_posix()))
     s = load_settings(config, environ={}).settings
-    df = pd.read_feather(DATA / "BTC_USDT-1h.feather").rename(columns={"date": "timestamp"}).set_index("timestamp")
-    df.index = pd.DatetimeIndex(df.index).tz_convert("UTC")
-    df = df[["open", "high", "low", "close", "volume"]].astype("float64").iloc[-bars:]
+    df = read_freqtrade_feather(DATA / "BTC_USDT-1h.feather").iloc[-bars:]
     CandleStore(s.data.dir).write(s.exchange.name, SYMBOL, "1h", df)
     reg = Registry(s.database_url)
     run = reg.start_run(symbol=SYMBOL, timeframe="1h", seed=1, settings={})

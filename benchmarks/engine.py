@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from singularity.data.importers import read_freqtrade_feather
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "engine"))
@@ -38,9 +40,7 @@ BASES = ("BTC", "ETH", "SOL", "XRP", "BNB", "DOGE", "ADA", "LTC")
 
 
 def load(base: str, tail: int) -> pd.DataFrame:
-    df = pd.read_feather(DATA / f"{base}_USDT-1h.feather").rename(columns={"date": "timestamp"}).set_index("timestamp")
-    df.index = pd.DatetimeIndex(df.index).tz_convert("UTC")
-    return df[["open", "high", "low", "close", "volume"]].astype("float64").iloc[-tail:]
+    return read_freqtrade_feather(DATA / f"{base}_USDT-1h.feather").iloc[-tail:]
 
 
 def emit(**fields: object) -> None:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from singularity.data.importers import read_freqtrade_feather
+
 HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("SINGULARITY_SHARED_DATA", HERE.parents[1] / "shared" / "data"))
 CORE8 = ("BTC", "ETH", "SOL", "XRP", "BNB", "DOGE", "ADA", "LTC")
@@ -29,10 +31,7 @@ CORE8 = ("BTC", "ETH", "SOL", "XRP", "BNB", "DOGE", "ADA", "LTC")
 def load_universe(candles: int) -> dict[str, pd.DataFrame]:
     out = {}
     for base in CORE8:
-        df = pd.read_feather(DATA / "binance-spot-2024-2026" / f"{base}_USDT-1h.feather")
-        df = df.rename(columns={"date": "timestamp"}).set_index("timestamp")
-        df.index = pd.DatetimeIndex(df.index).tz_convert("UTC")
-        out[f"{base}/USDT"] = df[["open", "high", "low", "close", "volume"]].astype("float64")
+        out[f"{base}/USDT"] = read_freqtrade_feather(DATA / "binance-spot-2024-2026" / f"{base}_USDT-1h.feather")
     # the last ``candles`` timestamps shared by all eight (plus two for the extension steps)
     common = out["BTC/USDT"].index
     for df in out.values():

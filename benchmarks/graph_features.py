@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from singularity.data.importers import read_freqtrade_feather
 from singularity.features.graph import graph_features, min_overlap_bars
 from singularity.features.settings import GraphSettings
 
@@ -29,10 +30,7 @@ CORE8 = ("BTC", "ETH", "SOL", "XRP", "BNB", "DOGE", "ADA", "LTC")
 
 
 def load(base: str, bars: int) -> pd.DataFrame:
-    df = pd.read_feather(DATA / f"{base}_USDT-1h.feather")
-    df = df.rename(columns={"date": "timestamp"}).set_index("timestamp")
-    df.index = pd.DatetimeIndex(df.index).tz_convert("UTC")
-    return df[["open", "high", "low", "close", "volume"]].astype("float64").iloc[-bars:]
+    return read_freqtrade_feather(DATA / f"{base}_USDT-1h.feather").iloc[-bars:]
 
 
 def peer(universe: dict[str, pd.DataFrame], s: GraphSettings) -> pd.DataFrame:

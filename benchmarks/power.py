@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from singularity.data.importers import read_freqtrade_feather
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SINGULARITY_SHARED_DATA", REPO.parent / "shared" / "data")) / "binance-spot-2024-2026"
 RULE_BARS = 24
@@ -49,10 +51,7 @@ RULE_BARS = 24
 
 
 def load_btc(bars: int) -> pd.DataFrame:
-    df = pd.read_feather(DATA / "BTC_USDT-1h.feather")
-    df = df.rename(columns={"date": "timestamp"}).set_index("timestamp")
-    df.index = pd.DatetimeIndex(df.index).tz_convert("UTC")
-    return df[["open", "high", "low", "close", "volume"]].astype("float64").iloc[-bars:]
+    return read_freqtrade_feather(DATA / "BTC_USDT-1h.feather").iloc[-bars:]
 
 
 def shuffled(real: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:

@@ -71,12 +71,9 @@ decay_margin = {decay_margin}
 
 
 def _candles(data: Path) -> Any:
-    import pandas as pd
+    from singularity.data.importers import read_freqtrade_feather
 
-    df = pd.read_feather(data / "BTC_USDT-1h.feather")
-    df = df.rename(columns={"date": "timestamp"}).set_index("timestamp")
-    df.index = pd.DatetimeIndex(df.index).tz_convert("UTC")
-    return df[["open", "high", "low", "close", "volume"]].astype("float64")
+    return read_freqtrade_feather(data / "BTC_USDT-1h.feather")
 
 
 def _decay_margin_seen(engine: Any, added: dict[str, Any], args: argparse.Namespace) -> dict[str, Any] | None:

@@ -87,12 +87,9 @@ bars = {bars}
 
 
 def _candles(base: str, tail: int) -> Any:
-    import pandas as pd
+    from singularity.data.importers import read_freqtrade_feather
 
-    df = pd.read_feather(_DATA[0] / f"{base}_USDT-1h.feather")
-    df = df.rename(columns={"date": "timestamp"}).set_index("timestamp")
-    df.index = pd.DatetimeIndex(df.index).tz_convert("UTC")
-    return df[["open", "high", "low", "close", "volume"]].astype("float64").iloc[-tail:]
+    return read_freqtrade_feather(_DATA[0] / f"{base}_USDT-1h.feather").iloc[-tail:]
 
 
 def _home(root: Path, args: argparse.Namespace) -> tuple[Path, Any, list[str]]:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from postgres_cluster import PostgresCluster, find_bin
+from singularity.data.importers import read_freqtrade_feather
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SINGULARITY_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -71,10 +72,7 @@ def load_feather(binance_dir: Path):
     """``load_feather('BTC', '1h', tail=5000)`` -> canonical OHLCV frame (UTC DatetimeIndex)."""
 
     def load(base: str, timeframe: str = "1h", tail: int | None = None) -> pd.DataFrame:
-        df = pd.read_feather(binance_dir / f"{base}_USDT-{timeframe}.feather")
-        df = df.rename(columns={"date": "timestamp"}).set_index("timestamp")
-        df.index = pd.DatetimeIndex(df.index).tz_convert("UTC")
-        df = df[["open", "high", "low", "close", "volume"]].astype("float64")
+        df = read_freqtrade_feather(binance_dir / f"{base}_USDT-{timeframe}.feather")
         return df.iloc[-tail:] if tail else df
 
     return load
