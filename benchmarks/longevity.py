@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 import psutil
 
+from singularity.features.cache import dir_size
+
 FAST: dict[str, Any] = {
     "features.ceemdan.enabled": False,
     "features.graph.enabled": False,
@@ -49,15 +51,6 @@ def _candles(n: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"open": open_, "high": np.maximum(open_, close) * 1.001,
                          "low": np.minimum(open_, close) * 0.999, "close": close,
                          "volume": rng.lognormal(8, 0.3, n)}, index=idx)
-
-
-def _dir_size(p: Path) -> int:
-    total = 0
-    for root, _d, files in os.walk(p):
-        for f in files:
-            with contextlib.suppress(OSError):
-                total += os.stat(os.path.join(root, f)).st_size
-    return total
 
 
 def _kind(p: psutil.Process) -> str:
@@ -82,8 +75,8 @@ def _sample(i: int, data_dir: Path, t0: float) -> dict[str, Any]:
         "children": len(me.children(recursive=True)), "temp_files": len(temp_files),
         "child_kinds": sorted({_kind(c) for c in me.children(recursive=True)}),
         "deleted_maps": sum("(deleted)" in ln for ln in open("/proc/self/maps")),
-        "feature_cache_mb": round(_dir_size(data_dir / "features") / 2**20, 2),
-        "data_dir_mb": round(_dir_size(data_dir) / 2**20, 2),
+        "feature_cache_mb": round(dir_size(data_dir / "features") / 2**20, 2),
+        "data_dir_mb": round(dir_size(data_dir) / 2**20, 2),
     }
 
 
