@@ -26,7 +26,7 @@ def process_tree_cpu_seconds() -> float:
 
 
 class CpuMeter:
-    """CPU use of the process tree between marks: cpu seconds / wall seconds / workers.
+    """CPU use of the process tree between laps: cpu seconds / wall seconds / workers.
 
     Finding the descendants scans every process of the machine, so the list is refreshed at
     most every REFRESH_S seconds; in between the known processes are read directly."""
@@ -65,22 +65,12 @@ class CpuMeter:
                 del self._procs[pid]  # gone: keep its last reading
         return total + sum(self._last.values())
 
-    def mark(self) -> None:
-        self._wall = time.perf_counter()
-        self._cpu = self._read()
-
     def lap(self) -> tuple[float, float]:
-        """``since()`` then ``mark()``, with one reading of the processes."""
+        """(wall seconds, utilisation) since the last lap (or the start); starts the next."""
         now, cpu = time.perf_counter(), self._read()
         wall, used = now - self._wall, cpu - self._cpu
         self._wall, self._cpu = now, cpu
         return wall, (used / (wall * self.workers) if wall > 0 else 0.0)
-
-    def since(self) -> tuple[float, float]:
-        """(wall seconds, utilisation) since the last mark."""
-        wall = time.perf_counter() - self._wall
-        cpu = self._read() - self._cpu
-        return wall, (cpu / (wall * self.workers) if wall > 0 else 0.0)
 
 
 class StatsLog:
