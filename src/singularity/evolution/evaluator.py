@@ -110,13 +110,6 @@ def _run(
     )
 
 
-def _cached_metrics(
-    data_key: str, data: dict[str, np.ndarray], cfg: EvalConfig, programs: Sequence[Program]
-) -> tuple[np.ndarray, int, int]:
-    """Metrics for ``programs`` via the per-process cache: (metrics, computed, nodes)."""
-    return cached_metrics_packed(data_key, data, cfg, pack(programs))
-
-
 def cached_metrics_packed(
     data_key: str, data: dict[str, np.ndarray], cfg: EvalConfig, packed: Packed
 ) -> tuple[np.ndarray, int, int]:

@@ -27,9 +27,9 @@ from singularity.evolution.evaluator import (
     BreedResult,
     BreedTask,
     EvalConfig,
-    _cached_metrics,
     breed,
     breed_pickled,
+    cached_metrics_packed,
     codec_for,
     market_arrays,
     split_seeds,
@@ -341,11 +341,12 @@ def _first_generation(
         BreedTask(handle, columns, cfg, params, seeds[s], empty, empty)
         for s in split_seeds(n_random, n_tasks)
     ])
-    seeded_metrics, computed, nodes = _cached_metrics(handle.key, data, cfg, seeded)
+    seeded_packed = pack(seeded)
+    seeded_metrics, computed, nodes = cached_metrics_packed(handle.key, data, cfg, seeded_packed)
     metrics = [seeded_metrics] + [res.metrics for res in results]
     computed += sum(res.computed for res in results)
     nodes += sum(res.nodes for res in results)
-    packed = concat([pack(seeded)] + [res.children for res in results])
+    packed = concat([seeded_packed] + [res.children for res in results])
     sizes = int(packed[2][-1])
     return _Population(packed, np.concatenate(metrics)), len(packed[2]) - 1, computed, nodes, sizes
 
