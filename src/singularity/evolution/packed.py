@@ -22,10 +22,6 @@ Packed = tuple[np.ndarray, np.ndarray, np.ndarray]
 """(code int32, vals float32, offsets int64[n + 1])."""
 
 
-def packed_of(programs: list[Program]) -> Packed:
-    return pack(programs)
-
-
 def concat(parts: list[Packed]) -> Packed:
     """Programs of ``parts`` one after another."""
     parts = [p for p in parts if len(p[2]) > 1]
