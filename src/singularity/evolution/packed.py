@@ -38,33 +38,6 @@ def concat(parts: list[Packed]) -> Packed:
 
 
 @njit(cache=True, nogil=True)
-def _gather(
-    code: np.ndarray, vals: np.ndarray, offs: np.ndarray, idx: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = idx.shape[0]
-    out_offs = np.zeros(n + 1, dtype=np.int64)
-    for j in range(n):
-        i = idx[j]
-        out_offs[j + 1] = out_offs[j] + offs[i + 1] - offs[i]
-    out_code = np.empty(out_offs[n], dtype=code.dtype)
-    out_vals = np.empty(out_offs[n], dtype=vals.dtype)
-    for j in range(n):
-        i = idx[j]
-        a = offs[i]
-        b = out_offs[j]
-        for k in range(offs[i + 1] - a):
-            out_code[b + k] = code[a + k]
-            out_vals[b + k] = vals[a + k]
-    return out_code, out_vals, out_offs
-
-
-def gather(packed: Packed, idx: np.ndarray) -> Packed:
-    """Programs ``idx`` of ``packed``, in that order (repeats allowed)."""
-    code, vals, offs = packed
-    return _gather(code, vals, offs, np.ascontiguousarray(idx, dtype=np.int64))
-
-
-@njit(cache=True, nogil=True)
 def _gather2(
     code_a: np.ndarray, vals_a: np.ndarray, offs_a: np.ndarray,
     code_b: np.ndarray, vals_b: np.ndarray, offs_b: np.ndarray, idx: np.ndarray,
@@ -104,6 +77,12 @@ def gather2(first: Packed, second: Packed, idx: np.ndarray) -> Packed:
         second[1].astype(first[1].dtype, copy=False), second[2],
         np.ascontiguousarray(idx, dtype=np.int64),
     )
+
+
+def gather(packed: Packed, idx: np.ndarray) -> Packed:
+    """Programs ``idx`` of ``packed``, in that order (repeats allowed)."""
+    code, vals, offs = packed
+    return gather2(packed, (code[:0], vals[:0], np.zeros(1, dtype=offs.dtype)), idx)
 
 
 def program(packed: Packed, i: int) -> Program:
