@@ -56,7 +56,7 @@ def atomic_path(path: str | Path, *, sync_dir: bool = True) -> Iterator[Path]:
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
         if sync_dir:
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -95,12 +95,8 @@ def sweep_temp_files(directory: str | Path, name: str | None = None, *,
     return removed
 
 
-def fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: str | Path) -> None:
     """Make the renames into ``directory`` durable (see ``atomic_path(sync_dir=False)``)."""
-    _fsync_dir(Path(directory))
-
-
-def _fsync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
         try:
