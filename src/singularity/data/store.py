@@ -18,10 +18,11 @@ import itertools
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -180,8 +181,7 @@ class CandleStore:
                     return pq.read_table(f, filters=filters or None)
 
             # months in parallel threads (pyarrow reads and decompresses without the GIL)
-            tables = list(_io_threads(len(files)).map(read_one, files)) if len(files) > 1 else \
-                [read_one(f) for f in files]
+            tables = _io_map(read_one, files)
             if tables:
                 frames.append(_table_to_frame(pa.concat_tables(tables)))
             rows = sf.read_log(path / m.log).rows
@@ -414,13 +414,7 @@ def _apply(path: Path, plan: _Plan) -> None:
         atomic_write_with(path / p.file, lambda tmp: pq.write_table(table, tmp, compression="zstd"),
                           sync_dir=False)  # the directory is synced once, below
 
-    keys = list(plan.months)
-    if len(keys) > 1:  # months in parallel threads: their fsyncs overlap (an import writes many)
-        for _ in _io_threads(len(keys)).map(write_month, keys):
-            pass
-    else:
-        for key in keys:
-            write_month(key)
+    _io_map(write_month, list(plan.months))  # months in parallel: their fsyncs overlap (an import writes many)
     fsync_dir(path)  # every month's rename durable before the commit names it (one sync, not one a month)
     atomic_write_bytes(path / sf.MANIFEST, m.to_bytes())  # the commit
     keep = m.referenced()
@@ -430,13 +424,20 @@ def _apply(path: Path, plan: _Plan) -> None:
                 f.unlink()
 
 
-def _io_threads(n: int) -> ThreadPoolExecutor:
-    """A small shared thread pool for partition reads and writes (I/O and pyarrow work run
-    without the GIL). Never a process pool: this runs inside workers too."""
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _io_map(fn: Callable[[T], R], items: list[T]) -> list[R]:
+    """``[fn(x) for x in items]``, on a small shared thread pool when there is more than one
+    (partition reads and writes: I/O and pyarrow work run without the GIL). Never a process
+    pool: this runs inside workers too."""
+    if len(items) <= 1:
+        return [fn(x) for x in items]
     global _IO_POOL
     if _IO_POOL is None:
         _IO_POOL = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="candle-io")
-    return _IO_POOL
+    return list(_IO_POOL.map(fn, items))
 
 
 IO_THREADS = 8
