@@ -259,9 +259,11 @@ def strategy_summary(registry: Registry, strategy_id: int) -> dict[str, Any]:
 
 
 def expression_columns(expr: str, columns: Any) -> set[str]:
-    """The input columns an expression may read: every column whose name appears in it (a
-    superset: a name inside a longer one counts too, which only costs a recomputation)."""
-    return {str(c) for c in columns if str(c) in expr}
+    """The input columns an expression reads (its terminals that are columns, as the analyst
+    finds them)."""
+    from singularity.analyst.simplify import inputs_used, parse
+
+    return set(inputs_used(parse(expr), {str(c) for c in columns}))
 
 
 def _noise_inputs_task(task: tuple[Any, ...]) -> pd.DataFrame:
