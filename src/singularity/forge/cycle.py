@@ -104,10 +104,7 @@ def load_candles(settings: Settings, opts: ForgeOptions) -> tuple[str, dict[str,
         have = ", ".join(f"{s} ({x})" for x, s in stored[:12]) or "none"
         raise DataError(f"no {opts.timeframe} candles of {opts.symbol} on {exchange}: import or download them "
                         f"first (singularity data import/download); stored {opts.timeframe}: {have}")
-    end = pd.Timestamp(opts.end) if opts.end else None
-    if end is not None and end.tzinfo is None:
-        end = end.tz_localize("UTC")
-    main = store.read(exchange, opts.symbol, opts.timeframe, end=end)
+    main = store.read(exchange, opts.symbol, opts.timeframe, end=opts.end or None)  # naive = UTC
     if main.empty:
         raise DataError(f"no {opts.timeframe} candles of {opts.symbol} on {exchange} before {opts.end}")
     if opts.bars:
