@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from forge_candles import random_walk
 
 from singularity.config import load_settings
 from singularity.data.store import CandleStore
@@ -23,16 +24,6 @@ class _Stop(Exception):
     looks at."""
 
 
-def _market(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.006, n)))
-    open_ = np.concatenate([[100.0], close[:-1]])
-    idx = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC", name="timestamp")
-    return pd.DataFrame({"open": open_, "high": np.maximum(open_, close) * 1.001,
-                         "low": np.minimum(open_, close) * 0.999, "close": close,
-                         "volume": rng.lognormal(8, 0.3, n)}, index=idx)
-
-
 def test_forge_computes_ceemdan_of_the_forged_symbol_only(tmp_path: Path, monkeypatch) -> None:
     import singularity.features.ceemdan as ceemdan
     import singularity.forge.cycle as cycle
@@ -40,7 +31,8 @@ def test_forge_computes_ceemdan_of_the_forged_symbol_only(tmp_path: Path, monkey
     s = load_settings(environ={}, cwd=tmp_path,
                       overrides={"data.dir": str(tmp_path / "data"), **SMALL}).settings
     store = CandleStore(s.data.dir)
-    markets = {sym: _market(700, 7 + i) for i, sym in enumerate(("BTC/USDT", "ETH/USDT", "SOL/USDT"))}
+    markets = {sym: random_walk(700, 7 + i, sigma=0.006, high=1.001, low=0.999)
+               for i, sym in enumerate(("BTC/USDT", "ETH/USDT", "SOL/USDT"))}
     for sym, candles in markets.items():
         store.write("synthetic", sym, "1h", candles)
     closes: list[pd.Series] = []

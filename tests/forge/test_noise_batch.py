@@ -9,22 +9,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from forge_candles import random_walk
 
 from singularity.config import load_settings
 from singularity.features.factory import FeatureFactory
 from singularity.forge.champion import _noise_inputs_task, expression_columns, own_features_from
 from singularity.runtime.pool import WorkerPool
 from singularity.validation.gauntlet import noise_test
-
-
-def _candles(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = np.concatenate([[100.0], close[:-1]])
-    idx = pd.date_range("2024-01-01", periods=n, freq="1h", tz="UTC", name="timestamp")
-    return pd.DataFrame({"open": open_, "high": np.maximum(open_, close) * 1.002,
-                         "low": np.minimum(open_, close) * 0.998, "close": close,
-                         "volume": rng.lognormal(8, 0.3, n)}, index=idx)
 
 
 def test_batched_noise_runs_equal_the_serial_runs() -> None:
@@ -58,7 +49,7 @@ def test_pool_task_equals_the_in_process_recomputation(tmp_path: Path) -> None:
                             "features.regimes.enabled": False, "features.ceemdan.window": 64,
                             "features.ceemdan.stride": 16, "features.ceemdan.trials": 3}
     s = load_settings(environ={}, cwd=tmp_path, overrides=over).settings
-    raw = _candles(700, 1)
+    raw = random_walk(700, 1, sigma=0.01, high=1.002, low=0.998)
     inputs = FeatureFactory(s.features).build({"BTC/USDT": raw}, progress=False).ready("BTC/USDT")
     hold = slice(len(inputs) - 120, len(inputs))
     full = raw.loc[inputs.index]
