@@ -135,6 +135,19 @@ def _tournament(
 
 
 @njit(cache=True, nogil=True)
+def _copy(
+    out_code: np.ndarray, out_vals: np.ndarray, p: int,
+    code: np.ndarray, vals: np.ndarray, a: int, b: int,
+) -> int:
+    """Tokens [a, b) of (code, vals) written at ``p`` of the outputs; returns the end."""
+    for k in range(a, b):
+        out_code[p] = code[k]
+        out_vals[p] = vals[k]
+        p += 1
+    return p
+
+
+@njit(cache=True, nogil=True)
 def breed_tokens(
     code: np.ndarray,
     vals: np.ndarray,
@@ -187,25 +200,13 @@ def breed_tokens(
                 r2 = _random(mt, state)
                 i1, i2 = T.crossover_points(c1, c2, r_type, r1, r2, ret)
             if i1 < 0:  # no crossover possible: the child is p1's program
-                for k in range(size):
-                    out_code[start + k] = code[a1 + k]
-                    out_vals[start + k] = vals[a1 + k]
+                _copy(out_code, out_vals, start, code, vals, a1, b1)
             else:
                 e1 = T.subtree_end(c1, i1, arity)
                 e2 = T.subtree_end(c2, i2, arity)
-                p = start
-                for k in range(i1):
-                    out_code[p] = code[a1 + k]
-                    out_vals[p] = vals[a1 + k]
-                    p += 1
-                for k in range(i2, e2):
-                    out_code[p] = code[a2 + k]
-                    out_vals[p] = vals[a2 + k]
-                    p += 1
-                for k in range(e1, b1 - a1):
-                    out_code[p] = code[a1 + k]
-                    out_vals[p] = vals[a1 + k]
-                    p += 1
+                p = _copy(out_code, out_vals, start, code, vals, a1, a1 + i1)
+                p = _copy(out_code, out_vals, p, code, vals, a2 + i2, a2 + e2)
+                p = _copy(out_code, out_vals, p, code, vals, a1 + e1, b1)
                 size = p - start
             child = out_code[start : start + size]
             too_high = size > max_height + 1 and T.token_height(child, arity) > max_height
