@@ -58,24 +58,23 @@ def _connect(address: str, timeout_s: float) -> Any:
     return Client(address, timeout=timeout_s, set_as_default=False)
 
 
-def run_of_tag(url: str, symbol: str, tag: str) -> dict[str, Any] | None:
-    """The registry run of the cycle tagged ``tag`` (None until its task has started it)."""
-    from singularity.registry import Registry
-
-    with Registry(url, recover=False) as reg:
-        for r in reg.runs(symbol=symbol, limit=50):
-            if ((r.settings or {}).get("options") or {}).get("tag") == tag:
-                return {"id": r.id, "stage": r.stage, "stage_detail": r.stage_detail, "pid": r.pid,
-                        "host": r.host, "stage_seconds": dict(r.stage_seconds or {}), "status": r.status,
-                        "error": r.error}
+def _tagged(reg: Any, symbol: str, tag: str) -> dict[str, Any] | None:
+    for r in reg.runs(symbol=symbol, limit=50):
+        if ((r.settings or {}).get("options") or {}).get("tag") == tag:
+            return {"id": r.id, "stage": r.stage, "stage_detail": r.stage_detail, "pid": r.pid,
+                    "host": r.host, "stage_seconds": dict(r.stage_seconds or {}), "status": r.status,
+                    "error": r.error}
     return None
 
 
-def _recover_registry(url: str) -> None:
+def run_of_tag(url: str, symbol: str, tag: str, *, recover: bool = False) -> dict[str, Any] | None:
+    """The registry run of the cycle tagged ``tag`` (None until its task has started it);
+    ``recover``: the registry's crash recovery runs first (a run whose worker process is gone
+    is failed as interrupted)."""
     from singularity.registry import Registry
 
-    with Registry(url):  # opening recovers
-        pass
+    with Registry(url, recover=recover) as reg:
+        return _tagged(reg, symbol, tag)
 
 
 def fail_run(url: str, symbol: str, tag: str, error: str) -> int | None:
@@ -83,12 +82,11 @@ def fail_run(url: str, symbol: str, tag: str, error: str) -> int | None:
     its crash recovery (a run whose worker process is gone is failed as interrupted)."""
     from singularity.registry import Registry
 
-    _recover_registry(url)
-    row = run_of_tag(url, symbol, tag)
-    if row is None:
-        return None
-    if row["status"] == "running":
-        with Registry(url, recover=False) as reg:
+    with Registry(url) as reg:  # opening recovers
+        row = _tagged(reg, symbol, tag)
+        if row is None:
+            return None
+        if row["status"] == "running":
             reg.finish_run(row["id"], status="failed", seconds=0.0, stage_seconds=row["stage_seconds"],
                            error=error[:2000])
     return int(row["id"])
@@ -153,8 +151,7 @@ class ClusterRunner:
         if status == "succeeded" and out is not None:
             # an attempt whose worker died before Dask rescheduled the task left a run behind:
             # opening the registry fails it (its process is gone)
-            await asyncio.to_thread(_recover_registry, registry_url)
-            row = await asyncio.to_thread(run_of_tag, registry_url, symbol, tag)
+            row = await asyncio.to_thread(run_of_tag, registry_url, symbol, tag, recover=True)
             return CycleResult(symbol, "succeeded", out.get("run_id"), out.get("champion"), "", seconds, 0,
                                int(row["pid"]) if row else 0, out)
         run_id = await asyncio.to_thread(fail_run, registry_url, symbol, tag, f"on the cluster: {error}")
