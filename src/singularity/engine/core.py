@@ -109,13 +109,13 @@ class Engine:
         self.before_batch: list[Callable[[str], Awaitable[None]]] = []
         self.after_batch: list[Callable[[str, list[dict[str, Any]]], Awaitable[None]]] = []
         self.flat: set[str] = set()
+        """Symbols held flat (their champion was retired; no new one yet)."""
         self.regimes: dict[str, dict[str, Any]] = {}
         """Current regime per symbol (``engine.regimes.RegimeWatch`` sets it, when attached)."""
         # controls the core leaves to others (forge, pin, retire: the rotation's, when attached)
         self.control_hooks: list[Callable[[str, str, dict[str, Any]], Awaitable[None]]] = []
         self.on_written: list[Callable[[list[Any]], None]] = []
         """Called with every batch of events written (notifications); must not block."""
-        """Symbols held flat (their champion was retired; no new one yet)."""
         if setup.worker._history is None:
             setup.worker._history = self._history_through
 
