@@ -190,8 +190,7 @@ class Rotation:
         del self.candidates[sym]
         e = self.engine
         book = e.books[sym]
-        last = pd.Timestamp(book.last_candle) if book.last_candle else None
-        history = await e._history_through(sym, last)
+        history = await self._decided_history(sym)
         n = self.probation + 1
         targets = np.asarray(await e.s.worker.call(shadow_targets, cand.spec, history, n))
         r = shadow_returns(targets, history["close"].to_numpy()[-n:], self.cost_rate)
@@ -206,12 +205,16 @@ class Rotation:
                 "reason": f"probation Sharpe {sharpe:.2f} < {self.s.probation_min_sharpe:.2f}",
                 "evidence": {**cand.evidence, "probation": probation}})
 
+    async def _decided_history(self, sym: str) -> pd.DataFrame:
+        """The symbol's candles from its anchor through its last decided one."""
+        last = self.engine.books[sym].last_candle
+        return await self.engine._history_through(sym, pd.Timestamp(last) if last else None)
+
     async def _rotate(self, sym: str, cand: Candidate, probation: dict[str, Any]) -> None:
         e = self.engine
         book = e.books[sym]
         previous = e.s.specs[sym].strategy_id
-        last = pd.Timestamp(book.last_candle) if book.last_candle else None
-        await e.s.worker.prime(cand.spec, await e._history_through(sym, last))
+        await e.s.worker.prime(cand.spec, await self._decided_history(sym))
         e.s.specs[sym] = cand.spec
         e.flat.discard(sym)
         self.equity.pop(sym, None)
