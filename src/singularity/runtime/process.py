@@ -101,19 +101,14 @@ def exit_with_parent_from_env(environ: dict[str, str] | None = None) -> bool:
     no forge cycle running (its pool workers follow through their own watchdog). True if
     watching."""
     import threading
-    import time
+
+    from singularity.runtime.pool import _watch_parent
 
     raw = (os.environ if environ is None else environ).get(PARENT_ENV, "")
     if not raw.isdigit() or int(raw) != os.getppid():
         return False
-    parent = int(raw)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.2)
-        os._exit(75)
-
-    threading.Thread(target=watch, name="singularity-engine-watchdog", daemon=True).start()
+    threading.Thread(target=_watch_parent, args=(int(raw),), name="singularity-engine-watchdog",
+                     daemon=True).start()
     return True
 
 
