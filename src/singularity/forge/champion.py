@@ -80,7 +80,8 @@ def training_returns(exprs: list[str], positions: Any, candles: pd.DataFrame, in
 def trial_sample_matrix(evo: Any, n: int, seed: int, *, include: tuple[str, ...], positions: Any,
                         candles: pd.DataFrame, inputs: pd.DataFrame, cost_rate: float,
                         short_rate: float) -> np.ndarray:
-    """The CSCV matrix: a uniform sample of the search's distinct trials (``include`` first)."""
+    """Training-window returns of a uniform sample of the search's distinct trials (``include``
+    first): the effective-trials estimate's matrix (the PBO gate's is ``pbo_matrix``)."""
     return training_returns(evo.sample_trials(n, seed, include=include), positions, candles, inputs,
                             cost_rate, short_rate)
 
