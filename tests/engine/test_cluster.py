@@ -1,6 +1,7 @@
 """Forge cycles on a Dask cluster (``--cluster``): whole cycles, one per task, give the same
 champions as the local child processes for the same seeds, report to the pipeline status like
-local cycles, carry no secret, and a task past its timeout is killed and its run failed."""
+local cycles, carry no secret (the database URL goes without its password; a worker takes its
+own), and a task past its timeout is killed and its run failed."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ import pytest
 
 from singularity.config import load_settings
 from singularity.data.store import CandleStore
-from singularity.engine.cluster import ClusterRunner, cluster_settings_doc, forge_task
+from singularity.engine.cluster import (
+    ClusterRunner,
+    cluster_settings_doc,
+    forge_task,
+    worker_settings,
+)
 from singularity.engine.scheduler import CycleResult, Scheduler
 from singularity.engine.settings import SchedulerSettings
 from singularity.registry import Registry
@@ -45,6 +51,9 @@ min_holdout_sharpe = -100.0
 telegram_token = "tg-secret-token"
 """
 KEYS = {"SINGULARITY_EXCHANGE__API_KEY": "key-abc-123", "SINGULARITY_EXCHANGE__SECRET": "secret-xyz-789"}
+# the engine's registry URL with a password (a host that cannot resolve: a worker that used the
+# task's URL as it came could not record its cycle)
+PG_URL = "postgresql+psycopg://forge:db-pass-456@registry.invalid:5432/singularity?connect_timeout=5"
 
 
 def _home(root: Path, load_feather: Any) -> tuple[Path, Any]:
@@ -71,11 +80,14 @@ def test_cluster_cycles_equal_local_cycles_and_a_timed_out_task_is_failed(tmp_pa
     # local cycles: child processes of one worker each (two at once, while the cluster starts)
     s_cycle = SchedulerSettings(population=8, generations=1, workers=1, bars=1200, timeout_s=300, max_concurrent=2)
     cfg_l, st_l = _home(tmp_path / "local", load_feather)
-    _, st_c = _home(tmp_path / "cluster", load_feather)
-    doc = cluster_settings_doc(st_c)
+    cfg_c, st_c = _home(tmp_path / "cluster", load_feather)
+    # the engine's settings name its registry with a password; the task carries the URL without
+    # it, and the workers record with their own SINGULARITY_DATABASE_URL (the operator's setting)
+    doc = cluster_settings_doc(load_settings(cfg_c, environ={**KEYS, "SINGULARITY_DATABASE_URL": PG_URL}).settings)
     assert st_c.exchange.api_key is not None  # the keys were set: none may reach the cluster
+    assert doc["database"]["url"] == "postgresql+psycopg://forge@registry.invalid:5432/singularity?connect_timeout=5"
     wire = pickle.dumps((forge_task, doc, {"symbol": "BTC/USDT"}))
-    for secret in (*KEYS.values(), "tg-secret-token"):
+    for secret in (*KEYS.values(), "tg-secret-token", "db-pass-456"):
         assert secret.encode() not in wire
 
     async def main() -> dict[str, Any]:
@@ -98,7 +110,7 @@ def test_cluster_cycles_equal_local_cycles_and_a_timed_out_task_is_failed(tmp_pa
         for sym in SYMBOLS:  # the local cycles run while the cluster starts
             local.request(sym, "test")
         lc = await asyncio.to_thread(LocalCluster, n_workers=2, threads_per_worker=1, processes=True,
-                                     dashboard_address=None)
+                                     dashboard_address=None, env={"SINGULARITY_DATABASE_URL": st_c.database_url})
         try:
             remote.cluster = ClusterRunner(lc.scheduler_address, doc)
             tasks.append(asyncio.ensure_future(remote.run()))
@@ -153,6 +165,27 @@ def test_cluster_cycles_equal_local_cycles_and_a_timed_out_task_is_failed(tmp_pa
     assert len(failed) == 1 and res.run_id == failed[0].id, [(r.id, r.status, r.error) for r in failed]
     assert failed[0].status == "failed", (failed[0].status, failed[0].error, failed[0].stage)
     assert not psutil.pid_exists(failed[0].pid) or psutil.Process(failed[0].pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_database_password_stays_off_the_cluster_and_a_worker_fills_its_own(tmp_path) -> None:
+    from singularity.errors import ConfigError
+
+    cfg = tmp_path / "singularity.toml"
+    cfg.write_text(TOML.format(data=(tmp_path / "data").as_posix()))
+    s = load_settings(cfg, environ={"SINGULARITY_DATABASE_URL": PG_URL}).settings
+    doc = cluster_settings_doc(s)
+    bare = "postgresql+psycopg://forge@registry.invalid:5432/singularity?connect_timeout=5"
+    assert doc["database"]["url"] == bare and s.database_url == PG_URL
+    assert b"db-pass-456" not in pickle.dumps((forge_task, doc, {"symbol": "BTC/USDT"}))
+    # the worker: its operator's URL when set, else the bare one (the driver's PGPASSWORD/.pgpass)
+    assert worker_settings(doc, {"SINGULARITY_DATABASE_URL": PG_URL}).database_url == PG_URL
+    assert worker_settings(doc, {}).database_url == bare
+    # no password, nothing changed; the default SQLite registry has no URL to carry
+    plain = load_settings(cfg, environ={"SINGULARITY_DATABASE_URL": bare}).settings
+    assert cluster_settings_doc(plain)["database"]["url"] == bare
+    assert cluster_settings_doc(load_settings(cfg, environ={}).settings)["database"]["url"] is None
+    with pytest.raises(ConfigError, match=r"database\.url is not a database URL"):
+        cluster_settings_doc(load_settings(cfg, environ={"SINGULARITY_DATABASE_URL": "registry"}).settings)
 
 
 def test_cluster_setting_and_flag_reach_the_scheduler(btc_home) -> None:

@@ -4,10 +4,17 @@ One whole cycle per Dask task, run inside the task's worker process without a wo
 (``ForgeOptions.inline``): the cluster's workers are the parallelism, one cycle each, so a
 user with a cluster forges the whole universe at once. The task carries the settings without
 any secret (``Settings.public_dump``: no exchange keys, the notification token blanked) and no
-environment at all (no keys, no ``SINGULARITY_LIVE_CONFIRM``); its workers write the registry
-(``database.url``, the one credential that travels, when the URL holds a password) and read the
-candles (``data.dir``) themselves, so both must be reachable from every worker (PostgreSQL and a
-shared directory on a real cluster).
+environment at all (no keys, no ``SINGULARITY_LIVE_CONFIRM``). Its workers write the registry and
+read the candles (``data.dir``) themselves, so both must be reachable from every worker
+(PostgreSQL and a shared directory on a real cluster). The database URL travels without its
+password: a worker takes the registry's URL from its own ``SINGULARITY_DATABASE_URL`` when the
+cluster's operator sets it there, otherwise it connects with the password-less URL and the
+driver finds the password the usual way (PostgreSQL: ``PGPASSWORD`` or ``~/.pgpass`` on the
+worker).
+
+Limitation: a timed-out task is stopped by restarting its worker, which needs a nanny
+(``dask worker`` starts one by default; a worker started with ``--no-nanny`` cannot be
+restarted, and the timed-out cycle then runs on in it to its end, its run already failed).
 
 The engine's loop never waits on Dask: the client is the synchronous one, which runs its own
 event loop in its own thread; connecting, submitting and fetching a result run in a thread,
@@ -23,31 +30,65 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from singularity.engine.scheduler import CycleResult
+from singularity.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
+WORKER_DATABASE_ENV = "SINGULARITY_DATABASE_URL"
+"""A cluster worker's own registry URL (with its password): the task's URL has none."""
+
+
+def url_without_password(url: str) -> str:
+    """``url`` with its password removed (user, host, database and options kept)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        raise ConfigError("database.url is not a database URL (dialect://user@host/database)") from None
+    # URL.set ignores None; the URL is a NamedTuple
+    return url if u.password is None else u._replace(password=None).render_as_string(hide_password=False)
+
+
 def cluster_settings_doc(settings: Any) -> dict[str, Any]:
-    """What a cluster task may know of the settings: no exchange key, no notification token."""
+    """What a cluster task may know of the settings: no exchange key, no notification token,
+    the database URL without its password (a worker fills it in: :func:`worker_settings`)."""
     doc = settings.public_dump()
     notify = doc.get("engine", {}).get("notify")
     if isinstance(notify, dict):
         notify["telegram_token"] = None
+    database = doc.get("database")
+    if isinstance(database, dict) and database.get("url"):
+        database["url"] = url_without_password(database["url"])
     return doc
+
+
+def worker_settings(settings_doc: dict[str, Any], environ: Any = None) -> Any:
+    """The settings a worker runs a cycle with: the task's, with the registry URL taken from the
+    worker's own ``SINGULARITY_DATABASE_URL`` when its operator set one (it holds the password)."""
+    from singularity.config import Settings
+
+    env = os.environ if environ is None else environ
+    url = env.get(WORKER_DATABASE_ENV)
+    if url:
+        settings_doc = {**settings_doc, "database": {**(settings_doc.get("database") or {}), "url": url}}
+    return Settings.model_validate(settings_doc)
 
 
 def forge_task(settings_doc: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """Runs on a Dask worker: one forge cycle in this process; its ``forge --json`` document."""
-    from singularity.config import Settings
     from singularity.forge.cycle import ForgeOptions, run_forge
 
-    settings = Settings.model_validate(settings_doc)
+    settings = worker_settings(settings_doc)
     opts = ForgeOptions(**{**options, "inline": True, "progress": False})
     return run_forge(settings, opts, say=lambda _m: None).to_json_dict()
 
