@@ -106,3 +106,16 @@ def test_report_shades_regimes_and_tabulates_them() -> None:
     plain = render_report(ReportData(title="t", candles=candles, positions=np.ones(400),
                                      returns=ret, holdout_start=candles.index[300]))
     assert "Performance per regime" not in plain
+
+
+def test_no_losing_regime_names_the_regimes_in_words() -> None:
+    """The verdict names the worst regime as the explanations and the report do, not "regime k"."""
+    from singularity.regimes.classifier import names_of_labels
+    from singularity.regimes.settings import RegimeSettings
+
+    candles, inputs = _market()
+    v = run_gauntlet(_context(candles, inputs), "a", tests=("no_losing_regime",)).verdicts[0]
+    names = names_of_labels(candles.iloc[:1500], regime_ids(inputs.iloc[:1500]), RegimeSettings())
+    assert v.figures["names"] == {"0": names[0], "1": names[1]} and names[1].count(",") == 2
+    assert f"(worst: 1 ({names[1]}), PnL " in v.detail, v.detail
+    assert "regime 1" not in v.detail

@@ -78,7 +78,7 @@ def add_manual_strategy(settings: Settings, symbol: str, expression: str, timefr
         full_inputs=ready.iloc[split.train.start: split.holdout.stop],
         recompute_inputs=lambda noisy: own_features_from(noisy, raw, ready, settings, None,
                                                          holdout_rows=split.holdout),
-        seed=settings.forge.seed)
+        seed=settings.forge.seed, regime_settings=settings.features.regimes)
     # PBO ranks the trials of a search against each other: one trial has nothing to rank
     tests = tuple(t for t in settings.gauntlet.tests if t != "pbo")
     report = run_gauntlet(ctx, expression, tests=tests)

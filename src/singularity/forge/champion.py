@@ -189,7 +189,7 @@ def gauntlet_context(settings: Settings, opts: Any, evo: Any, candles: pd.DataFr
         recompute_inputs=recompute_inputs,
         recompute_inputs_many=recompute_inputs_many if pool is not None and pool.workers > 1 else None,
         full_candles=candles.iloc[window], full_inputs=inputs.iloc[window],
-        seed=opts.seed)
+        seed=opts.seed, regime_settings=settings.features.regimes)
 
 
 def run_candidates(ctx: GauntletContext, candidates: list[str],

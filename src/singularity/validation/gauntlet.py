@@ -100,7 +100,23 @@ class GauntletContext:
     """Contiguous candles from the training start to the holdout end (embargo included);
     None = training and holdout candles joined."""
     seed: int = 0
+    regime_settings: Any = None
+    """The ``RegimeSettings`` the regime inputs came from (their feature windows name each
+    regime); None = the defaults."""
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def regime_names(self) -> dict[int, str]:
+        """Each regime of the training inputs in words ("high volatility, down-trend,
+        mean-reverting"), from the training candles' statistics, as the explanations and the
+        report name them; empty without regime inputs."""
+        if "regime_names" not in self._cache:
+            from singularity.regimes.classifier import names_of_labels
+            from singularity.regimes.settings import RegimeSettings
+
+            ids = regime_ids(self.train_inputs)
+            self._cache["regime_names"] = {} if ids is None else names_of_labels(
+                self.train_candles, ids, self.regime_settings or RegimeSettings())
+        return self._cache["regime_names"]  # type: ignore[no-any-return]
 
     @property
     def cost_rate(self) -> float:
@@ -200,8 +216,14 @@ def no_losing_regime_test(ctx: GauntletContext, expr: str) -> Verdict:
     fig = {"regimes_checked": [row["regime"] for row in big],
            "losing": [row["regime"] for row in losing], "per_regime": table}
     worst = min(big, key=lambda row: row["pnl"]) if big else None
+    names = ctx.regime_names()
+    if names:
+        fig["names"] = {str(k): v for k, v in names.items()}
+    if worst:
+        k = worst["regime"]
+        worst_text = f" (worst: {k}" + (f" ({names[k]})" if k in names else "") + f", PnL {worst['pnl']:+.2%})"
     detail = (f"{len(losing)} of {len(big)} regimes above {share:.0%} of the holdout lose money"
-              + (f" (worst: regime {worst['regime']}, PnL {worst['pnl']:+.2%})" if worst else ""))
+              + (worst_text if worst else ""))
     return Verdict("no_losing_regime", bool(big) and not losing, fig, detail)
 
 
