@@ -36,6 +36,19 @@ def test_keys_are_secret_types_redacted_and_left_out_of_the_dump(tmp_path: Path)
     assert env == {"OTHER": "1"} and set(SECRET_ENV_VARS) == set(ENV)
 
 
+def test_the_database_password_is_neither_stored_nor_shown(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://forge:DBPASSnotforstore@db.example:5432/singularity?sslmode=require"
+    loaded = load_settings(environ={"SINGULARITY_DATABASE_URL": url}, cwd=tmp_path)
+    assert loaded.settings.database_url == url  # the registry still connects with it
+    # what a forge run stores in its registry row, and what a cluster task carries
+    assert loaded.settings.public_dump()["database"]["url"] == (
+        "postgresql+psycopg://forge@db.example:5432/singularity?sslmode=require")
+    rows = {k: v for k, v, _src in effective_items(loaded)}  # config show
+    assert rows["database.url"] == "postgresql+psycopg://forge:**********@db.example:5432/singularity?sslmode=require"
+    bad = load_settings(environ={"SINGULARITY_DATABASE_URL": "forge:DBPASSnotforstore"}, cwd=tmp_path)
+    assert {k: v for k, v, _src in effective_items(bad)}["database.url"] == "**********"
+
+
 def _cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SINGULARITY_")}
     env.update(ENV, SINGULARITY_DATA_DIR=str(tmp / "data"))

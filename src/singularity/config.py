@@ -178,8 +178,12 @@ class Settings(FrozenModel):
         return self.data.dir
 
     def public_dump(self) -> dict[str, Any]:
-        """The settings as JSON-ready data WITHOUT the secrets (what a forge run stores)."""
-        return self.model_dump(mode="json", exclude={"exchange": set(SECRET_KEYS)})
+        """The settings as JSON-ready data WITHOUT the secrets (what a forge run stores): no
+        exchange keys, the database URL without its password."""
+        doc = self.model_dump(mode="json", exclude={"exchange": set(SECRET_KEYS)})
+        if doc["database"]["url"]:
+            doc["database"]["url"] = url_without_password(doc["database"]["url"])
+        return doc
 
     @property
     def database_url(self) -> str:
@@ -323,13 +327,36 @@ def load_settings(
     return LoadedSettings(settings=settings, sources=sources, path=cfg_path)
 
 
+def url_without_password(url: str, *, mask: str | None = None) -> str:
+    """Database ``url`` with its password removed (or replaced by ``mask``); user, host,
+    database and options kept."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        raise ConfigError("database.url is not a database URL (dialect://user@host/database)") from None
+    if u.password is None:
+        return url
+    if mask is not None:  # rendering quotes a password: put the mask into SQLAlchemy's own
+        return u.render_as_string(hide_password=True).replace(":***@", f":{mask}@", 1)
+    # URL.set ignores None; the URL is a NamedTuple
+    return u._replace(password=None).render_as_string(hide_password=False)
+
+
 def effective_items(loaded: LoadedSettings) -> list[tuple[str, Any, str]]:
     """(dotted key, value, source) rows for ``config show``: a secret that is set reads
-    '**********'."""
+    '**********', so does the database URL's password."""
     flat = _flatten(loaded.settings.model_dump(mode="json"))
     for k in SECRET_KEYS:
         v = getattr(loaded.settings.exchange, k)
         flat[f"exchange.{k}"] = REDACTED if v is not None else None
+    if flat.get("database.url"):
+        try:
+            flat["database.url"] = url_without_password(flat["database.url"], mask=REDACTED)
+        except ConfigError:
+            flat["database.url"] = REDACTED  # unreadable: it may hold a password anywhere
     return [(k, v, loaded.sources.get(k, "default")) for k, v in flat.items()]
 
 

@@ -37,7 +37,6 @@ from collections.abc import Callable
 from typing import Any
 
 from singularity.engine.scheduler import CycleResult
-from singularity.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -46,29 +45,13 @@ WORKER_DATABASE_ENV = "SINGULARITY_DATABASE_URL"
 """A cluster worker's own registry URL (with its password): the task's URL has none."""
 
 
-def url_without_password(url: str) -> str:
-    """``url`` with its password removed (user, host, database and options kept)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        u = make_url(url)
-    except ArgumentError:
-        raise ConfigError("database.url is not a database URL (dialect://user@host/database)") from None
-    # URL.set ignores None; the URL is a NamedTuple
-    return url if u.password is None else u._replace(password=None).render_as_string(hide_password=False)
-
-
 def cluster_settings_doc(settings: Any) -> dict[str, Any]:
     """What a cluster task may know of the settings: no exchange key, no notification token,
     the database URL without its password (a worker fills it in: :func:`worker_settings`)."""
-    doc = settings.public_dump()
+    doc = settings.public_dump()  # the database URL's password removed there
     notify = doc.get("engine", {}).get("notify")
     if isinstance(notify, dict):
         notify["telegram_token"] = None
-    database = doc.get("database")
-    if isinstance(database, dict) and database.get("url"):
-        database["url"] = url_without_password(database["url"])
     return doc
 
 
