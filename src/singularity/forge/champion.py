@@ -25,6 +25,10 @@ from singularity.validation.gauntlet import (
 SEARCH_BUDGET_SHARE = 0.25
 PBO_MIN_COLUMNS = 16
 """The fewest columns of the PBO matrix (CSCV ranks are too coarse with fewer)."""
+PBO_SAMPLE_FACTOR = 4
+"""Competitive trials sampled per PBO column to find the clusters (× ``pbo_candidates``)."""
+PBO_CLUSTER_CORRELATION = 0.7
+"""Trials whose returns correlate above this are one idea (as in the effective-N estimate)."""
 
 
 def evolve_training(settings: Settings, opts: Any, inputs: pd.DataFrame, candles: pd.DataFrame,
@@ -88,40 +92,92 @@ def trial_sample_matrix(evo: Any, n: int, seed: int, *, include: tuple[str, ...]
 
 def pbo_matrix(evo: Any, g: Any, seed: int, *, candidate: tuple[str, ...], positions: Any,
                candles: pd.DataFrame, inputs: pd.DataFrame, cost_rate: float, short_rate: float) -> np.ndarray:
-    """The CSCV matrix of the PBO gate: training-window returns net of costs of the chosen
-    candidate and ``g.pbo_candidates`` − 1 trials drawn uniformly among the COMPETITIVE ones,
-    those whose in-sample Sharpe is in the top ``g.pbo_top_share`` of the search's trials
-    (the ones selection chose between); trials that never trade (flat returns) and trials
-    whose returns repeat an earlier column's (the same positions written as another tree)
-    are left out; when fewer than ``PBO_MIN_COLUMNS`` distinct series remain, the next best
-    trials by in-sample Sharpe fill in. Why: drawn from every trial, the sample is mostly cost-ruined, never-trading
-    or market-exposed strawmen that rank low in both halves of every CSCV split, so any
-    in-sample winner looks good out of sample and PBO reads low on pure noise (forge cycles on
-    shuffled real BTC: median 0.16; see ``GauntletSettings.pbo_top_share``)."""
-    cols: list[np.ndarray] = []
+    """The CSCV matrix of the PBO gate: training-window returns net of costs, ONE column per
+    cluster of correlated trials among the search's competitive ones (in-sample Sharpe in the
+    top ``g.pbo_top_share``), the chosen candidate first, standing for its own cluster.
+
+    How: up to ``PBO_SAMPLE_FACTOR`` × ``g.pbo_candidates`` distinct, trading return series
+    are drawn uniformly (seeded) among the competitive trials and clustered as the effective-N
+    estimate clusters them (``cluster_labels``: average linkage on 1 − ρ, cut at ρ = 0.7); each
+    cluster other than the candidate's is represented by its first member in the seeded draw
+    order (a uniform draw within the cluster that never looks at performance: its in-sample
+    best would flatter the cluster), at most ``g.pbo_candidates`` columns. When fewer than
+    ``PBO_MIN_COLUMNS`` clusters turn up, the remaining competitive trials (draw order) and
+    then the rest by in-sample Sharpe (best first: the strongest rivals, which can only make
+    the gate harder to pass) fill in, each only if it correlates at most 0.7 with every column
+    already taken (a cluster of its own).
+
+    Why clusters: the competitive trials are mostly variants of the few families the search
+    found. Sampled as they come (one column per trial), a real edge's family fills the matrix
+    and its members' in-sample ranks among themselves are luck, so PBO read high on planted
+    edges (median 0.79 at net Sharpe 3); one column per family asks the CSCV question of
+    the distinct ideas: does the in-sample best idea stay above the median idea out of sample?
+    Why competitive: drawn from every trial the columns are mostly cost-ruined, never-trading
+    or market-exposed strawmen that rank low in both halves of every split, and PBO read low
+    on pure noise (forge cycles on shuffled real BTC: median 0.16)."""
+    from singularity.validation.stats import cluster_labels
+
+    width = g.pbo_candidates
+    first = len(candidate)
     seen: set[bytes] = set()
 
-    def take(exprs: list[str], limit: int, keep_first: int = 0) -> None:
-        for lo in range(0, len(exprs), g.pbo_candidates):
-            block = training_returns(exprs[lo: lo + g.pbo_candidates], positions, candles, inputs,
-                                     cost_rate, short_rate)
+    def series(exprs: list[str], offset: int) -> list[np.ndarray]:
+        """Distinct trading series of ``exprs`` (the candidate's kept even when flat)."""
+        out: list[np.ndarray] = []
+        for lo in range(0, len(exprs), width):
+            block = training_returns(exprs[lo: lo + width], positions, candles, inputs, cost_rate, short_rate)
             for j in range(block.shape[1]):
                 col = block[:, j]
                 key = np.round(col, 12).tobytes()
-                if key in seen or (lo + j >= keep_first and not col.std() > 0):
+                if key in seen or (offset + lo + j >= first and not col.std() > 0):
                     continue
                 seen.add(key)
-                cols.append(col)
-                if len(cols) >= limit:
-                    return
+                out.append(col)
+        return out
 
-    pool = evo.sample_trials(len(evo.trial_programs) + len(candidate), seed, include=candidate,
+    pool = evo.sample_trials(len(evo.trial_programs) + first, seed, include=candidate,
                              top_share=g.pbo_top_share)
-    take(pool, g.pbo_candidates, keep_first=len(candidate))
-    if len(cols) < PBO_MIN_COLUMNS:  # too few distinct competitive series: the next best fill in
-        picked = set(pool)
-        take([e for e in evo.trials_by_sharpe() if e not in picked], PBO_MIN_COLUMNS)
-    return np.column_stack(cols) if cols else np.empty((len(candles), 0))
+    cap = PBO_SAMPLE_FACTOR * width
+    sample: list[np.ndarray] = []
+    used = 0
+    while used < len(pool) and len(sample) < cap:
+        take = pool[used: used + cap - len(sample)]
+        sample += series(take, used)
+        used += len(take)
+    if not sample:
+        return np.empty((len(candles), 0))
+    labels = cluster_labels(np.column_stack(sample), max_correlation=PBO_CLUSTER_CORRELATION) if len(sample) > 1 else np.ones(1, dtype=np.int64)
+    cols: list[np.ndarray] = []
+    taken: set[int] = set()
+    for col, lab in zip(sample, labels.tolist(), strict=True):
+        if lab not in taken:
+            taken.add(lab)
+            cols.append(col)
+            if len(cols) >= width:
+                break
+    if len(cols) < PBO_MIN_COLUMNS:  # too few distinct ideas among the sample: new clusters fill in
+        drawn, pooled = set(pool[:used]), set(pool)
+        rest = pool[used:] + [e for e in evo.trials_by_sharpe() if e not in drawn and e not in pooled]
+        for lo in range(0, len(rest), width):
+            for col in series(rest[lo: lo + width], first):
+                if _max_corr(col, cols) <= PBO_CLUSTER_CORRELATION:
+                    cols.append(col)
+                    if len(cols) >= PBO_MIN_COLUMNS:
+                        return np.column_stack(cols)
+    return np.column_stack(cols)
+
+
+def _max_corr(col: np.ndarray, cols: list[np.ndarray]) -> float:
+    """The largest correlation of ``col`` with any of ``cols`` (flat series: 0)."""
+    if not cols or not col.std() > 0:
+        return 0.0
+    m = np.column_stack(cols)
+    live = m.std(axis=0) > 0
+    if not live.any():
+        return 0.0
+    c = (col - col.mean()) / col.std()
+    z = (m[:, live] - m[:, live].mean(axis=0)) / m[:, live].std(axis=0)
+    return float(np.max(c @ z / col.size))
 
 
 def search_fn(settings: Settings, opts: Any, pool: Any) -> Any:

@@ -78,8 +78,9 @@ class GauntletContext:
     trial_sharpe_variance: float
     """Variance of the trials' PER-PERIOD Sharpe ratios (it sets the deflation benchmark)."""
     trial_returns: np.ndarray
-    """CSCV matrix: training-window per-bar net returns of the candidate and a uniform sample of
-    the search's competitive distinct trials (``forge.champion.pbo_matrix``), bars × trials."""
+    """CSCV matrix: training-window per-bar net returns of the candidate and one trial per
+    cluster of the search's competitive distinct trials (``forge.champion.pbo_matrix``),
+    bars × columns."""
     effective_trials: int | None = None
     """Estimated independent trials among ``n_trials`` (None: not estimated)."""
     holdout_looks: int = 1
@@ -393,8 +394,8 @@ def pbo_test(ctx: GauntletContext, expr: str) -> Verdict:
            "logit_median": round(float(np.median(res.logits)), 4),
            "logits": [round(float(x), 4) for x in res.logits]}
     return Verdict("pbo", ok, fig, f"PBO {res.pbo:.2f} over {res.n_splits} CSCV splits of "
-                   f"{res.n_candidates} of the search's competitive trials (top {ctx.settings.pbo_top_share:.0%} by "
-                   f"in-sample Sharpe; max {ctx.settings.max_pbo:g})")
+                   f"{res.n_candidates} columns, one per cluster of correlated trials among the search's competitive "
+                   f"ones (top {ctx.settings.pbo_top_share:.0%} by in-sample Sharpe; max {ctx.settings.max_pbo:g})")
 
 
 def walk_forward_test(ctx: GauntletContext, expr: str) -> Verdict:

@@ -52,21 +52,20 @@ class GauntletSettings(FrozenModel):
     max_pbo: float = Field(default=0.5, ge=0, le=1)
     pbo_blocks: int = Field(default=10, ge=2)
     pbo_candidates: int = Field(default=128, ge=16)
-    """Columns of the CSCV matrix: the chosen candidate and a uniform sample of the search's
-    competitive distinct trials (``pbo_top_share``). Many columns matter: with 16, the
-    candidate (selected on the whole training window) tops most splits even on noise."""
+    """Most columns of the CSCV matrix: the chosen candidate and one trial per cluster of
+    correlated return series among the search's competitive distinct trials (``pbo_top_share``;
+    ``forge.champion.pbo_matrix``). At least 16 (fewer clusters: new ones fill in)."""
     pbo_top_share: float = Field(default=0.25, gt=0, le=1)
     """The PBO columns are drawn among the trials whose in-sample Sharpe is in this top share
     of all the search's trials (1 = every trial), never-trading and duplicate return series
-    left out. CSCV asks whether the in-sample best of the trials selection chose between
-    stays above their out-of-sample median. Drawn from every trial, most columns are
-    strawmen (cost-ruined, never trading, or exposed to the market's drift) that rank low in
-    both halves of every split: on shuffled real BTC bars their ranks correlate 0.7–0.8
-    across halves and PBO read median 0.16 over 20 forge cycles, so the gate passed noise.
-    The price (README, power curve): the search's competitive trials are mostly variants of
-    one family, selected on the whole window, so their in-sample ranks are luck whether the
-    family is luck or a real edge; on planted edges at 12,000 bars PBO alone rejected some
-    cycles every other gate passed. 1 restores the uniform sample."""
+    left out, then reduced to one per cluster of correlated returns (the candidate stands for
+    its own). CSCV asks whether the in-sample best of the ideas selection chose between stays
+    above their out-of-sample median. Drawn from every trial, most columns are strawmen
+    (cost-ruined, never trading, or exposed to the market's drift) that rank low in both
+    halves of every split: on shuffled real BTC bars PBO read median 0.16 over 20 forge
+    cycles, so the gate passed noise. One column per trial (no clusters), a real edge's many
+    variants filled the matrix and their ranks among themselves are luck: PBO read high on
+    planted edges too (median 0.79 at net Sharpe 3, 12,000 bars)."""
     regime_min_share: float = Field(default=0.1, gt=0, le=1)
     """The optional 'no_losing_regime' test: every regime holding more than this share of the
     holdout's bars must not lose money there (needs the regime features)."""
