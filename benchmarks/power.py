@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -148,7 +149,11 @@ def one_cycle(level: float, seed: int, real: pd.DataFrame, a: argparse.Namespace
                             generations=a.generations, seed=seed, workers=a.workers, exchange="power",
                             progress=False)
         t0 = time.perf_counter()
-        out = run_forge(s, opts, say=lambda _m: None)
+        sample = EffectiveTrialsSpy()
+        try:
+            out = run_forge(s, opts, say=lambda _m: None)
+        finally:
+            sample.restore()
         verdicts = {v["test"]: v["passed"] for v in out.gauntlet}
         fig = {v["test"]: v["figures"] for v in out.gauntlet}
         dsr = fig.get("deflated_sharpe", {})
@@ -169,10 +174,47 @@ def one_cycle(level: float, seed: int, real: pd.DataFrame, a: argparse.Namespace
                 "p_positions": perm.get("p_positions"), "p_search": perm.get("p_search"),
                 "search_best": perm.get("search_best"), "null_best": perm.get("null_best"),
                 "walk_forward_sharpe": fig.get("walk_forward", {}).get("oos_sharpe"),
+                "effective_trials_sample": sample.info, **eigen_dsr(dsr, sample.info),
                 "seconds": round(time.perf_counter() - t0, 1),
                 "stage_seconds": {k: round(v, 1) for k, v in out.stage_seconds.items()}}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class EffectiveTrialsSpy:
+    """Keeps the details of the forge's effective-N estimate (the sample's size, its clusters
+    and the eigenvalue count of the same sample), which the gauntlet's verdict does not carry."""
+
+    def __init__(self) -> None:
+        import singularity.validation.stats as st
+
+        self.info: dict[str, Any] = {}
+        self._st, self._orig = st, st.estimate_effective_trials
+
+        def spy(m: Any, *, total: int, **kw: Any) -> Any:
+            est, info = self._orig(m, total=total, **kw)
+            self.info.update(info, estimate=est, total=total)
+            return est, info
+
+        st.estimate_effective_trials = spy
+
+    def restore(self) -> None:
+        self._st.estimate_effective_trials = self._orig
+
+
+def eigen_dsr(dsr: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    """The DSR with N scaled from the eigenvalue count of the effective-N sample (raw N ×
+    eigen count / sampled): the check on the clustering's N, from the gate's own figures."""
+    from singularity.validation.stats import expected_max_sharpe, probabilistic_sharpe
+
+    if not dsr or not info.get("sampled") or dsr.get("sr_per_period") is None:
+        return {"eigen_scaled_trials": None, "dsr_eigen_scaled": None}
+    raw = int(dsr["trials"])
+    n = raw if info["sampled"] >= raw else max(1, math.ceil(raw * info["eigen"] / info["sampled"]))
+    sr0 = expected_max_sharpe(float(dsr["sr_variance"]), n)
+    d = probabilistic_sharpe(float(dsr["sr_per_period"]), sr0, int(dsr["bars"]), float(dsr["skew"]),
+                             float(dsr["kurtosis_pearson"]))
+    return {"eigen_scaled_trials": n, "dsr_eigen_scaled": round(d, 4)}
 
 
 def summarise(level: float, rows: list[dict[str, Any]], a: argparse.Namespace) -> dict[str, Any]:
@@ -189,6 +231,19 @@ def summarise(level: float, rows: list[dict[str, Any]], a: argparse.Namespace) -
             "pbo_median": _median([r.get("pbo") for r in rows]), "pbo_max": _max([r.get("pbo") for r in rows]),
             "dsr_median": _median([r.get("dsr") for r in rows]), "dsr_max": _max([r.get("dsr") for r in rows]),
             "dsr_effective_max": _max([r.get("dsr_effective") for r in rows]),
+            "dsr_raw_median": _median([r.get("dsr_raw_trials") for r in rows]),
+            "dsr_effective_median": _median([r.get("dsr_effective") for r in rows]),
+            "dsr_eigen_scaled_median": _median([r.get("dsr_eigen_scaled") for r in rows]),
+            "dsr_passes": {k: sum(1 for r in rows if (r.get(f) or 0) >= 0.95) for k, f in
+                           (("raw", "dsr_raw_trials"), ("effective", "dsr_effective"),
+                            ("eigen_scaled", "dsr_eigen_scaled"))},
+            "trials_median": _median([r.get("trials") for r in rows]),
+            "effective_trials_median": _median([r.get("effective_trials") for r in rows]),
+            "eigen_scaled_trials_median": _median([r.get("eigen_scaled_trials") for r in rows]),
+            "sample_clusters_median": _median([(r.get("effective_trials_sample") or {}).get("clusters")
+                                               for r in rows]),
+            "sample_eigen_median": _median([(r.get("effective_trials_sample") or {}).get("eigen") for r in rows]),
+            "candidate_holdout_sharpe_median": _median([r.get("candidate_holdout_sharpe") for r in rows]),
             "p_positions_median": _median([r.get("p_positions") for r in rows]),
             "p_positions_min": _min([r.get("p_positions") for r in rows]),
             "p_search_min": _min([r.get("p_search") for r in rows]),

@@ -119,9 +119,22 @@ def test_effective_trials_from_a_sample() -> None:
     # 12 sampled trials, three families of four near-copies: no unseen family is likely
     twins = np.repeat(base, 4, axis=1) + rng.normal(scale=0.05, size=(500, 12))
     assert estimate_effective_trials(twins, total=1000) == (3, {"sampled": 12, "clusters": 3, "singletons": 0,
-                                                                "doubletons": 0})
+                                                                "doubletons": 0, "eigen": 3})
     # 10 unrelated trials, each seen once: many more are unseen (Chao1: 10 + 10·9/2)
     est, info = estimate_effective_trials(rng.normal(size=(500, 10)), total=1000)
     assert (est, info["clusters"], info["singletons"]) == (55, 10, 10)
     assert estimate_effective_trials(rng.normal(size=(500, 10)), total=30)[0] == 30  # capped
     assert estimate_effective_trials(rng.normal(size=(500, 10)), total=10)[0] == 10  # the whole population
+
+
+def test_eigen_count_of_independent_trials() -> None:
+    """The eigenvalue check on the clustering count (participation ratio of the correlation
+    matrix's eigenvalues): copies count once, unrelated series once each, flat ones as one."""
+    from singularity.validation.stats import eigen_effective_trials
+
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(2000, 3))
+    assert eigen_effective_trials(np.repeat(base, 4, axis=1)) == 3
+    assert eigen_effective_trials(np.repeat(base[:, :1], 5, axis=1)) == 1
+    assert eigen_effective_trials(rng.normal(size=(2000, 10))) == 10
+    assert eigen_effective_trials(np.c_[np.repeat(base, 2, axis=1), np.zeros((2000, 2))]) == 4

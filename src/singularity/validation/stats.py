@@ -119,7 +119,26 @@ def estimate_effective_trials(returns_matrix: np.ndarray, *, total: int,
     f2 = int((sizes == 2).sum())
     chao = k + (f1 * f1 / (2.0 * f2) if f2 > 0 else f1 * (f1 - 1) / 2.0)
     est = int(min(max(total, 1), max(1, math.ceil(chao)))) if n < total else k
-    return est, {"sampled": n, "clusters": k, "singletons": f1, "doubletons": f2}
+    return est, {"sampled": n, "clusters": k, "singletons": f1, "doubletons": f2,
+                 "eigen": eigen_effective_trials(m)}
+
+
+def eigen_effective_trials(returns_matrix: np.ndarray) -> int:
+    """Independent trials among the columns by the eigenvalues λ of their correlation matrix:
+    the participation ratio (Σλ)² / Σλ² (= M² / Σρ², M columns): k uncorrelated columns count
+    k, k copies of one column count 1, k equal blocks of copies count k. A check on the
+    clustering count of the same sample; flat columns count as one trial, as in
+    ``cluster_labels``."""
+    m = np.asarray(returns_matrix, dtype=np.float64)
+    if m.ndim != 2 or m.shape[1] == 0:
+        return 0
+    live = m.std(axis=0) > 0
+    flat = int((~live).any())
+    k = int(live.sum())
+    if k < 2:
+        return k + flat
+    corr = np.corrcoef(m[:, live], rowvar=False)
+    return round(k * k / float(np.sum(corr * corr))) + flat
 
 
 def cluster_labels(returns_matrix: np.ndarray, *, max_correlation: float = 0.7) -> np.ndarray:
