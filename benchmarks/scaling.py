@@ -19,7 +19,7 @@ pool divides:
   serial) and its projection are printed too.
 
 The parent's cost per generation also grows with the number of breeding tasks it dispatches
-and collects (TASKS_PER_WORKER per worker: 32 at 16 workers), which a one-worker run does not
+and collects (TASKS_PER_WORKER per worker: 16 at 16 workers), which a one-worker run does not
 show; so one more one-worker run dispatches the task count of the largest worker count asked
 for, and the summary gives its serial fraction and projection too
 (``serial_fraction_cpu_at_tasks``): that is the projection to read for 16 workers.
@@ -106,10 +106,10 @@ def main() -> None:
         row["cpu_count"] = cores
         rows.append(row)
         print(json.dumps(row), flush=True)
-    if "1" in a.workers.split(","):
+    top = max(int(x) for x in a.workers.split(","))
+    if "1" in a.workers.split(",") and top > 1:
         # The parent's per-task cost (dispatch, result collection) grows with the number of
         # tasks: measure it with one worker but the task count a 16-worker run dispatches.
-        top = max(int(x) for x in a.workers.split(","))
         row = measure(1, bars=a.bars, features=a.features, population=a.population,
                       generations=a.generations, seed=a.seed, tasks=TASKS_PER_WORKER * top)
         row["cpu_count"] = cores

@@ -60,9 +60,12 @@ from singularity.timeframes import periods_per_year
 
 log = logging.getLogger(__name__)
 _SEED_MAX = 2**62
-TASKS_PER_WORKER = 2
-"""Breeding tasks per worker and generation: few enough that dispatch is cheap and subtrees
-are shared within a task, enough to balance the load."""
+TASKS_PER_WORKER = 1
+"""Breeding tasks per worker and generation. One: each task costs the parent a dispatch and
+a collection on the serial path, and its worker a share of fixed costs (the population's
+fitness list, the parents' DEAP trees, a plan); a batch shares subtrees only within itself.
+Measured (benchmarks/scaling.py): one task per worker spends less CPU per evaluation than
+two, in the workers and in the parent."""
 SHARE_POPULATION_ABOVE = 8
 """Above this many tasks per generation the previous generation goes to the workers once
 (shared arrays) instead of inside every task (measured: inline is cheaper for 4 tasks)."""
