@@ -85,6 +85,16 @@ class RegimeAnalysis:
         }
 
 
+def check_history(symbol: str, bars: int, settings: RegimeSettings) -> None:
+    """DataError while ``bars`` are too few for the first regime fit."""
+    if bars <= settings.warmup_bars + settings.window:
+        raise DataError(
+            f"{symbol}: {bars} bars; regimes need more than "
+            f"{settings.warmup_bars + settings.window} (feature warm-up {settings.warmup_bars} "
+            f"+ window {settings.window})"
+        )
+
+
 def analyse_symbol(
     universe: Mapping[str, pd.DataFrame], symbol: str, settings: RegimeSettings, *,
     pool: Any = None, cache: Any = None,
@@ -93,13 +103,7 @@ def analyse_symbol(
     ``cache`` (a ``model.FitCache``) keeps refits between calls on a growing history."""
     if symbol not in universe:
         raise DataError(f"{symbol}: not in the given assets ({', '.join(universe)})")
-    candles = universe[symbol]
-    if len(candles) <= settings.warmup_bars + settings.window:
-        raise DataError(
-            f"{symbol}: {len(candles)} bars; regimes need more than "
-            f"{settings.warmup_bars + settings.window} (feature warm-up {settings.warmup_bars} "
-            f"+ window {settings.window})"
-        )
+    check_history(symbol, len(universe[symbol]), settings)
     feats, notes = symbol_regime_features(universe, symbol, settings)
     result = DynamicRegimeModel(settings).label_history(
         feats.to_numpy(), columns=list(feats.columns), pool=pool, name=symbol, cache=cache)

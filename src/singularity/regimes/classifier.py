@@ -13,6 +13,8 @@ Names come from each regime's statistics relative to the symbol's own history, e
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,25 +91,31 @@ STAT_COLUMNS = {
 }
 
 
-def regime_stats(features: pd.DataFrame, labels: np.ndarray) -> dict[int, dict[str, float]]:
+def regime_stats(features: pd.DataFrame | Mapping[str, np.ndarray],
+                 labels: np.ndarray) -> dict[int, dict[str, float]]:
     """Per regime id: bars, mean per-bar volatility (its realised volatility relative to the
     symbol's median, and absolute), mean trend strength, efficiency, autocorrelation and
-    drawdown over the bars labelled with it."""
-    vol = np.exp(features["log_vol_short"].to_numpy())
-    median_vol = float(np.nanmedian(vol[labels >= 0])) if (labels >= 0).any() else np.nan
+    drawdown over the bars labelled with it (NaN values skipped). ``features``: the regime
+    feature frame, or its columns as arrays."""
+    def col(name: str) -> np.ndarray:
+        return np.asarray(features[name], dtype=np.float64)
+
+    labels = np.asarray(labels)
+    vol = np.exp(col("log_vol_short"))
+    cols = {k: col(k) for k in ("trend", "efficiency", "autocorr", "drawdown")}
     out: dict[int, dict[str, float]] = {}
-    for k in sorted(int(v) for v in np.unique(labels[labels >= 0])):
-        rows = labels == k
-        sub = features.loc[rows]
-        out[k] = {
-            "bars": int(rows.sum()),
-            "volatility": float(np.nanmean(vol[rows])),
-            "relative_volatility": float(np.nanmean(vol[rows]) / median_vol),
-            "trend": float(sub["trend"].mean()),
-            "efficiency": float(sub["efficiency"].mean()),
-            "autocorr": float(sub["autocorr"].mean()),
-            "drawdown": float(sub["drawdown"].mean()),
-        }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a regime whose values are all NaN: NaN
+        median_vol = float(np.nanmedian(vol[labels >= 0])) if (labels >= 0).any() else np.nan
+        for k in sorted(int(v) for v in np.unique(labels[labels >= 0])):
+            rows = labels == k
+            mean_vol = float(np.nanmean(vol[rows]))
+            out[k] = {
+                "bars": int(rows.sum()),
+                "volatility": mean_vol,
+                "relative_volatility": mean_vol / median_vol,
+                **{name: float(np.nanmean(v[rows])) for name, v in cols.items()},
+            }
     return out
 
 

@@ -16,47 +16,52 @@ import numpy as np
 import pandas as pd
 
 from singularity.regimes.settings import ALL_COLUMNS, BASE_COLUMNS, CROSS_COLUMN, RegimeSettings
+from singularity.regimes.windows import (
+    window_corr_level,
+    window_lag1_corr,
+    window_max,
+    window_mean,
+    window_std,
+    window_sum,
+)
 
 __all__ = ["ALL_COLUMNS", "BASE_COLUMNS", "CROSS_COLUMN", "regime_features", "symbol_regime_features"]
 
 
-def _rolling_autocorr(r: pd.Series, window: int) -> pd.Series:
-    """corr(r_t, r_{t-1}) over the trailing window (NaN until full, or on a flat window)."""
-    return r.rolling(window, min_periods=window).corr(r.shift(1))
-
-
 def regime_features(candles: pd.DataFrame, settings: RegimeSettings) -> pd.DataFrame:
-    """The per-asset regime features of ``candles`` (canonical OHLCV frame)."""
+    """The per-asset regime features of ``candles`` (canonical OHLCV frame). Window-local
+    (``regimes.windows``): a row's value depends on its own window's candles only."""
     s = settings
-    close = candles["close"].astype("float64")
+    close = candles["close"].to_numpy(dtype=np.float64)
     logc = np.log(close)
-    r = logc.diff()
-    vol_s = r.rolling(s.vol_short, min_periods=s.vol_short).std()
-    vol_l = r.rolling(s.vol_long, min_periods=s.vol_long).std()
+    r = np.full(len(close), np.nan)
+    r[1:] = np.diff(logc)
+    vol_s = window_std(r, s.vol_short)
+    vol_l = window_std(r, s.vol_long)
     w = s.trend_window
-    move = logc - logc.shift(w)
-    vol_w = r.rolling(w, min_periods=w).std()
-    trend = move / (vol_w * np.sqrt(w)).where(vol_w > 0)
-    path = r.abs().rolling(w, min_periods=w).sum()
-    efficiency = move.abs() / path.where(path > 0)
-    logv = np.log1p(candles["volume"].astype("float64").clip(lower=0))
-    vm = logv.rolling(s.volume_window, min_periods=s.volume_window).mean()
-    vs = logv.rolling(s.volume_window, min_periods=s.volume_window).std()
-    volume_z = (logv - vm) / vs.where(vs > 0)
-    high = close.rolling(s.drawdown_window, min_periods=s.drawdown_window).max()
-    out = pd.DataFrame(
-        {
-            "log_vol_short": np.log(vol_s.where(vol_s > 0)),
-            "log_vol_long": np.log(vol_l.where(vol_l > 0)),
-            "vol_ratio": vol_s / vol_l.where(vol_l > 0),
-            "trend": trend,
-            "efficiency": efficiency,
-            "autocorr": _rolling_autocorr(r, s.autocorr_window),
-            "volume_z": volume_z,
-            "drawdown": close / high - 1.0,
-        },
-        index=candles.index,
-    )
+    move = np.full(len(close), np.nan)
+    move[w:] = logc[w:] - logc[:-w]
+    vol_w = window_std(r, w)
+    path = window_sum(np.abs(r), w)
+    logv = np.log1p(np.clip(candles["volume"].to_numpy(dtype=np.float64), 0, None))
+    vm = window_mean(logv, s.volume_window)
+    vs = window_std(logv, s.volume_window)
+    high = window_max(close, s.drawdown_window)
+    nan = np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = pd.DataFrame(
+            {
+                "log_vol_short": np.log(np.where(vol_s > 0, vol_s, nan)),
+                "log_vol_long": np.log(np.where(vol_l > 0, vol_l, nan)),
+                "vol_ratio": vol_s / np.where(vol_l > 0, vol_l, nan),
+                "trend": move / np.where(vol_w > 0, vol_w * np.sqrt(w), nan),
+                "efficiency": np.abs(move) / np.where(path > 0, path, nan),
+                "autocorr": window_lag1_corr(r, s.autocorr_window),
+                "volume_z": (logv - vm) / np.where(vs > 0, vs, nan),
+                "drawdown": close / high - 1.0,
+            },
+            index=candles.index,
+        )
     return out.astype("float64")
 
 
@@ -100,19 +105,12 @@ def cross_corr_level(
     others = [s for s in universe if s != symbol]
     if not others:
         return None
-    from singularity.features.graph import align_closes, log_returns, rolling_pair_corr
+    from singularity.features.graph import align_closes, log_returns
 
     order = [symbol, *others]
     index, closes = align_closes({s: universe[s] for s in order})
-    r = log_returns(closes)
     w = settings.corr_window
-    # own column against the others; the kernel pairs columns of one matrix
-    rho = rolling_pair_corr(r, r, w, max(3, int(0.75 * w)), True)[:, 0, 1:]
-    with np.errstate(all="ignore"):
-        valid = np.isfinite(rho)
-        level = np.where(valid.any(axis=1),
-                         np.nansum(np.abs(rho), axis=1) / np.maximum(valid.sum(axis=1), 1),
-                         np.nan)
+    level = window_corr_level(log_returns(closes), w, max(3, int(0.75 * w)))
     return pd.Series(level, index=index, name=CROSS_COLUMN).reindex(universe[symbol].index)
 
 

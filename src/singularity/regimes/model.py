@@ -217,11 +217,21 @@ def nearest_regime(x: np.ndarray, protos: Sequence[tuple[np.ndarray, np.ndarray]
 def persist(raw: np.ndarray, persistence: int) -> np.ndarray:
     """A label (unclassified included) replaces the current one only after it has held
     ``persistence`` consecutive bars; causal (each output uses inputs up to that bar)."""
-    out = np.empty_like(raw)
     if len(raw) == 0:
-        return out
-    current = candidate = int(raw[0])
-    run = 0
+        return np.empty_like(raw)
+    out, _ = persist_from(raw, persistence, (int(raw[0]), int(raw[0]), 0))
+    return out
+
+
+PersistState = tuple[int, int, int]
+"""(current label, candidate label, bars the candidate has held)."""
+
+
+def persist_from(raw: np.ndarray, persistence: int, state: PersistState) -> tuple[np.ndarray, PersistState]:
+    """``persist`` resumed from ``state`` (what it was after the bars before ``raw``): the
+    outputs and the state after ``raw``; split anywhere, the pieces give ``persist``'s output."""
+    out = np.empty_like(raw)
+    current, candidate, run = state
     for i, v in enumerate(raw.tolist()):
         if v == current:
             run = 0
@@ -232,7 +242,7 @@ def persist(raw: np.ndarray, persistence: int) -> np.ndarray:
         if v != current and run >= persistence:
             current = v
         out[i] = current
-    return out
+    return out, (current, candidate, run)
 
 
 # ----------------------------------------------------------------------------- walk-forward
@@ -255,6 +265,68 @@ class RegimeLabels:
     from an older fit's centre may be unknown to it: its probability says nothing)."""
 
 
+class Walk:
+    """The sequential part of the walk-forward: each fit's clusters matched to the stable ids
+    of the fits before it, the fill, and the classifier's probabilities, applied block after
+    block (``apply``). Its state after a block is all a later block needs, so labelling can
+    resume at any block boundary (the engine's regime worker keeps it; ``copy`` for a block
+    still growing)."""
+
+    def __init__(self, s: RegimeSettings, cols: tuple[int, ...]) -> None:
+        self.s = s
+        self.cols = cols
+        self.slots: list[tuple[np.ndarray, np.ndarray] | None] = [None] * s.max_regimes
+        self.protos: list[tuple[np.ndarray, np.ndarray] | None] = [None] * s.max_regimes
+        self.last: tuple[ClassifierParams, np.ndarray] | None = None
+        self.fallback = 0
+
+    def copy(self) -> Walk:
+        w = Walk(self.s, self.cols)
+        w.slots, w.protos, w.last, w.fallback = list(self.slots), list(self.protos), self.last, self.fallback
+        return w
+
+    def apply(self, fit: FitResult, block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Stable ids before the persistence filter, probabilities (n, max_regimes) and known
+        regimes of the block's feature rows ``block`` (rows fit.start ..)."""
+        s, cols, k_max = self.s, self.cols, self.s.max_regimes
+        m = len(block)
+        raw = np.full(m, UNCLASSIFIED, dtype=np.int64)
+        proba = np.full((m, k_max), np.nan)
+        known = np.zeros((m, k_max), dtype=bool)
+        slots, protos = self.slots, self.protos
+        ok = np.isfinite(block).all(axis=1)
+        if fit.classifier is not None:
+            ids = match_clusters(fit.centres, fit.scale, slots, s.match_distance)
+            for local, slot in enumerate(ids.tolist()):
+                if local < k_max:
+                    slots[slot] = (fit.centres[local], fit.scale)
+                    protos[slot] = (fit.centres[local], fit.spreads[local])
+            raw[:] = np.where(fit.labels >= 0, ids[np.maximum(fit.labels, 0)], UNCLASSIFIED)
+            self.last = (fit.classifier, ids)
+        elif self.last is not None:
+            self.fallback += 1
+        if s.fill_distance > 0 and ok.any():
+            sub = raw[ok]
+            sub[sub < 0] = nearest_regime(block[ok][sub < 0][:, list(cols)], protos, s.fill_distance)
+            raw[ok] = sub
+        if self.last is None or not ok.any():
+            return raw, proba, known
+        params, ids = self.last
+        p_local = EnvironmentClassifier.proba(params, block[ok])
+        p = np.zeros((int(ok.sum()), k_max))
+        for col, cls in enumerate(params.classes.tolist()):
+            p[:, ids[cls]] += p_local[:, col]
+        proba[ok] = p
+        kn = np.zeros(k_max, dtype=bool)
+        kn[ids[params.classes]] = True
+        known[ok] = kn
+        if fit.classifier is None:  # fallback: the previous classifier's best guess
+            guess = np.where(p.max(axis=1) >= 0.5, p.argmax(axis=1), UNCLASSIFIED)
+            sub = raw[ok]
+            raw[ok] = np.where(sub >= 0, sub, guess)
+        return raw, proba, known
+
+
 class DynamicRegimeModel:
     """HDBSCAN regimes for one symbol; see the module docstring."""
 
@@ -267,6 +339,30 @@ class DynamicRegimeModel:
             return None
         return int(np.argmax(finite)) + self.settings.window
 
+    def cluster_columns(self, columns: Sequence[str] | None, d: int, name: str) -> tuple[int, ...]:
+        """Indices of the columns HDBSCAN clusters (every column when ``columns`` is None)."""
+        s = self.settings
+        if columns is None:
+            return tuple(range(d))
+        cols = tuple(i for i, c in enumerate(columns) if c in s.cluster_features)
+        if not cols:
+            raise DataError(f"{name}: none of the cluster_features "
+                            f"({', '.join(s.cluster_features)}) among the regime features")
+        return cols
+
+    def start_row(self, x: np.ndarray, name: str) -> int:
+        """The first refit row of feature rows ``x``; DataError while there is none yet."""
+        s = self.settings
+        n = x.shape[0]
+        start = self.first_fit_row(x)
+        if start is None or start >= n:
+            have = 0 if start is None else n - (start - s.window)  # rows from the first complete one
+            raise DataError(
+                f"{name}: {have} bars with complete regime features; the first regime fit "
+                f"needs more than window={s.window}"
+            )
+        return start
+
     def label_history(
         self, x: np.ndarray, *, columns: Sequence[str] | None = None, pool: Any = None,
         name: str = "series", cache: FitCache | None = None,
@@ -278,22 +374,10 @@ class DynamicRegimeModel:
         from singularity.runtime.pool import run_map, share_arrays
 
         s = self.settings
-        if columns is None:
-            cols = tuple(range(x.shape[1]))
-        else:
-            cols = tuple(i for i, c in enumerate(columns) if c in s.cluster_features)
-            if not cols:
-                raise DataError(f"{name}: none of the cluster_features "
-                                f"({', '.join(s.cluster_features)}) among the regime features")
+        cols = self.cluster_columns(columns, x.shape[1], name)
         x = np.ascontiguousarray(x, dtype=np.float64)
         n = x.shape[0]
-        start = self.first_fit_row(x)
-        if start is None or start >= n:
-            have = 0 if start is None else n - (start - s.window)  # rows from the first complete one
-            raise DataError(
-                f"{name}: {have} bars with complete regime features; the first regime fit "
-                f"needs more than window={s.window}"
-            )
+        start = self.start_row(x, name)
         points = list(range(start, n, s.refit_every))
         if cache is not None:
             fits = [cache.result(x, t, min(t + s.refit_every, n), s, cols) for t in points]
@@ -305,49 +389,15 @@ class DynamicRegimeModel:
             finally:
                 if pool is not None:
                     pool.release(handle)
-        k_max = s.max_regimes
+        walk = Walk(s, cols)
         raw = np.full(n, UNCLASSIFIED, dtype=np.int64)
-        proba = np.full((n, k_max), np.nan)
-        known = np.zeros((n, k_max), dtype=bool)
-        slots: list[tuple[np.ndarray, np.ndarray] | None] = [None] * k_max
-        protos: list[tuple[np.ndarray, np.ndarray] | None] = [None] * k_max
-        last: tuple[ClassifierParams, np.ndarray] | None = None
-        fallback = 0
+        proba = np.full((n, s.max_regimes), np.nan)
+        known = np.zeros((n, s.max_regimes), dtype=bool)
         for fit in fits:
             a, b = fit.start, fit.start + len(fit.labels)
-            block = x[a:b]
-            ok = np.isfinite(block).all(axis=1)
-            if fit.classifier is not None:
-                ids = match_clusters(fit.centres, fit.scale, slots, s.match_distance)
-                for local, slot in enumerate(ids.tolist()):
-                    if local < k_max:
-                        slots[slot] = (fit.centres[local], fit.scale)
-                        protos[slot] = (fit.centres[local], fit.spreads[local])
-                raw[a:b] = np.where(fit.labels >= 0, ids[np.maximum(fit.labels, 0)], UNCLASSIFIED)
-                last = (fit.classifier, ids)
-            elif last is not None:
-                fallback += 1
-            if s.fill_distance > 0 and ok.any():
-                sub = raw[a:b][ok]
-                sub[sub < 0] = nearest_regime(block[ok][sub < 0][:, list(cols)], protos, s.fill_distance)
-                raw[a:b][ok] = sub
-            if last is None or not ok.any():
-                continue
-            params, ids = last
-            p_local = EnvironmentClassifier.proba(params, block[ok])
-            p = np.zeros((int(ok.sum()), k_max))
-            for col, cls in enumerate(params.classes.tolist()):
-                p[:, ids[cls]] += p_local[:, col]
-            proba[a:b][ok] = p
-            kn = np.zeros(k_max, dtype=bool)
-            kn[ids[params.classes]] = True
-            known[a:b][ok] = kn
-            if fit.classifier is None:  # fallback: the previous classifier's best guess
-                guess = np.where(p.max(axis=1) >= 0.5, p.argmax(axis=1), UNCLASSIFIED)
-                sub = raw[a:b][ok]
-                raw[a:b][ok] = np.where(sub >= 0, sub, guess)
+            raw[a:b], proba[a:b], known[a:b] = walk.apply(fit, x[a:b])
         warmup = np.zeros(n, dtype=bool)
         warmup[:start] = True
         labels = raw.copy()
         labels[start:] = persist(raw[start:], s.persistence)
-        return RegimeLabels(labels, raw, proba, warmup, len(fits), fallback, tuple(points), known)
+        return RegimeLabels(labels, raw, proba, warmup, len(fits), walk.fallback, tuple(points), known)

@@ -1,11 +1,20 @@
 """Regimes of a growing history: what ``singularity regimes SYMBOL --until T`` computes, for
-the engine's regime worker, called again at every new candle.
+the engine's regime worker, called again at every new candle, at a cost per candle that does
+not grow with the history.
 
 ``load_universe`` reads the store as the command does (the symbol and every other stored
-symbol of the universe, cut at ``until``), so the engine's labels at a candle are the
-command's labels at that candle. ``regime_update`` runs in the engine's regime worker (a
-spawned process): it keeps a ``FitCache`` per symbol, so HDBSCAN refits once per refit
-point (its cadence, ``refit_every`` bars) and the bars in between are only assigned.
+symbol of the universe, cut at ``until``). ``regime_update`` runs in the engine's regime
+worker (a spawned process) and keeps a ``SymbolRegimes`` per symbol: the candles read so far
+(only the recent ones), the regime features of every bar, the fitted windows (``FitCache``:
+HDBSCAN refits once per ``refit_every`` bars) and the walk-forward state after the last
+complete refit block (stable ids, fill prototypes, classifier, persistence filter). A new
+candle costs a range read of the newer candles, the features of the new rows from a trailing
+slice (the features are window-local, so these equal the whole history's bit for bit), and
+the labels of the open block; the regime names come from every bar's statistics (vectorised).
+The result equals ``analyse_symbol`` on the store cut at ``until``. When it cannot continue
+exactly (``until`` moved back, another asset's candles arrived for bars whose refit block is
+closed, a first other asset appeared, a slice that cannot be aligned), it starts again from
+the whole store.
 """
 
 from __future__ import annotations
@@ -20,8 +29,16 @@ import numpy as np
 import pandas as pd
 
 from singularity.errors import DataError
-from singularity.regimes.model import FitCache
-from singularity.regimes.settings import RegimeSettings
+from singularity.regimes.model import (
+    UNCLASSIFIED,
+    DynamicRegimeModel,
+    FitCache,
+    PersistState,
+    Walk,
+    persist_from,
+)
+from singularity.regimes.settings import CROSS_COLUMN, RegimeSettings
+from singularity.timeframes import timeframe_delta
 
 
 def load_universe(store: Any, exchange: str, symbol: str, timeframe: str, symbols: Sequence[str],
@@ -42,39 +59,271 @@ def load_universe(store: Any, exchange: str, symbol: str, timeframe: str, symbol
     return universe
 
 
-_CACHES: dict[str, FitCache] = {}
+class _Rows:
+    """A growing array (rows appended or rewritten from a row on) without copying the
+    history at every append."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any, fill: Any) -> None:
+        self.data = np.full((64, *shape), fill, dtype=dtype)
+        self.fill = fill
+        self.n = 0
+
+    def set(self, at: int, rows: np.ndarray) -> None:
+        """Rows ``at`` .. ``at + len(rows)`` become ``rows``; rows after them are dropped."""
+        end = at + len(rows)
+        if end > len(self.data):
+            grown = np.full((max(end, 2 * len(self.data)), *self.data.shape[1:]), self.fill, dtype=self.data.dtype)
+            grown[:self.n] = self.data[:self.n]
+            self.data = grown
+        self.data[at:end] = rows
+        self.n = end
+
+    def view(self) -> np.ndarray:
+        return self.data[:self.n]
+
+
+class _Resume(Exception):
+    """The state cannot continue exactly: start again from the whole store."""
+
+
+class SymbolRegimes:
+    """One symbol's regimes over a growing history (see the module docstring)."""
+
+    def __init__(self, exchange: str, symbol: str, timeframe: str, symbols: Sequence[str],
+                 settings: RegimeSettings) -> None:
+        s = settings
+        self.exchange, self.symbol, self.timeframe, self.s = exchange, symbol, timeframe, s
+        self.others = tuple(x for x in symbols if x != symbol)
+        self.model = DynamicRegimeModel(s)
+        self.bar = timeframe_delta(timeframe)
+        self.cache = FitCache()
+        self.margin = s.warmup_bars + 2
+        """Candles of a trailing slice before the first row taken from it (every window held)."""
+        self.keep = s.refit_every + 2 * self.margin
+        """Candles of the symbol kept in memory (the open block's rows can be recomputed)."""
+        self.until: pd.Timestamp | None = None
+        self.last: dict[str, pd.Timestamp] = {}
+        self.tails: dict[str, pd.DataFrame] = {}
+        self.tail_at = 0  # row of the symbol's first kept candle
+        self.times = _Rows((), np.int64, 0)
+        self.x: _Rows | None = None
+        self.columns: list[str] = []
+        self.feature_error: DataError | None = None
+        self.walk: Walk | None = None
+        self.start = 0  # the first refit row
+        self.open_at = 0  # first row of the refit block still growing
+        self.pstate: PersistState | None = None
+        self.labels = _Rows((), np.int64, UNCLASSIFIED)
+        self.proba = _Rows((s.max_regimes,), np.float64, np.nan)
+        self.known = _Rows((s.max_regimes,), bool, False)
+
+    # -- candles and features ------------------------------------------------------------
+
+    def load(self, store: Any, until: pd.Timestamp) -> None:
+        """From the whole store up to ``until`` (what the command reads)."""
+        from singularity.regimes.features import symbol_regime_features
+
+        universe = load_universe(store, self.exchange, self.symbol, self.timeframe, self.others, until)
+        self.until = until
+        self.last = {k: df.index[-1] for k, df in universe.items() if len(df)}
+        own = universe[self.symbol]
+        self.times.set(0, own.index.asi8)
+        try:
+            feats, _ = symbol_regime_features(universe, self.symbol, self.s)
+        except DataError as e:
+            self.feature_error = e  # said while warming up; the next update reads the store again
+            return
+        self.columns = list(feats.columns)
+        self.x = _Rows((len(self.columns),), np.float64, np.nan)
+        self.x.set(0, feats.to_numpy())
+        self.tails = universe
+        self._trim()
+
+    def _trim(self) -> None:
+        own = self.tails[self.symbol]
+        cut = max(0, len(own) - self.keep)
+        if cut:
+            self.tail_at += cut
+            first = own.index[cut]
+            self.tails = {k: df.loc[df.index >= first] for k, df in self.tails.items()}
+
+    def advance(self, store: Any, until: pd.Timestamp) -> None:
+        """Read the candles after those read so far (up to ``until``) and compute the rows
+        they add or change; ``_Resume`` when that cannot be done exactly."""
+        if self.x is None or self.until is None or until < self.until:
+            raise _Resume
+        new: dict[str, pd.DataFrame] = {}
+        for k in (self.symbol, *self.others):
+            start = self.last.get(k)
+            if start is None and (k == self.symbol or not store.exists(self.exchange, k, self.timeframe)):
+                continue
+            # a range read opens only the months it needs; the bounds are kept one bar wide
+            # and cut here (the store's range filter runs at its files' time resolution)
+            df = store.read(self.exchange, k, self.timeframe, start=start, end=until + self.bar)
+            df = df.loc[(df.index <= until) & ((df.index > start) if start is not None else True)]
+            if len(df):
+                new[k] = df
+        self.until = until
+        if not new:
+            return
+        n = self.times.n
+        times = self.times.view()
+        r0 = n  # first row to (re)compute: the symbol's new candles, or earlier where another
+        for k, df in new.items():  # asset's candles arrived for times the symbol already has
+            if k != self.symbol:
+                if k not in self.last and CROSS_COLUMN not in self.columns:
+                    raise _Resume  # a first other asset: the cross-asset column appears
+                r0 = min(r0, int(np.searchsorted(times, df.index[0].value)))
+        if self.walk is not None and r0 < self.open_at:
+            raise _Resume  # rows a closed refit block (or the open block's fit) was computed from
+        lo = max(0, r0 - self.margin)
+        if lo < self.tail_at:
+            raise _Resume
+        for k, df in new.items():
+            self.tails[k] = pd.concat([self.tails[k], df]) if k in self.tails else df
+            self.last[k] = df.index[-1]
+        if self.symbol in new:
+            self.times.set(n, new[self.symbol].index.asi8)
+        rows = self._rows(lo, r0)
+        self.x.set(r0, rows)
+        self._trim()
+
+    def _rows(self, lo: int, r0: int) -> np.ndarray:
+        """Features of the symbol's rows r0 .. (its last) from the trailing slice that starts
+        at row ``lo`` (its windows are window-local: equal to the whole history's)."""
+        from singularity.regimes.features import symbol_regime_features
+
+        own = self.tails[self.symbol].iloc[lo - self.tail_at:]
+        first = own.index[0]
+        part = {self.symbol: own}
+        for k, df in self.tails.items():
+            if k != self.symbol:
+                df = df.loc[df.index >= first]
+                if len(df):
+                    part[k] = df
+        try:
+            feats, _ = symbol_regime_features(part, self.symbol, self.s)
+        except DataError as e:
+            raise _Resume from e
+        if CROSS_COLUMN in self.columns and CROSS_COLUMN not in feats.columns:
+            feats[CROSS_COLUMN] = np.nan  # no other asset has candles in these windows
+        if list(feats.columns) != self.columns:
+            raise _Resume
+        return feats.to_numpy()[r0 - lo:]
+
+    # -- labels ----------------------------------------------------------------------------
+
+    def label(self) -> None:
+        """Walk-forward labels of every row (``label_history``'s, resumed from the last
+        complete refit block); DataError while warming up."""
+        from singularity.regimes.analysis import check_history
+
+        s, n = self.s, self.times.n
+        check_history(self.symbol, n, s)
+        if self.feature_error is not None or self.x is None:
+            raise self.feature_error or DataError(f"{self.symbol}: no regime features")
+        x = self.x.view()
+        if self.walk is None:
+            start = self.model.start_row(x, self.symbol)
+            cols = self.model.cluster_columns(self.columns, x.shape[1], self.symbol)
+            self.walk, self.open_at, self.start = Walk(s, cols), start, start
+            self.labels.set(0, np.full(start, UNCLASSIFIED, dtype=np.int64))
+            self.proba.set(0, np.full((start, s.max_regimes), np.nan))
+            self.known.set(0, np.zeros((start, s.max_regimes), dtype=bool))
+        walk = self.walk
+        while self.open_at + s.refit_every <= n:  # blocks completed since the last call
+            a = self.open_at
+            self._block(walk, a, a + s.refit_every, commit=True)
+            self.open_at = a + s.refit_every
+        if self.open_at < n:
+            self._block(walk.copy(), self.open_at, n, commit=False)
+        else:
+            for rows in (self.labels, self.proba, self.known):
+                rows.n = n
+
+    def _block(self, walk: Walk, a: int, b: int, *, commit: bool) -> None:
+        s = self.s
+        x = self.x.view()  # type: ignore[union-attr]
+        fit = self.cache.result(x, a, b, s, walk.cols)
+        raw, proba, known = walk.apply(fit, x[a:b])
+        state = self.pstate or (int(raw[0]), int(raw[0]), 0)
+        labels, state = persist_from(raw, s.persistence, state)
+        if commit:
+            self.pstate = state
+        self.labels.set(a, labels)
+        self.proba.set(a, proba)
+        self.known.set(a, known)
+
+    @property
+    def fits(self) -> int:
+        """Refit points so far (``RegimeLabels.fits``)."""
+        if self.walk is None:
+            return 0
+        return -(-(self.times.n - self.start) // self.s.refit_every)
+
+    def names(self) -> dict[int, str]:
+        from singularity.regimes.classifier import regime_name, regime_stats
+
+        x = self.x.view()  # type: ignore[union-attr]
+        feats = {c: x[:, i] for i, c in enumerate(self.columns)}
+        return {k: regime_name(v) for k, v in regime_stats(feats, self.labels.view()).items()}
+
+    def bars(self, since: pd.Timestamp | None) -> list[list[Any]]:
+        """[time, id or None, probability or None] of the rows after ``since``."""
+        times = self.times.view()
+        first = 0 if since is None else int(np.searchsorted(times, since.value, side="right"))
+        lab = self.labels.view()[first:]
+        proba, known = self.proba.view()[first:], self.known.view()[first:]
+        out = []
+        for i, (t, r) in enumerate(zip(times[first:].tolist(), lab.tolist(), strict=True)):
+            p = proba[i, r] if r >= 0 and known[i, r] else np.nan
+            out.append([pd.Timestamp(t, tz="UTC").isoformat(), None if r < 0 else int(r),
+                        None if np.isnan(p) else round(float(p), 4)])
+        return out
+
+
+_STATES: dict[str, tuple[Any, SymbolRegimes]] = {}
 
 
 def regime_update(data_dir: str, exchange: str, symbol: str, timeframe: str, symbols: tuple[str, ...],
                   settings: RegimeSettings, until: str, since: str | None) -> dict[str, Any]:
-    """Labels of ``symbol``'s candles in (``since``, ``until``] and its current regime, from
-    the store's history up to ``until`` (module level: runs in the engine's regime worker).
+    """Labels of ``symbol``'s candles in (``since``, ``until``] and its current regime, equal
+    to those of the store's history up to ``until`` (module level: runs in the engine's
+    regime worker, which keeps each symbol's state between calls).
 
     ``{"bars": [[time, id or None, probability or None], ...], "names": {id: name},
-    "warming_up": reason or None, "refits", "fits", "seconds", "pid", "t0", "t1"}``; ``t0`` and
-    ``t1`` are the wall-clock start and end of the call (imports included)."""
+    "warming_up": reason or None, "refits", "fits", "seconds", "pid", "t0", "t1", "resumed"}``;
+    ``t0`` and ``t1`` are the wall-clock start and end of the call (imports included);
+    ``resumed``: False when the whole store was read."""
     t0 = time.time()
     from singularity.data.store import CandleStore
-    from singularity.regimes.analysis import analyse_symbol
 
     stop = pd.Timestamp(until)
-    universe = load_universe(CandleStore(Path(data_dir)), exchange, symbol, timeframe, symbols, stop)
-    cache = _CACHES.setdefault(symbol, FitCache())
-    cache.reset((str(universe[symbol].index[0]), settings))
+    store = CandleStore(Path(data_dir))
+    key = (data_dir, exchange, timeframe, tuple(symbols), settings)
+    held = _STATES.get(symbol)
+    st = held[1] if held is not None and held[0] == key else None
+    resumed = st is not None
+    try:
+        if st is None:
+            raise _Resume
+        st.advance(store, stop)
+    except _Resume:
+        st = SymbolRegimes(exchange, symbol, timeframe, symbols, settings)
+        _STATES[symbol] = (key, st)
+        resumed = False
+        st.load(store, stop)
     out: dict[str, Any] = {"bars": [], "names": {}, "warming_up": None, "fits": 0, "pid": os.getpid()}
     try:
-        a = analyse_symbol(universe, symbol, settings, cache=cache)
+        st.label()
     except DataError as e:  # too little history yet: no regime
         out["warming_up"] = str(e)
     else:
-        labels, prob = a.labels(), a.probability()
-        keep = labels.index > pd.Timestamp(since) if since is not None else np.ones(len(labels), dtype=bool)
-        out["bars"] = [[ts.isoformat(), None if np.isnan(r) else int(r), None if np.isnan(p) else round(float(p), 4)]
-                       for ts, r, p in zip(labels.index[keep], labels.to_numpy()[keep], prob.to_numpy()[keep],
-                                           strict=True)]
-        out["names"] = {int(k): v for k, v in a.names.items()}
-        out["fits"] = a.result.fits
-    out["refits"] = cache.refits
+        out["bars"] = st.bars(pd.Timestamp(since) if since is not None else None)
+        out["names"] = st.names()
+        out["fits"] = st.fits
+    out["refits"] = st.cache.refits
+    out["resumed"] = resumed
     t1 = time.time()
     out.update(seconds=round(t1 - t0, 4), t0=t0, t1=t1)
     return out
