@@ -122,3 +122,18 @@ def test_the_append_log_gets_the_mode_of_the_umask(tmp_path: Path) -> None:
         os.umask(old)
     (log,) = path.glob("log.*.bin")
     assert stat.S_IMODE(log.stat().st_mode) == 0o664
+
+
+def test_read_arrays_gives_the_range_read_as_plain_arrays(tmp_path: Path) -> None:
+    store = CandleStore(tmp_path)
+    df = hourly(24 * 40, start="2024-09-20 00:00")
+    store.write("binance", "BTC/USDT", "1h", df.iloc[:-5])
+    for i in range(-5, 0):  # appended after the last candle: the log
+        store.write("binance", "BTC/USDT", "1h", df.iloc[[i]])
+    for start, end in [(None, None), ("2024-10-01 05:00", "2024-10-29 21:00"), (df.index[-3], None),
+                       (df.index[-8], df.index[-2]), ("2030-01-01", None)]:
+        frame = store.read("binance", "BTC/USDT", "1h", start, end)
+        t, cols = store.read_arrays("binance", "BTC/USDT", "1h", start, end)
+        assert t.tolist() == frame.index.as_unit("ns").asi8.tolist()
+        for c in frame.columns:
+            assert cols[c].tolist() == frame[c].tolist()

@@ -160,6 +160,41 @@ class CandleStore:
         Naive ``start``/``end`` are read as UTC. Raises ``DataError`` naming the symbol and
         listing what is stored when the series is absent.
         """
+        tables, rows = self._read_parts(exchange, symbol, timeframe, start, end)
+        frames = []
+        if tables:
+            frames.append(_table_to_frame(pa.concat_tables(tables)))
+        if len(rows):
+            frames.append(_rows_to_frame(rows))
+        if not frames:
+            return _empty_frame()
+        return frames[0] if len(frames) == 1 else pd.concat(frames)
+
+    def read_arrays(
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        start: pd.Timestamp | str | None = None,
+        end: pd.Timestamp | str | None = None,
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """``read``'s candles as plain arrays, without building a frame (for a caller that
+        polls for a few new candles: a frame costs more than the read): open times (int64 ns
+        since the epoch, UTC) and each OHLCV column (float64)."""
+        tables, rows = self._read_parts(exchange, symbol, timeframe, start, end)
+        times = [tbl.column(INDEX_NAME).to_numpy().astype("datetime64[ns]").view(np.int64) for tbl in tables]
+        cols = {c: [tbl.column(c).to_numpy().astype(np.float64, copy=False) for tbl in tables]
+                for c in OHLCV_COLUMNS}
+        times.append(rows["t"].astype(np.int64))
+        for c in OHLCV_COLUMNS:
+            cols[c].append(rows[c].astype(np.float64))
+        return np.concatenate(times), {c: np.concatenate(v) for c, v in cols.items()}
+
+    def _read_parts(
+        self, exchange: str, symbol: str, timeframe: str,
+        start: pd.Timestamp | str | None, end: pd.Timestamp | str | None,
+    ) -> tuple[list[pa.Table], np.ndarray]:
+        """The month tables and the log rows of ``start <= timestamp < end``."""
         path = self.path(exchange, symbol, timeframe)
         if not self.exists(exchange, symbol, timeframe):
             raise DataError(self._absent_message(exchange, symbol, timeframe))
@@ -170,7 +205,6 @@ class CandleStore:
             filters.append((INDEX_NAME, ">=", _utc(start)))
         if end is not None:
             filters.append((INDEX_NAME, "<", _utc(end)))
-        frames = []
         with self._lock(path, shared=True):
             m = _manifest(path)
             files = [path / p.file for p in m.partitions
@@ -182,18 +216,12 @@ class CandleStore:
 
             # months in parallel threads (pyarrow reads and decompresses without the GIL)
             tables = _io_map(read_one, files)
-            if tables:
-                frames.append(_table_to_frame(pa.concat_tables(tables)))
             rows = sf.read_log(path / m.log).rows
         if lo is not None:
             rows = rows[rows["t"] >= lo]
         if hi is not None:
             rows = rows[rows["t"] < hi]
-        if len(rows):
-            frames.append(_rows_to_frame(rows))
-        if not frames:
-            return _empty_frame()
-        return frames[0] if len(frames) == 1 else pd.concat(frames)
+        return tables, rows
 
     def last_timestamp(self, exchange: str, symbol: str, timeframe: str) -> pd.Timestamp | None:
         """Open time of the newest stored candle, or None when nothing is stored."""

@@ -97,26 +97,35 @@ def regime_stats(features: pd.DataFrame | Mapping[str, np.ndarray],
     symbol's median, and absolute), mean trend strength, efficiency, autocorrelation and
     drawdown over the bars labelled with it (NaN values skipped). ``features``: the regime
     feature frame, or its columns as arrays."""
-    def col(name: str) -> np.ndarray:
-        return np.asarray(features[name], dtype=np.float64)
-
     labels = np.asarray(labels)
-    vol = np.exp(col("log_vol_short"))
-    cols = {k: col(k) for k in ("trend", "efficiency", "autocorr", "drawdown")}
-    out: dict[int, dict[str, float]] = {}
+    lab = labels >= 0
+    if not lab.any():
+        return {}
+    ids = labels[lab]
+    k = int(ids.max()) + 1
+    bars = np.bincount(ids, minlength=k)
+
+    def means(v: np.ndarray) -> np.ndarray:
+        # per regime, NaN skipped: one pass (bincount sums in row order), not a pass per regime
+        v = v[lab]
+        nan = np.isnan(v)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.bincount(ids, weights=np.where(nan, 0.0, v), minlength=k) / np.bincount(
+                ids, weights=~nan, minlength=k)
+
+    vol = np.exp(np.asarray(features["log_vol_short"], dtype=np.float64))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a regime whose values are all NaN: NaN
-        median_vol = float(np.nanmedian(vol[labels >= 0])) if (labels >= 0).any() else np.nan
-        for k in sorted(int(v) for v in np.unique(labels[labels >= 0])):
-            rows = labels == k
-            mean_vol = float(np.nanmean(vol[rows]))
-            out[k] = {
-                "bars": int(rows.sum()),
-                "volatility": mean_vol,
-                "relative_volatility": mean_vol / median_vol,
-                **{name: float(np.nanmean(v[rows])) for name, v in cols.items()},
-            }
-    return out
+        warnings.simplefilter("ignore", RuntimeWarning)  # every value NaN: NaN
+        median_vol = float(np.nanmedian(vol[lab]))
+    mean_vol = means(vol)
+    cols = {c: means(np.asarray(features[c], dtype=np.float64))
+            for c in ("trend", "efficiency", "autocorr", "drawdown")}
+    return {
+        int(r): {"bars": int(bars[r]), "volatility": float(mean_vol[r]),
+                 "relative_volatility": float(mean_vol[r] / median_vol),
+                 **{c: float(v[r]) for c, v in cols.items()}}
+        for r in np.flatnonzero(bars)
+    }
 
 
 def regime_name(stats: dict[str, float]) -> str:

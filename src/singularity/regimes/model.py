@@ -107,12 +107,12 @@ def fit_window(x_all: np.ndarray, t: int, window: int, s: RegimeSettings,
     return WindowFit(t, model, mean, scale, remap, centres, spreads, clf, cols)
 
 
-def assign(fit: WindowFit, x_all: np.ndarray, end: int, s: RegimeSettings) -> FitResult:
-    """Labels of rows [fit.t, end) with the fitted window (each row on its own, so labelling
-    a block bar by bar gives the labels of the whole block)."""
+def assign(fit: WindowFit, x_all: np.ndarray, end: int, s: RegimeSettings, begin: int | None = None) -> FitResult:
+    """Labels of rows [begin, end) (default: from fit.t) with the fitted window (each row on
+    its own, so labelling a block bar by bar gives the labels of the whole block)."""
     import hdbscan
 
-    t = fit.t
+    t = fit.t if begin is None else begin
     labels = np.full(end - t, UNCLASSIFIED, dtype=np.int64)
     strengths = np.zeros(end - t)
     if fit.model is not None:
@@ -137,30 +137,47 @@ def fit_block(task: FitTask) -> FitResult:
 
 
 class FitCache:
-    """Refits kept between calls in one process: the results of complete blocks, and the
-    newest window's fitted model, which labels its block as it grows bar by bar (a refit
-    happens once per refit point, as in one call over the whole history). ``key`` names the
-    history (its first bar): another history starts afresh."""
+    """Refits kept between calls in one process on a growing history (the engine's regime
+    worker): the results of complete blocks, and the newest window's fitted model with the
+    labels of its block so far; a call labels only the rows added since (and those from
+    ``redo_from`` on, whose features changed). A refit happens once per refit point, as in one
+    call over the whole history. ``key`` names the history (its first bar): another history
+    starts afresh."""
 
     def __init__(self) -> None:
         self.key: Any = None
         self.done: dict[tuple[int, int], FitResult] = {}
         self.open: WindowFit | None = None
+        self.partial: FitResult | None = None
         self.refits = 0
 
     def reset(self, key: Any) -> None:
         if key != self.key:
-            self.key, self.done, self.open = key, {}, None
+            self.key, self.done, self.open, self.partial = key, {}, None, None
 
     def result(self, x: np.ndarray, t: int, end: int, s: RegimeSettings,
-               cols: tuple[int, ...]) -> FitResult:
+               cols: tuple[int, ...], redo_from: int | None = None) -> FitResult:
         hit = self.done.get((t, end))
         if hit is not None:
             return hit
         if self.open is None or self.open.t != t or self.open.cols != cols:
             self.open = fit_window(x, t, s.window, s, cols)
             self.refits += 1
-        out = assign(self.open, x, end, s)
+            self.partial = None
+        p = self.partial
+        keep = 0 if p is None else min(len(p.labels), end - t)
+        if redo_from is not None:
+            keep = min(keep, max(0, redo_from - t))
+        if p is not None and keep == end - t == len(p.labels):
+            out = p
+        else:
+            more = assign(self.open, x, end, s, begin=t + keep)
+            labels, strengths = more.labels, more.strengths
+            if p is not None and keep:
+                labels = np.concatenate([p.labels[:keep], labels])
+                strengths = np.concatenate([p.strengths[:keep], strengths])
+            out = dataclasses.replace(more, start=t, labels=labels, strengths=strengths)
+        self.partial = out
         if end - t == s.refit_every:  # complete: its labels never change again
             self.done[(t, end)] = out
         return out

@@ -13,8 +13,8 @@ slice (the features are window-local, so these equal the whole history's bit for
 the labels of the open block; the regime names come from every bar's statistics (vectorised).
 The result equals ``analyse_symbol`` on the store cut at ``until``. When it cannot continue
 exactly (``until`` moved back, another asset's candles arrived for bars whose refit block is
-closed, a first other asset appeared, a slice that cannot be aligned), it starts again from
-the whole store.
+closed, an asset's first candles appeared), it starts again from the whole store. Not seen:
+a stored candle rewritten or inserted before the newest one read (the engine appends).
 """
 
 from __future__ import annotations
@@ -59,6 +59,10 @@ def load_universe(store: Any, exchange: str, symbol: str, timeframe: str, symbol
     return universe
 
 
+READ_AHEAD = 96
+"""Bars read beyond ``until`` when the store holds them (a replay): the next updates need no read."""
+
+
 class _Rows:
     """A growing array (rows appended or rewritten from a row on) without copying the
     history at every append."""
@@ -82,6 +86,25 @@ class _Rows:
         return self.data[:self.n]
 
 
+Candles = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Timestamps (int64 ns, UTC), closes and volumes of one asset's candles."""
+
+
+def _arrays(df: pd.DataFrame) -> Candles:
+    return (pd.DatetimeIndex(df.index).as_unit("ns").asi8, df["close"].to_numpy(dtype=np.float64),
+            df["volume"].to_numpy(dtype=np.float64))
+
+
+def _since(c: Candles, t: int) -> Candles:
+    """The candles at or after ``t`` (ns)."""
+    i = int(np.searchsorted(c[0], t))
+    return c[0][i:], c[1][i:], c[2][i:]
+
+
+def _concat(a: Candles, b: Candles) -> Candles:
+    return tuple(np.concatenate([x, y]) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
+
+
 class _Resume(Exception):
     """The state cannot continue exactly: start again from the whole store."""
 
@@ -95,15 +118,16 @@ class SymbolRegimes:
         self.exchange, self.symbol, self.timeframe, self.s = exchange, symbol, timeframe, s
         self.others = tuple(x for x in symbols if x != symbol)
         self.model = DynamicRegimeModel(s)
-        self.bar = timeframe_delta(timeframe)
+        self.bar = int(timeframe_delta(timeframe).value)  # ns
         self.cache = FitCache()
         self.margin = s.warmup_bars + 2
         """Candles of a trailing slice before the first row taken from it (every window held)."""
         self.keep = s.refit_every + 2 * self.margin
         """Candles of the symbol kept in memory (the open block's rows can be recomputed)."""
-        self.until: pd.Timestamp | None = None
-        self.last: dict[str, pd.Timestamp] = {}
-        self.tails: dict[str, pd.DataFrame] = {}
+        self.until: int | None = None  # ns
+        self.last: dict[str, int] = {}  # each asset's newest candle taken (ns)
+        self.tails: dict[str, Candles] = {}  # each asset's recent candles
+        self.ahead: dict[str, Candles] = {}  # candles read after ``until``
         self.tail_at = 0  # row of the symbol's first kept candle
         self.times = _Rows((), np.int64, 0)
         self.x: _Rows | None = None
@@ -113,6 +137,7 @@ class SymbolRegimes:
         self.start = 0  # the first refit row
         self.open_at = 0  # first row of the refit block still growing
         self.pstate: PersistState | None = None
+        self.redo_from: int | None = None  # rows whose features changed since the last labels
         self.labels = _Rows((), np.int64, UNCLASSIFIED)
         self.proba = _Rows((s.max_regimes,), np.float64, np.nan)
         self.known = _Rows((s.max_regimes,), bool, False)
@@ -124,10 +149,10 @@ class SymbolRegimes:
         from singularity.regimes.features import symbol_regime_features
 
         universe = load_universe(store, self.exchange, self.symbol, self.timeframe, self.others, until)
-        self.until = until
-        self.last = {k: df.index[-1] for k, df in universe.items() if len(df)}
-        own = universe[self.symbol]
-        self.times.set(0, own.index.asi8)
+        self.until = until.value
+        tails = {k: _arrays(df) for k, df in universe.items() if len(df)}
+        self.last = {k: int(c[0][-1]) for k, c in tails.items()}
+        self.times.set(0, tails[self.symbol][0])
         try:
             feats, _ = symbol_regime_features(universe, self.symbol, self.s)
         except DataError as e:
@@ -136,80 +161,96 @@ class SymbolRegimes:
         self.columns = list(feats.columns)
         self.x = _Rows((len(self.columns),), np.float64, np.nan)
         self.x.set(0, feats.to_numpy())
-        self.tails = universe
+        self.tails = tails
         self._trim()
 
     def _trim(self) -> None:
         own = self.tails[self.symbol]
-        cut = max(0, len(own) - self.keep)
+        cut = max(0, len(own[0]) - self.keep)
         if cut:
             self.tail_at += cut
-            first = own.index[cut]
-            self.tails = {k: df.loc[df.index >= first] for k, df in self.tails.items()}
+            first = own[0][cut]
+            self.tails = {k: _since(c, first) for k, c in self.tails.items()}
 
     def advance(self, store: Any, until: pd.Timestamp) -> None:
         """Read the candles after those read so far (up to ``until``) and compute the rows
         they add or change; ``_Resume`` when that cannot be done exactly."""
-        if self.x is None or self.until is None or until < self.until:
+        stop = until.value
+        if self.x is None or self.until is None or stop < self.until:
             raise _Resume
-        new: dict[str, pd.DataFrame] = {}
+        new: dict[str, Candles] = {}
         for k in (self.symbol, *self.others):
-            start = self.last.get(k)
-            if start is None and (k == self.symbol or not store.exists(self.exchange, k, self.timeframe)):
-                continue
-            # a range read opens only the months it needs; the bounds are kept one bar wide
-            # and cut here (the store's range filter runs at its files' time resolution)
-            df = store.read(self.exchange, k, self.timeframe, start=start, end=until + self.bar)
-            df = df.loc[(df.index <= until) & ((df.index > start) if start is not None else True)]
-            if len(df):
-                new[k] = df
-        self.until = until
+            c = self._newer(store, k, stop)
+            if c is not None and len(c[0]):
+                new[k] = c
+        self.until = stop
         if not new:
             return
         n = self.times.n
         times = self.times.view()
         r0 = n  # first row to (re)compute: the symbol's new candles, or earlier where another
-        for k, df in new.items():  # asset's candles arrived for times the symbol already has
+        for k, c in new.items():  # asset's candles arrived for times the symbol already has
             if k != self.symbol:
-                if k not in self.last and CROSS_COLUMN not in self.columns:
-                    raise _Resume  # a first other asset: the cross-asset column appears
-                r0 = min(r0, int(np.searchsorted(times, df.index[0].value)))
+                if k not in self.last:  # an asset's first candles: the whole store is read
+                    raise _Resume  # again (the cross-asset column may appear, its checks run)
+                r0 = min(r0, int(np.searchsorted(times, c[0][0])))
         if self.walk is not None and r0 < self.open_at:
             raise _Resume  # rows a closed refit block (or the open block's fit) was computed from
+        self.redo_from = r0 if self.redo_from is None else min(self.redo_from, r0)
         lo = max(0, r0 - self.margin)
         if lo < self.tail_at:
             raise _Resume
-        for k, df in new.items():
-            self.tails[k] = pd.concat([self.tails[k], df]) if k in self.tails else df
-            self.last[k] = df.index[-1]
+        for k, c in new.items():
+            self.tails[k] = _concat(self.tails[k], c) if k in self.tails else c
+            self.last[k] = int(c[0][-1])
         if self.symbol in new:
-            self.times.set(n, new[self.symbol].index.asi8)
-        rows = self._rows(lo, r0)
-        self.x.set(r0, rows)
+            self.times.set(n, new[self.symbol][0])
+        self.x.set(r0, self._rows(lo, r0))
         self._trim()
+
+    def _newer(self, store: Any, k: str, stop: int) -> Candles | None:
+        """``k``'s candles after those taken so far, up to ``stop`` (ns): from the candles
+        read ahead when they reach it, else from a range read after the newest candle read (it
+        opens only the months it needs; up to ``READ_AHEAD`` bars beyond ``stop`` are kept for
+        the next updates: a replay's store already holds them, a live one does not)."""
+        ahead = self.ahead.get(k)
+        seen = int(ahead[0][-1]) if ahead is not None and len(ahead[0]) else self.last.get(k)
+        if seen is None or seen < stop:
+            if seen is None and (k == self.symbol or not store.exists(self.exchange, k, self.timeframe)):
+                return None  # not stored: it does not feed the cross-asset level
+            ts, cols = store.read_arrays(self.exchange, k, self.timeframe,
+                                         start=None if seen is None else pd.Timestamp(seen + self.bar, tz="UTC"),
+                                         end=pd.Timestamp(stop + READ_AHEAD * self.bar, tz="UTC"))
+            got = (ts, cols["close"], cols["volume"])
+            if seen is not None:
+                got = _since(got, seen + 1)
+            ahead = got if ahead is None else _concat(ahead, got)
+        if ahead is None:
+            return None
+        cut = int(np.searchsorted(ahead[0], stop, side="right"))
+        self.ahead[k] = (ahead[0][cut:], ahead[1][cut:], ahead[2][cut:])
+        return ahead[0][:cut], ahead[1][:cut], ahead[2][:cut]
 
     def _rows(self, lo: int, r0: int) -> np.ndarray:
         """Features of the symbol's rows r0 .. (its last) from the trailing slice that starts
-        at row ``lo`` (its windows are window-local: equal to the whole history's)."""
-        from singularity.regimes.features import symbol_regime_features
+        at row ``lo`` (``symbol_regime_features``' computation on the slice: window-local, so
+        equal to the whole history's)."""
+        from singularity.regimes.features import cross_level_array, own_feature_array
 
-        own = self.tails[self.symbol].iloc[lo - self.tail_at:]
-        first = own.index[0]
-        part = {self.symbol: own}
-        for k, df in self.tails.items():
-            if k != self.symbol:
-                df = df.loc[df.index >= first]
-                if len(df):
-                    part[k] = df
-        try:
-            feats, _ = symbol_regime_features(part, self.symbol, self.s)
-        except DataError as e:
-            raise _Resume from e
-        if CROSS_COLUMN in self.columns and CROSS_COLUMN not in feats.columns:
-            feats[CROSS_COLUMN] = np.nan  # no other asset has candles in these windows
-        if list(feats.columns) != self.columns:
-            raise _Resume
-        return feats.to_numpy()[r0 - lo:]
+        st, close, volume = (a[lo - self.tail_at:] for a in self.tails[self.symbol])
+        x = own_feature_array(close, volume, self.s)
+        if CROSS_COLUMN in self.columns:
+            stamps, closes = [st], [close]
+            for k, c in self.tails.items():
+                if k != self.symbol:
+                    c = _since(c, int(st[0]))
+                    if len(c[0]):
+                        stamps.append(c[0])
+                        closes.append(c[1])
+            level = (cross_level_array(stamps, closes, self.s, first=r0 - lo) if len(stamps) > 1
+                     else np.full(len(st), np.nan))  # no other asset has candles in these windows
+            x = np.column_stack([x, level])
+        return x[r0 - lo:]
 
     # -- labels ----------------------------------------------------------------------------
 
@@ -240,11 +281,12 @@ class SymbolRegimes:
         else:
             for rows in (self.labels, self.proba, self.known):
                 rows.n = n
+        self.redo_from = None
 
     def _block(self, walk: Walk, a: int, b: int, *, commit: bool) -> None:
         s = self.s
         x = self.x.view()  # type: ignore[union-attr]
-        fit = self.cache.result(x, a, b, s, walk.cols)
+        fit = self.cache.result(x, a, b, s, walk.cols, redo_from=self.redo_from)
         raw, proba, known = walk.apply(fit, x[a:b])
         state = self.pstate or (int(raw[0]), int(raw[0]), 0)
         labels, state = persist_from(raw, s.persistence, state)
@@ -283,6 +325,7 @@ class SymbolRegimes:
 
 
 _STATES: dict[str, tuple[Any, SymbolRegimes]] = {}
+_STORES: dict[str, Any] = {}
 
 
 def regime_update(data_dir: str, exchange: str, symbol: str, timeframe: str, symbols: tuple[str, ...],
@@ -299,7 +342,9 @@ def regime_update(data_dir: str, exchange: str, symbol: str, timeframe: str, sym
     from singularity.data.store import CandleStore
 
     stop = pd.Timestamp(until)
-    store = CandleStore(Path(data_dir))
+    store = _STORES.get(data_dir)
+    if store is None:  # opened once per worker (opening a store looks for old layouts to migrate)
+        store = _STORES[data_dir] = CandleStore(Path(data_dir))
     key = (data_dir, exchange, timeframe, tuple(symbols), settings)
     held = _STATES.get(symbol)
     st = held[1] if held is not None and held[0] == key else None

@@ -152,14 +152,15 @@ def window_lag1_corr(r: np.ndarray, w: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def window_corr_level(r: np.ndarray, w: int, min_obs: int) -> np.ndarray:
-    """Per row k: mean |corr| of column 0 with each other column over rows k-w+1..k (from row
-    0 while k < w - 1), each pair counted on the rows where both are finite and only with at
-    least ``min_obs`` of them; NaN where no pair qualifies."""
+def window_corr_level(r: np.ndarray, w: int, min_obs: int, first: int = 0) -> np.ndarray:
+    """Per row k >= ``first``: mean |corr| of column 0 with each other column over rows
+    k-w+1..k (from row 0 while k < w - 1), each pair counted on the rows where both are finite
+    and only with at least ``min_obs`` of them; NaN where no pair qualifies (and before
+    ``first``)."""
     t_len, n = r.shape
     out = np.full(t_len, np.nan)
     cols = np.ascontiguousarray(r.T)
-    for k in range(t_len):
+    for k in range(first, t_len):
         lo = max(0, k - w + 1)
         total = 0.0
         valid = 0
