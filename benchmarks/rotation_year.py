@@ -178,26 +178,30 @@ async def _replay(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 
     engine.before_batch.insert(0, lockstep)  # before the rotation's boundary hook
 
+    printed = [0]
+
+    def report(eng: Any) -> None:
+        while printed[0] < len(sched.results):
+            res = sched.results[printed[0]]
+            printed[0] += 1
+            champ = res.champion or {}
+            why, at = reasons[printed[0] - 1] if printed[0] <= len(reasons) else (None, None)
+            print(json.dumps({"cycle": printed[0], **res.as_dict(), "reason": why, "requested_at_candle": at,
+                              "candles": eng.stats["candles"],
+                              "champion_expression": champ.get("expression"),
+                              "holdout": champ.get("holdout"),
+                              "gauntlet_failed": [g.get("test") for g in (res.output or {}).get("gauntlet", [])
+                                                  if not g.get("passed")],
+                              "t_s": round(time.monotonic() - t0, 1)}, default=str), flush=True)
+
     async def reporter(eng: Any) -> None:
-        seen = 0
         while True:
             await asyncio.sleep(1.0)
-            while seen < len(sched.results):
-                res = sched.results[seen]
-                seen += 1
-                champ = res.champion or {}
-                why, at = reasons[seen - 1] if seen <= len(reasons) else (None, None)
-                print(json.dumps({"cycle": seen, **res.as_dict(), "reason": why, "requested_at_candle": at,
-                                  "candles": eng.stats["candles"],
-                                  "champion_expression": champ.get("expression"),
-                                  "holdout": champ.get("holdout"),
-                                  "gauntlet_failed": [g.get("test") for g in (res.output or {}).get("gauntlet", [])
-                                                      if not g.get("passed")],
-                                  "t_s": round(time.monotonic() - t0, 1)}, default=str), flush=True)
+            report(eng)
 
     engine.s.extra_tasks = [*engine.s.extra_tasks, reporter]
     stats = await engine.run()
-    await asyncio.sleep(1.5)  # the reporter's last lines
+    report(engine)  # the cycles that ended after the reporter's last look
     events = [e for e in engine.s.ledger.events(kinds=["rotation"])]
     for e in events:
         print(json.dumps({"rotation": e.payload, "time": e.time.isoformat(), "seq": e.seq}, default=str),
