@@ -195,3 +195,15 @@ def test_trading_score_is_long_only_on_spot(outcome: tuple) -> None:
     r = net_returns(c.iloc[10:], sig[10:], cost, short_rate=1e-3)
     assert got["total_return"] == pytest.approx(float(np.prod(1.0 + r) - 1.0), abs=1e-12)
     assert got["exposure"] == 1.0
+
+
+def test_pooled_fits_go_out_costliest_first() -> None:
+    # run in line-up order, the Transformer's whole-window refit (the longest fit) started last
+    # and one worker finished it alone; results are put back in line-up order whatever this is
+    from singularity.models.bakeoff import costliest_first
+
+    tasks = [(None, name, None, 8, 1, 24, np.arange(n), None if n == 30 else np.arange(3))
+             for name in ("logistic", "lightgbm", "transformer") for n in (10, 20, 30)]
+    assert [(tasks[i][1], len(tasks[i][6])) for i in costliest_first(tasks)] == [
+        ("transformer", 30), ("transformer", 20), ("transformer", 10), ("lightgbm", 30), ("lightgbm", 20),
+        ("lightgbm", 10), ("logistic", 30), ("logistic", 20), ("logistic", 10)]

@@ -199,6 +199,16 @@ def _fit_task(task: tuple[Any, ...]) -> tuple[np.ndarray | None, Any, float]:
     return _full_proba(model, X[test]), None, time.perf_counter() - t0
 
 
+def costliest_first(tasks: list[tuple[Any, ...]]) -> list[int]:
+    """Positions of ``_fit_task`` tasks, the (likely) longest first: the Transformer before
+    LightGBM before the logistic baseline, and within a model the most training rows first.
+    Handed to the workers in this order, the short fits fill in at the end instead of one
+    worker finishing the last long Transformer fit alone (run in the given order, the whole-
+    window refit, the longest, started last)."""
+    rank = {n: i for i, n in enumerate(MODEL_NAMES)}  # simplest (cheapest) first
+    return sorted(range(len(tasks)), key=lambda i: (-rank.get(tasks[i][1], len(rank)), -len(tasks[i][6])))
+
+
 # ----------------------------------------------------------------------------- scoring
 
 
@@ -328,7 +338,14 @@ def run_bakeoff(
         for name in bo.models
         for train, test in [*splits, (full_train, None)]
     ]
-    results = [_fit_task(t) for t in tasks] if pool is None else pool.map(_fit_task, tasks, chunksize=1)
+    results: list[Any]
+    if pool is None:
+        results = [_fit_task(t) for t in tasks]
+    else:  # each task is independent and seeded: the order they run in changes no result
+        order = costliest_first(tasks)
+        results = [None] * len(tasks)
+        for i, r in zip(order, pool.map(_fit_task, [tasks[i] for i in order], chunksize=1), strict=True):
+            results[i] = r
 
     scores: list[ModelScore] = []
     oof_proba: dict[str, pd.DataFrame] = {}
