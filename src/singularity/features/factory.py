@@ -17,7 +17,10 @@ it is recomputed fully). Families without a tail declaration are recomputed full
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -194,6 +197,24 @@ def _tail(mod: Any, attr: str, settings: Any) -> tuple[int, int] | None:
     return None
 
 
+_GNN_MODULE = "singularity.features.gnn"
+
+
+def _import_in_background(module: str) -> threading.Thread | None:
+    """Start importing ``module`` in a thread (None when it is imported already). Errors are
+    left for the caller's own import of it to raise."""
+    if module in sys.modules:
+        return None
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+
+    thread = threading.Thread(target=run, name=f"import {module}", daemon=True)
+    thread.start()
+    return thread
+
+
 def feature_catalogue(settings: FeatureSettings) -> tuple[list[FeatureSpec], list[str]]:
     """The catalogue of the enabled families without computing anything, and notes on the
     families whose module or catalogue function is not available."""
@@ -363,20 +384,29 @@ class FeatureFactory:
                     catalogue = list(specs)
                 bar.advance(task)
             lap("indicators+particle_filter")
-            if ceemdan is not None:
-                bar.update(task, description="CEEMDAN")
-                ce_specs: list[FeatureSpec] = []
-                tail = _tail(ceemdan, "ceemdan_tail", s.ceemdan)
-                for sym, df in own.items():
-                    frame, ce_specs = self._family_tail(
-                        lambda c, m=ceemdan: m.ceemdan_features(
-                            c["close"], s.ceemdan, pool=self.pool),
-                        df, sym, tail, previous, notes, "ceemdan",
-                    )
-                    parts[sym].append(frame.reindex(df.index))
-                    bar.advance(task)
-                catalogue += ce_specs
-                lap("ceemdan")
+            # the GNN's module imports torch in this process (~1.5 CPU-s) before the graph
+            # family can start, while the workers would sit idle: import it while they run
+            # CEEMDAN instead (this thread only waits on them then)
+            gnn_import = (_import_in_background(_GNN_MODULE) if graph is not None and s.graph.gnn_enabled
+                          and self.pool is not None else None)
+            try:
+                if ceemdan is not None:
+                    bar.update(task, description="CEEMDAN")
+                    ce_specs: list[FeatureSpec] = []
+                    tail = _tail(ceemdan, "ceemdan_tail", s.ceemdan)
+                    for sym, df in own.items():
+                        frame, ce_specs = self._family_tail(
+                            lambda c, m=ceemdan: m.ceemdan_features(
+                                c["close"], s.ceemdan, pool=self.pool),
+                            df, sym, tail, previous, notes, "ceemdan",
+                        )
+                        parts[sym].append(frame.reindex(df.index))
+                        bar.advance(task)
+                    catalogue += ce_specs
+                    lap("ceemdan")
+            finally:  # its failure, if any, is raised by the graph family's own import
+                if gnn_import is not None:
+                    gnn_import.join()
             if graph is not None:
                 bar.update(task, description="cross-asset graph")
                 gframes, gspecs = graph.graph_features(universe, s.graph, pool=self.pool)

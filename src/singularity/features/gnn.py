@@ -16,6 +16,7 @@ their training data, so appending a candle retrains nothing until the next retra
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -134,17 +135,31 @@ def job_seed(seed: int, point: int) -> int:
     return int(np.random.SeedSequence([seed, point]).generate_state(1)[0])
 
 
+def _set_deterministic(mode: bool) -> None:
+    """The kernels' deterministic flag, as ``torch.use_deterministic_algorithms`` sets it.
+    That function also sets ``torch._inductor.config.deterministic``, a flag only
+    ``torch.compile`` reads (never used here), and importing that config imports TorchDynamo
+    and Inductor: about 2 CPU-seconds in a process that has not imported them, which the forge's
+    parent (it only embeds: no optimiser, which imports them too) paid serially while the pool
+    waited. Once that config is loaded anyway, the public function keeps both flags in step."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(mode)
+    else:
+        setter(mode)
+
+
 @contextmanager
 def single_thread_deterministic() -> Iterator[None]:
     """One torch thread and deterministic kernels for the block, restored afterwards."""
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
+    _set_deterministic(True)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(deterministic)
+        _set_deterministic(deterministic)
         torch.set_num_threads(threads)
 
 
