@@ -131,6 +131,33 @@ def score(
 
 
 @njit(cache=True, nogil=True)
+def positions(out: np.ndarray, long_only: bool, w: np.ndarray) -> bool:
+    """The position a tree output asks for, bar by bar (``positions_from_output``'s signs as
+    int8: NaN is flat), into ``w[: n - 1]`` (the output at t - 1 is traded at t; the rest of
+    ``w`` is zeroed). Returns whether the output is valid (not NaN everywhere, not one
+    constant value)."""
+    n = out.shape[0]
+    if long_only:  # branch-free loops: they vectorise
+        for t in range(n):
+            w[t] = np.int8(out[t] > 0)  # a NaN compares false: flat, as in score
+    else:
+        for t in range(n):
+            x = out[t]
+            w[t] = np.int8(x > 0) - np.int8(x < 0)
+    w[max(n - 1, 0) :] = 0
+    # Valid (score's hi > lo over the non-NaN values) when two of them differ: the first
+    # one against the rest, stopping at the first that differs (early, for most outputs).
+    first = 0
+    while first < n and np.isnan(out[first]):
+        first += 1
+    for t in range(first + 1, n):
+        x = out[t]
+        if x != out[first] and not np.isnan(x):
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
 def score_fused(
     out: np.ndarray,
     open_: np.ndarray,
@@ -146,15 +173,40 @@ def score_fused(
     metrics: np.ndarray,
     short_rate: float = 0.0,
 ) -> None:
-    """``score`` in one pass over the bars: positions, the backtest (``bar_returns``), trade
-    count, drawdown, growth and the Sharpe mean together; only the Sharpe's squared deviations
-    take a second pass, over ``r`` (scratch of n floats, small enough to stay in cache).
-
-    Every figure is computed with the same operations in the same order as ``score``, so the
-    two agree bit for bit (the tests hold them to it)."""
+    """``score`` as ``positions`` then ``score_positions``: every figure is computed with the
+    same operations in the same order as ``score``, so the two agree bit for bit (the tests
+    hold them to it)."""
     n = out.shape[0]
-    lo = np.inf
-    hi = -np.inf
+    w = np.zeros(n + 8, dtype=np.int8)
+    if not positions(out, long_only, w):  # scored WORST whatever it would trade
+        metrics[:] = 0.0
+        metrics[M_FITNESS] = WORST
+        return
+    score_positions(w, n, open_, close, r, cost_rate, fill_on_open, periods_per_year,
+                    objective, min_trades, dd_limit, metrics, short_rate)
+
+
+@njit(cache=True, nogil=True)
+def score_positions(
+    w: np.ndarray,
+    n: int,
+    open_: np.ndarray,
+    close: np.ndarray,
+    r: np.ndarray,
+    cost_rate: float,
+    fill_on_open: bool,
+    periods_per_year: float,
+    objective: int,
+    min_trades: int,
+    dd_limit: float,
+    metrics: np.ndarray,
+    short_rate: float = 0.0,
+) -> None:
+    """``score`` of a valid output from its ``positions`` ``w`` (n bars) in one pass: the
+    backtest (``bar_returns``), trade count, drawdown, growth and the Sharpe mean together;
+    only the Sharpe's squared deviations take a second pass, over ``r`` (scratch of n
+    floats, small enough to stay in cache). The figures depend on the output only through
+    ``w``: trees that ask for the same positions score the same."""
     cash = 1.0
     shares = 0.0
     prev_equity = 1.0
@@ -170,39 +222,38 @@ def score_fused(
     if n > 0:
         r[0] = 0.0
     for t in range(1, n):
-        x = out[t - 1]
-        want = 0.0
-        if not np.isnan(x):
-            if x < lo:
-                lo = x
-            if x > hi:
-                hi = x
-            want = 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
-            if long_only and want < 0.0:
-                want = 0.0
+        want = float(w[t - 1])
         # count_trades: an entry when leaving flat or flipping side
         if want != 0.0 and (prev_pos == 0.0 or (want > 0.0) != (prev_pos > 0.0)):
             trades += 1
         prev_pos = want
+        # A bar that cannot move equity (ruined, or flat with no order: equity = cash =
+        # prev_equity, so rt = 1 - 1 = +0.0) adds +0.0 to ``total`` (never -0.0), multiplies
+        # ``eq`` by 1 and leaves peak and trough alone: skipping it changes no bit, and
+        # saves the division on the bars a long-only tree sits out (most of them, in a GP).
+        if ruined or (shares == 0.0 and want == prev_want and cash == prev_equity
+                      and abs(close[t]) < np.inf):
+            r[t] = 0.0
+            continue
         rt = 0.0
-        if not ruined:  # bar_returns, step t (the short charge included)
-            if want != prev_want:
-                price = open_[t] if fill_on_open else close[t]
-                if not fill_on_open and shares < 0.0:
-                    cash += short_rate * shares * close[t]
-                cash, shares, _d, _p, _f = _order(cash, shares, want, price, cost_rate, 0.0)
-                prev_want = want
-                if fill_on_open and shares < 0.0:
-                    cash += short_rate * shares * close[t]
-            elif shares < 0.0:
+        # bar_returns, step t (the short charge included)
+        if want != prev_want:
+            price = open_[t] if fill_on_open else close[t]
+            if not fill_on_open and shares < 0.0:
                 cash += short_rate * shares * close[t]
-            equity = cash + shares * close[t]
-            if equity <= 0.0:
-                rt = -1.0
-                ruined = True
-            else:
-                rt = equity / prev_equity - 1.0
-                prev_equity = equity
+            cash, shares, _d, _p, _f = _order(cash, shares, want, price, cost_rate, 0.0)
+            prev_want = want
+            if fill_on_open and shares < 0.0:
+                cash += short_rate * shares * close[t]
+        elif shares < 0.0:
+            cash += short_rate * shares * close[t]
+        equity = cash + shares * close[t]
+        if equity <= 0.0:
+            rt = -1.0
+            ruined = True
+        else:
+            rt = equity / prev_equity - 1.0
+            prev_equity = equity
         r[t] = rt
         total += rt
         eq *= 1.0 + rt
@@ -218,17 +269,6 @@ def score_fused(
             dd = 1.0 - eq / peak
             if dd > mdd:
                 mdd = dd
-    if n > 0:
-        x = out[n - 1]
-        if not np.isnan(x):
-            if x < lo:
-                lo = x
-            if x > hi:
-                hi = x
-    if not hi > lo:  # invalid output (see positions_from_output): WORST
-        metrics[:] = 0.0
-        metrics[M_FITNESS] = WORST
-        return
     mdd = min(mdd, 1.0)
     sharpe = 0.0
     if n >= 2:  # sharpe_from_returns with the mean already summed

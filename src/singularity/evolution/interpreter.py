@@ -23,7 +23,13 @@ refresh_stale_cache()  # before the first cached function loads (see _numba_cach
 
 from singularity.evolution import kernels as K  # noqa: E402
 from singularity.evolution import primitives as P  # noqa: E402
-from singularity.evolution.fitness import N_METRICS, score_fused  # noqa: E402
+from singularity.evolution.fitness import (  # noqa: E402
+    M_FITNESS,
+    N_METRICS,
+    WORST,
+    positions,
+    score_positions,
+)
 from singularity.evolution.program import Program, pack  # noqa: E402
 
 _ARITY = np.zeros(256, dtype=np.int64)
@@ -66,6 +72,8 @@ def plan_packed(
     return Plan(op, arg, val, a, out, int(n_rows), len(roots), int(n_nodes))
 
 
+POSITIONS_KEPT_BYTES = 64 << 20
+"""Memory for the positions of the trees a batch has scored (see run_plan)."""
 _COMM = np.zeros(256, dtype=np.bool_)
 for _c in _COMMUTATIVE:
     _COMM[_c] = True
@@ -268,6 +276,20 @@ def run_plan(
     metrics = np.zeros((n_trees, N_METRICS))
     outputs = np.empty((n_trees if keep_outputs else 0, n), dtype=np.float32)
     r = np.empty(n)  # per-bar returns of the tree being scored (reused)
+    # Trees that differ often ask for the same positions (a sign-preserving wrapper, a
+    # different route to one signal), and the figures depend on the output only through
+    # them (score_positions): a tree whose positions were scored in this batch copies that
+    # tree's row. Positions are int8 per bar, hashed as 64-bit words and compared in full
+    # on a hash match (exact); at most ``cap`` are kept (memory).
+    nw = (n + 8) // 8
+    w = np.zeros(nw, dtype=np.uint64)
+    w8 = w.view(np.int8)
+    cap = max(1, min(n_trees, POSITIONS_KEPT_BYTES // (8 * nw)))
+    kept = np.empty((cap, nw), dtype=np.uint64)
+    kept_tree = np.empty(cap, dtype=np.int64)
+    kept_next = np.empty(cap, dtype=np.int64)  # the next kept entry with the same hash
+    heads = Dict.empty(key_type=types.uint64, value_type=types.int64)
+    n_kept = 0
     for j in range(ins_op.shape[0]):
         op = ins_op[j]
         if op == P.BACKTEST:
@@ -275,8 +297,35 @@ def run_plan(
             row = buf[ins_a[j, 0]]
             if keep_outputs:
                 outputs[ti] = row
-            score_fused(row, open_, close, r, cost_rate, fill_on_open, long_only,
-                        periods_per_year, objective, min_trades, dd_limit, metrics[ti], short_rate)
+            m = metrics[ti]
+            if not positions(row, long_only, w8):
+                m[:] = 0.0
+                m[M_FITNESS] = WORST
+                continue
+            h = np.uint64(14695981039346656037)
+            for k in range(nw):
+                h = (h ^ w[k]) * np.uint64(1099511628211)
+            e = heads[h] if h in heads else np.int64(-1)
+            while e >= 0:
+                same = True
+                for k in range(nw):
+                    if kept[e, k] != w[k]:
+                        same = False
+                        break
+                if same:
+                    break
+                e = kept_next[e]
+            if e >= 0:
+                m[:] = metrics[kept_tree[e]]
+                continue
+            score_positions(w8, n, open_, close, r, cost_rate, fill_on_open, periods_per_year,
+                            objective, min_trades, dd_limit, m, short_rate)
+            if n_kept < cap:
+                kept[n_kept] = w
+                kept_tree[n_kept] = ti
+                kept_next[n_kept] = heads[h] if h in heads else np.int64(-1)
+                heads[h] = n_kept
+                n_kept += 1
         else:
             K.apply(op, ins_arg[j], ins_val[j], buf[ins_a[j, 0]], buf[ins_a[j, 1]],
                     buf[ins_a[j, 2]], buf[ins_out[j]])
