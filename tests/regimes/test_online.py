@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from small_regimes import SMALL
 
 from singularity.data.store import CandleStore
@@ -84,3 +85,29 @@ def test_resumed_updates_equal_the_offline_computation(tmp_path, monkeypatch) ->
     # fresh starts: the first call, S2 appearing, until moving back, and an S1 candle arriving
     # for a bar whose refit block had closed meanwhile (rare); every other call resumed
     assert sum(resumed) >= len(resumed) - 5, resumed
+
+
+def test_a_failed_update_leaves_no_half_made_state(tmp_path, monkeypatch) -> None:
+    universe, _ = planted_regime_market(2, n_bars=560, seed=7, min_spell=100, max_spell=220)
+    symbols = tuple(universe)
+    store = CandleStore(tmp_path)
+    for k, df in universe.items():
+        store.write("ex", k, "1h", df)
+    idx = universe[SYM].index
+    regime_update(str(tmp_path), "ex", SYM, "1h", symbols, SMALL, idx[-6].isoformat(), None)
+    plain = CandleStore.read_arrays
+
+    def failing(self, exchange, symbol, *a, **k):
+        if symbol == "S1/USDT":
+            raise OSError("disk gone")
+        return plain(self, exchange, symbol, *a, **k)
+
+    with monkeypatch.context() as m:  # S0's newer candles are taken, then S1's read fails
+        m.setattr(CandleStore, "read_arrays", failing)
+        m.setattr("singularity.regimes.online.READ_AHEAD", 1)
+        with pytest.raises(OSError, match="disk gone"):
+            regime_update(str(tmp_path), "ex", SYM, "1h", symbols, SMALL, idx[-5].isoformat(), idx[-6].isoformat())
+    got = regime_update(str(tmp_path), "ex", SYM, "1h", symbols, SMALL, idx[-4].isoformat(), idx[-6].isoformat())
+    assert got["resumed"] is False
+    want = _offline(store, symbols, idx[-4], idx[-6].isoformat())
+    assert {k: got[k] for k in want} == want and len(got["bars"]) == 2

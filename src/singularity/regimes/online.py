@@ -349,24 +349,28 @@ def regime_update(data_dir: str, exchange: str, symbol: str, timeframe: str, sym
     held = _STATES.get(symbol)
     st = held[1] if held is not None and held[0] == key else None
     resumed = st is not None
-    try:
-        if st is None:
-            raise _Resume
-        st.advance(store, stop)
-    except _Resume:
-        st = SymbolRegimes(exchange, symbol, timeframe, symbols, settings)
-        _STATES[symbol] = (key, st)
-        resumed = False
-        st.load(store, stop)
     out: dict[str, Any] = {"bars": [], "names": {}, "warming_up": None, "fits": 0, "pid": os.getpid()}
     try:
-        st.label()
-    except DataError as e:  # too little history yet: no regime
-        out["warming_up"] = str(e)
-    else:
-        out["bars"] = st.bars(pd.Timestamp(since) if since is not None else None)
-        out["names"] = st.names()
-        out["fits"] = st.fits
+        try:
+            if st is None:
+                raise _Resume
+            st.advance(store, stop)
+        except _Resume:
+            st = SymbolRegimes(exchange, symbol, timeframe, symbols, settings)
+            _STATES[symbol] = (key, st)
+            resumed = False
+            st.load(store, stop)
+        try:
+            st.label()
+        except DataError as e:  # too little history yet: no regime
+            out["warming_up"] = str(e)
+        else:
+            out["bars"] = st.bars(pd.Timestamp(since) if since is not None else None)
+            out["names"] = st.names()
+            out["fits"] = st.fits
+    except BaseException:
+        _STATES.pop(symbol, None)  # a half-made update: the next one starts from the whole store
+        raise
     out["refits"] = st.cache.refits
     out["resumed"] = resumed
     t1 = time.time()
