@@ -92,3 +92,28 @@ def log_burst(arg: tuple[int, int, int, str]) -> int:
     for j in range(n):
         log.info("burst %d %d %d %s", cycle, item, j, "x" * 200)
     return item
+
+
+class _WriteOnDel:
+    """Writes to its file when deleted (with functions bound now: a module being torn down may
+    have lost its globals by then)."""
+
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        self.write = os.write
+
+    def __del__(self) -> None:
+        self.write(self.fd, b"deleted")
+
+
+_KEPT: list[_WriteOnDel] = []
+
+
+def mark_exit(folder: str) -> int:
+    """Leave traces of this worker's exit: an atexit handler's file and, written when the
+    interpreter tears its modules down, a module global's ``__del__`` file."""
+    import atexit
+
+    atexit.register(lambda: open(os.path.join(folder, "atexit"), "w").close())
+    _KEPT.append(_WriteOnDel(os.path.join(folder, "teardown")))
+    return os.getpid()

@@ -92,3 +92,14 @@ def test_release_removes_the_shared_files(pool: WorkerPool) -> None:
     assert handle.directory is not None and os.path.isdir(handle.directory)
     pool.release(handle)
     assert not os.path.exists(handle.directory)
+
+
+def test_a_worker_exits_without_tearing_down_its_modules(tmp_path) -> None:
+    # with torch loaded, the teardown took seconds per worker and shutdown waited for it;
+    # the atexit handlers still run and the exit status stays 0
+    with WorkerPool(1) as p:
+        p.map(tasks.mark_exit, [str(tmp_path)])
+        procs = list(p._executor._processes.values())
+    assert [proc.exitcode for proc in procs] == [0]
+    assert (tmp_path / "atexit").exists()
+    assert (tmp_path / "teardown").read_bytes() == b""

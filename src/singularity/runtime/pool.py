@@ -150,6 +150,37 @@ def _on_parent_death_signal(parent_pid: int) -> None:
         return
 
 
+def _exit_without_teardown() -> None:
+    """Let this worker end like any process, minus the teardown of its modules.
+
+    A worker's interpreter, once torch (and the TorchDynamo stack its optimisers import) is
+    loaded, takes seconds of CPU to tear its modules down at exit, and the pool's shutdown waits
+    for it (measured: 3.2 s vs 0.14 s per worker on a loaded 2-core machine). When loky's worker
+    script calls ``sys.exit`` after the process ran its course (``multiprocessing``'s bootstrap
+    has already run its exit finalizers: queues flushed, the log queue's included), this runs
+    the ``atexit`` handlers, flushes the standard streams and leaves with the same status. Any
+    other ``sys.exit`` (code in a task) raises SystemExit as usual."""
+    import atexit
+    import sys
+    from multiprocessing import util
+
+    original = sys.exit
+
+    def exit(status: object = None) -> None:
+        if not getattr(util, "_exiting", False):
+            original(status)
+        atexit._run_exitfuncs()
+        code = 0 if status is None else status if isinstance(status, int) else 1
+        if not isinstance(status, int | None):
+            print(status, file=sys.stderr)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+    sys.exit = exit  # type: ignore[assignment]
+
+
 def _init_worker(log_queue: Any, log_level: int, parent_pid: int | None = None) -> None:
     if parent_pid is not None:
         import sys
@@ -162,6 +193,7 @@ def _init_worker(log_queue: Any, log_level: int, parent_pid: int | None = None) 
         threading.Thread(target=_watch_parent, args=(parent_pid,), name="singularity-parent-watchdog",
                          daemon=True).start()
     limit_threads(1)
+    _exit_without_teardown()
     if log_queue is not None:
         from singularity.runtime.logging import install_queue_handler
 
