@@ -117,3 +117,9 @@ def mark_exit(folder: str) -> int:
     atexit.register(lambda: open(os.path.join(folder, "atexit"), "w").close())
     _KEPT.append(_WriteOnDel(os.path.join(folder, "teardown")))
     return os.getpid()
+
+
+def has_module(name: str) -> bool:
+    import sys
+
+    return name in sys.modules

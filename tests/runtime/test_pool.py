@@ -103,3 +103,10 @@ def test_a_worker_exits_without_tearing_down_its_modules(tmp_path) -> None:
     assert [proc.exitcode for proc in procs] == [0]
     assert (tmp_path / "atexit").exists()
     assert (tmp_path / "teardown").read_bytes() == b""
+
+
+def test_preload_starts_the_workers_with_modules_imported() -> None:
+    # a forge cycle's workers start and import torch while the parent computes indicators
+    with WorkerPool(1) as p:
+        p.preload(["no_such_module_here", "xml.dom.minidom"])  # a failed import breaks nothing
+        assert p.map(tasks.has_module, ["xml.dom.minidom", "xml.sax"]) == [True, False]

@@ -166,6 +166,7 @@ def run_forge(settings: Settings, opts: ForgeOptions, *, say: Callable[[str], No
             outcome = _cycle(settings, opts, exchange, universe, registry, run_id, st, None)
         else:
             with WorkerPool(opts.workers) as pool:
+                pool.preload(_worker_modules(settings))
                 outcome = _cycle(settings, opts, exchange, universe, registry, run_id, st, pool)
         outcome.seconds = time.perf_counter() - t_start
         outcome.stage_seconds = dict(st.seconds)
@@ -177,6 +178,16 @@ def run_forge(settings: Settings, opts: ForgeOptions, *, say: Callable[[str], No
         registry.finish_run(run_id, status="failed", seconds=time.perf_counter() - t_start, stage_seconds=st.seconds,
                             error=f"{type(e).__name__}: {e}"[:2000])
         raise
+
+
+def _worker_modules(settings: Settings) -> list[str]:
+    """What the workers import first: CEEMDAN's windows are the pool's first tasks, and torch
+    (about 1.5 CPU-s per process) comes with the GNN's and the Transformer's fits. Loaded while
+    this process computes the symbol's indicators and particle filter, when the pool is idle."""
+    mods = ["singularity.features.ceemdan"] if settings.features.ceemdan.enabled else []
+    if (settings.features.graph.enabled and settings.features.graph.gnn_enabled) or "transformer" in settings.bakeoff.models:
+        mods.append("torch")
+    return mods
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:

@@ -208,6 +208,14 @@ def _worker_pid() -> int:
     return os.getpid()
 
 
+def _import_modules(modules: tuple[str, ...]) -> None:
+    import importlib
+
+    for name in modules:
+        with contextlib.suppress(Exception):  # a real task's own import reports the error
+            importlib.import_module(name)
+
+
 # --------------------------------------------------------------------------- pools
 
 
@@ -302,6 +310,15 @@ class WorkerPool:
                 env={**thread_env(1), "LOKY_MAX_MEMORY_LEAK_SIZE": str(MAX_WORKER_GROWTH_BYTES)},
             )
         return self
+
+    def preload(self, modules: Sequence[str]) -> None:
+        """Start the workers now and have them import ``modules`` (one such task per worker),
+        returning at once: their start-up and imports then overlap this process's own work
+        instead of delaying the first ``map``. Nothing is computed; a failed import is left for
+        the task that needs the module to report."""
+        self.start()
+        for _ in range(self._workers):
+            self._executor.submit(_import_modules, tuple(modules))
 
     def __enter__(self) -> WorkerPool:
         return self.start()
