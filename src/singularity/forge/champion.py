@@ -47,15 +47,48 @@ def evolve_training(settings: Settings, opts: Any, inputs: pd.DataFrame, candles
 
 
 
-def positions_fn(settings: Settings):  # type: ignore[no-untyped-def]
-    from singularity.evolution.expressions import evaluate_expression
+class Positions:
+    """Target positions of an expression over inputs, as the GP decides them; ``many`` gives
+    those of a batch of expressions from ONE evaluator call (the input arrays built once, not
+    once per expression: the PBO and effective-trials matrices evaluate hundreds of trials,
+    serially in the forge's parent). Each tree's output is computed as it is alone (shared
+    subtrees are computed once, by the same kernels), so the positions are the same."""
 
-    lo = long_only(settings)
+    def __init__(self, long_only: bool) -> None:
+        self.long_only = long_only
 
-    def positions(expr: str, inputs: pd.DataFrame) -> np.ndarray:
-        return evaluate_expression(expr, inputs, long_only=lo).to_numpy(np.float64)
+    def __call__(self, expr: str, inputs: pd.DataFrame) -> np.ndarray:
+        from singularity.evolution.expressions import evaluate_expression
 
-    return positions
+        return evaluate_expression(expr, inputs, long_only=self.long_only).to_numpy(np.float64)
+
+    def many(self, exprs: list[str], inputs: pd.DataFrame) -> list[np.ndarray]:
+        from singularity.evolution.evaluator import (
+            EvalConfig,
+            codec_for,
+            evaluate_programs,
+            market_arrays,
+        )
+        from singularity.evolution.fitness import positions_from_output
+
+        if not exprs:
+            return []
+        codec = codec_for([str(c) for c in inputs.columns])
+        programs = [codec.encode(codec.parse(e)) for e in exprs]
+        # positions only: prices are not read before scoring (as evaluate_expression does)
+        data = market_arrays(inputs, pd.DataFrame({"open": 1.0, "close": 1.0}, index=inputs.index))
+        cfg = EvalConfig(cost_rate=0.0, periods_per_year=1.0, long_only=self.long_only)
+        _, outputs, _ = evaluate_programs(data, cfg, programs, keep_outputs=True)
+        out = []
+        for row in outputs:
+            target = np.empty(len(row))
+            positions_from_output(row, self.long_only, target)
+            out.append(target)
+        return out
+
+
+def positions_fn(settings: Settings) -> Positions:
+    return Positions(long_only(settings))
 
 
 def trial_statistics(evo: Any, ppy: float) -> tuple[int, float]:
@@ -78,7 +111,9 @@ def training_returns(exprs: list[str], positions: Any, candles: pd.DataFrame, in
     """Per-bar training-window returns net of costs, bars × expressions (as the GP scored them)."""
     if not exprs:
         return np.empty((len(candles), 0))
-    return np.column_stack([trade(candles, positions(e, inputs), cost_rate, short_rate) for e in exprs])
+    many = getattr(positions, "many", None)
+    targets = many(exprs, inputs) if many is not None else [positions(e, inputs) for e in exprs]
+    return np.column_stack([trade(candles, t, cost_rate, short_rate) for t in targets])
 
 
 def trial_sample_matrix(evo: Any, n: int, seed: int, *, include: tuple[str, ...], positions: Any,
