@@ -21,7 +21,7 @@ from singularity.errors import DataError
 from singularity.evolution import token_ops as T
 from singularity.evolution.breeding import COPY, MUTATE, NEW, breed_tokens
 from singularity.evolution.fitness import N_METRICS, OBJECTIVES
-from singularity.evolution.interpreter import Plan, plan, plan_packed, run_plan
+from singularity.evolution.interpreter import Plan, ScoredPositions, plan, plan_packed, run_plan
 from singularity.evolution.packed import Packed, ProgramTable, gather, gather2
 from singularity.evolution.program import Codec, Program, pack, unpack
 from singularity.evolution.variation import (
@@ -35,6 +35,8 @@ _CACHE_MAX = 200_000
 _CODECS: dict[tuple[str, ...], Codec] = {}
 _METRICS_CACHE: dict[str, ProgramTable] = {}
 """Per scope (data and scoring settings): every program evaluated, with its metrics row."""
+_POSITIONS: dict[str, ScoredPositions] = {}
+"""The position series scored in this process, for the last scope only (bounded memory)."""
 
 
 @dataclass(frozen=True)
@@ -95,19 +97,31 @@ def evaluate_programs(
     if not programs:
         return np.zeros((0, N_METRICS)), np.zeros((0, 0), np.float32), 0
     p = plan(programs, data["features"].shape[0], share=cfg.share_subtrees)
-    metrics, outputs = _run(data, cfg, p, keep_outputs=keep_outputs)
+    seen = ScoredPositions(data["features"].shape[1], p.n_trees)
+    metrics, outputs = _run(data, cfg, p, seen, keep_outputs=keep_outputs)
     return metrics, outputs, p.n_nodes
 
 
 def _run(
-    data: dict[str, np.ndarray], cfg: EvalConfig, p: Plan, *, keep_outputs: bool
+    data: dict[str, np.ndarray], cfg: EvalConfig, p: Plan, seen: ScoredPositions, *,
+    keep_outputs: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
+    seen.room_for(p.n_trees)
     return run_plan(  # type: ignore[no-any-return]
         data["features"], data["open"], data["close"], p.op, p.arg, p.val, p.a, p.out,
         p.n_rows, p.n_trees, cfg.cost_rate, cfg.fill_on_open, cfg.long_only,
         cfg.periods_per_year, OBJECTIVES[cfg.objective], cfg.min_trades, cfg.max_drawdown,
-        keep_outputs, cfg.short_rate,
+        keep_outputs, cfg.short_rate, seen.kept, seen.metrics, seen.next, seen.heads,
+        seen.count,
     )
+
+
+def _positions_for(scope: str, n_bars: int) -> ScoredPositions:
+    seen = _POSITIONS.get(scope)
+    if seen is None:
+        _POSITIONS.clear()  # one scope at a time: a new market or setup starts afresh
+        seen = _POSITIONS[scope] = ScoredPositions(n_bars)
+    return seen
 
 
 def cached_metrics_packed(
@@ -132,9 +146,11 @@ def cached_metrics_packed(
         firsts = np.flatnonzero(fresh)[np.unique(ids[fresh], return_index=True)[1]]
         code, vals, offs = gather(packed, firsts)
         p = plan_packed(code, vals, offs, data["features"].shape[0], share=cfg.share_subtrees)
-        metrics, _ = _run(data, cfg, p, keep_outputs=False)
+        seen = _positions_for(scope, data["features"].shape[1])
+        metrics, _ = _run(data, cfg, p, seen, keep_outputs=False)
     except BaseException:
         del _METRICS_CACHE[scope]  # its new entries have no figures: never serve them
+        _POSITIONS.clear()  # nor positions whose figures may not be written
         raise
     table.values[start : table.n] = metrics
     return table.values[ids], len(firsts), p.n_nodes

@@ -73,7 +73,7 @@ def plan_packed(
 
 
 POSITIONS_KEPT_BYTES = 64 << 20
-"""Memory for the positions of the trees a batch has scored (see run_plan)."""
+"""Memory for the position series a process keeps with their figures (ScoredPositions)."""
 _COMM = np.zeros(256, dtype=np.bool_)
 for _c in _COMMUTATIVE:
     _COMM[_c] = True
@@ -246,6 +246,28 @@ def _schedule(
     return ins_op, ins_arg, ins_val, ins_a, ins_out, n_rows
 
 
+class ScoredPositions:
+    """Position series already scored on one market and scoring setup, with their figures
+    (``run_plan`` reads and extends it): at most ``POSITIONS_KEPT_BYTES`` of positions; when
+    a batch might not fit, the store starts afresh."""
+
+    def __init__(self, n_bars: int, entries: int | None = None) -> None:
+        nw = (n_bars + 31) // 32  # 2 bits a bar, in 64-bit words
+        most = max(1, POSITIONS_KEPT_BYTES // (8 * nw))
+        cap = most if entries is None else max(1, min(entries, most))
+        self.kept = np.empty((cap, nw), dtype=np.uint64)
+        self.metrics = np.empty((cap, N_METRICS))
+        self.next = np.empty(cap, dtype=np.int64)
+        self.count = np.zeros(1, dtype=np.int64)
+        self.heads = Dict.empty(key_type=types.uint64, value_type=types.int64)
+
+    def room_for(self, trees: int) -> None:
+        """Start afresh unless ``trees`` more fit (a batch can always be deduplicated)."""
+        if self.count[0] + trees > self.kept.shape[0] and self.count[0] > 0:
+            self.count[0] = 0
+            self.heads = Dict.empty(key_type=types.uint64, value_type=types.int64)
+
+
 @njit(cache=True, nogil=True)
 def run_plan(
     features: np.ndarray,
@@ -266,30 +288,26 @@ def run_plan(
     min_trades: int,
     dd_limit: float,
     keep_outputs: bool,
-    short_rate: float = 0.0,
+    short_rate: float,
+    kept: np.ndarray,
+    kept_metrics: np.ndarray,
+    kept_next: np.ndarray,
+    heads: Dict,  # type: ignore[type-arg]
+    n_kept: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run the instructions; returns (metrics [n_trees, N_METRICS], outputs [n_trees, n] or
-    an empty array unless ``keep_outputs``)."""
+    an empty array unless ``keep_outputs``). ``kept``..``n_kept``: a ``ScoredPositions``
+    store (read and extended)."""
     nf, n = features.shape
     buf = np.empty((n_rows, n), dtype=np.float32)
     buf[:nf] = features
     metrics = np.zeros((n_trees, N_METRICS))
     outputs = np.empty((n_trees if keep_outputs else 0, n), dtype=np.float32)
     r = np.empty(n)  # per-bar returns of the tree being scored (reused)
-    # Trees that differ often ask for the same positions (a sign-preserving wrapper, a
-    # different route to one signal), and the figures depend on the output only through
-    # them (score_positions): a tree whose positions were scored in this batch copies that
-    # tree's row. Positions are int8 per bar, hashed as 64-bit words and compared in full
-    # on a hash match (exact); at most ``cap`` are kept (memory).
-    nw = (n + 8) // 8
-    w = np.zeros(nw, dtype=np.uint64)
-    w8 = w.view(np.int8)
-    cap = max(1, min(n_trees, POSITIONS_KEPT_BYTES // (8 * nw)))
-    kept = np.empty((cap, nw), dtype=np.uint64)
-    kept_tree = np.empty(cap, dtype=np.int64)
-    kept_next = np.empty(cap, dtype=np.int64)  # the next kept entry with the same hash
-    heads = Dict.empty(key_type=types.uint64, value_type=types.int64)
-    n_kept = 0
+    nw = kept.shape[1]
+    w8 = np.zeros(32 * nw, dtype=np.int8)  # positions, one per bar (>= n)
+    w = np.zeros(nw, dtype=np.uint64)  # the same, 2 bits a bar (-1, 0, 1 -> 3, 0, 1)
+    cap = kept.shape[0]
     for j in range(ins_op.shape[0]):
         op = ins_op[j]
         if op == P.BACKTEST:
@@ -298,13 +316,22 @@ def run_plan(
             if keep_outputs:
                 outputs[ti] = row
             m = metrics[ti]
+            # Trees that differ often ask for the same positions (a sign-preserving
+            # wrapper, another route to one signal) and the figures depend on the output
+            # only through them (score_positions): positions scored before, in this batch or
+            # an earlier one on the same data, are looked up (2 bits a bar, hashed as 64-bit
+            # words, compared in full on a hash match: exact).
             if not positions(row, long_only, w8):
                 m[:] = 0.0
                 m[M_FITNESS] = WORST
                 continue
             h = np.uint64(14695981039346656037)
             for k in range(nw):
-                h = (h ^ w[k]) * np.uint64(1099511628211)
+                v = np.uint64(0)
+                for b in range(32):
+                    v |= np.uint64(w8[32 * k + b] & 3) << np.uint64(2 * b)
+                w[k] = v
+                h = (h ^ v) * np.uint64(1099511628211)
             e = heads[h] if h in heads else np.int64(-1)
             while e >= 0:
                 same = True
@@ -316,16 +343,17 @@ def run_plan(
                     break
                 e = kept_next[e]
             if e >= 0:
-                m[:] = metrics[kept_tree[e]]
+                m[:] = kept_metrics[e]
                 continue
             score_positions(w8, n, open_, close, r, cost_rate, fill_on_open, periods_per_year,
                             objective, min_trades, dd_limit, m, short_rate)
-            if n_kept < cap:
-                kept[n_kept] = w
-                kept_tree[n_kept] = ti
-                kept_next[n_kept] = heads[h] if h in heads else np.int64(-1)
-                heads[h] = n_kept
-                n_kept += 1
+            k = n_kept[0]
+            if k < cap:
+                kept[k] = w
+                kept_metrics[k] = m
+                kept_next[k] = heads[h] if h in heads else np.int64(-1)
+                heads[h] = k
+                n_kept[0] = k + 1
         else:
             K.apply(op, ins_arg[j], ins_val[j], buf[ins_a[j, 0]], buf[ins_a[j, 1]],
                     buf[ins_a[j, 2]], buf[ins_out[j]])
