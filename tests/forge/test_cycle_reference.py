@@ -6,7 +6,8 @@ in ``forge_reference.json``.
 The reference was recorded from main at 66fca75 (after the gauntlet issue's PBO matrix change and
 the long-only bake-off scoring, which changed results on purpose), BEFORE the forge speed work
 (issue 15); re-recorded for issue 9's PBO matrix of one column per cluster of trials (only the
-PBO verdict changed: 0.59 -> 0.42). Where
+PBO verdict changed: 0.59 -> 0.42), then for its DSR default of the effective trial count (only the
+DSR verdict changed: N 162 -> 15, DSR 0.62 -> 0.91, still failing). Where
 a change alters a result on purpose, re-record it (``SINGULARITY_RECORD_FORGE_REFERENCE=1``)
 and say in the commit what changed and why."""
 

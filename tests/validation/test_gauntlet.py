@@ -160,3 +160,17 @@ def test_the_gauntlet_charges_shorts_per_bar() -> None:
     target = positions("x0", inputs)
     r = trade(candles, target, COST, 2e-4)[-n:]
     assert charged == summary(r, target[-n:], 24 * 365) and charged["sharpe"] < free["sharpe"]
+
+
+def test_the_dsr_decides_with_the_effective_trial_count_by_default() -> None:
+    """The default N (decided from the power curve, README): the estimated independent trials;
+    the raw count is still reported and can decide (``dsr_trials = 'raw'``)."""
+    candles, inputs = market(2000, 7, edge=0.1)
+    for mode, used in (("effective", 40), ("raw", 5000)):
+        ctx = context(candles, inputs, **({} if mode == "effective" else {"dsr_trials": "raw"}))
+        ctx.n_trials, ctx.effective_trials = 5000, 40
+        v = run_gauntlet(ctx, "x0", tests=("deflated_sharpe",)).verdicts[0]
+        f = v.figures
+        assert (f["trials_mode"], f["trials_used"], f["trials"], f["effective_trials"]) == (mode, used, 5000, 40)
+        assert f["dsr"] == f["dsr_effective" if mode == "effective" else "dsr_raw_trials"]
+        assert f["dsr_effective"] > f["dsr_raw_trials"]
