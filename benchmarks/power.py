@@ -217,6 +217,18 @@ def eigen_dsr(dsr: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
     return {"eigen_scaled_trials": n, "dsr_eigen_scaled": round(d, 4)}
 
 
+def with_effective_n(row: dict[str, Any], min_dsr: float = 0.95) -> dict[str, Any]:
+    """A cycle run with the DSR on the raw trial count, as the gate on the effective count
+    would have judged it: every other verdict is independent of N, and the one candidate's
+    holdout was opened either way, so the promotion follows exactly from the recorded figures."""
+    if row.get("dsr_effective") is None:
+        return row
+    verdicts = {**row["verdicts"], "deflated_sharpe": row["dsr_effective"] >= min_dsr}
+    promoted = all(verdicts.values())
+    return {**row, "verdicts": verdicts, "promoted": promoted, "dsr": row["dsr_effective"],
+            "champion_holdout_sharpe": row["candidate_holdout_sharpe"] if promoted else None}
+
+
 def summarise(level: float, rows: list[dict[str, Any]], a: argparse.Namespace) -> dict[str, Any]:
     champs = [r["champion_holdout_sharpe"] for r in rows if r["promoted"]]
     return {"net_sharpe": level, "cycles": len(rows), "promoted": sum(r["promoted"] for r in rows),
@@ -319,6 +331,9 @@ def main() -> None:
     ap.add_argument("--details", type=Path, help="append one JSON line per cycle here")
     ap.add_argument("--plot", type=Path, help="draw the curve into this PNG")
     ap.add_argument("--plot-only", type=Path, help="redraw --plot from saved level lines; run nothing")
+    ap.add_argument("--effective-n", action="store_true",
+                    help="with --from-details: judge cycles run with gauntlet.dsr_trials='raw' by the effective "
+                         "count, from their recorded figures (the default since the power curve of 2026-11-30)")
     ap.add_argument("--from-details", type=Path,
                     help="print the level lines (and --plot) from a --details file; run nothing")
     a = ap.parse_args()
@@ -328,6 +343,8 @@ def main() -> None:
         return
     if a.from_details:
         rows = [json.loads(x) for x in a.from_details.read_text().splitlines() if x.strip()]
+        if a.effective_n:
+            rows = [with_effective_n(r) for r in rows]
         summaries = []
         for bars, level in sorted({(r.get("bars", a.bars), r["net_sharpe"]) for r in rows}):
             part = [r for r in rows if r.get("bars", a.bars) == bars and r["net_sharpe"] == level]
