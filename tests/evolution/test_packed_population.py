@@ -11,7 +11,7 @@ from singularity.evolution.interpreter import plan
 from singularity.evolution.packed import TrialSet, concat, gather, gather2, program
 from singularity.evolution.program import pack, program_key
 from singularity.evolution.settings import EvolutionSettings
-from singularity.evolution.synthesizer import evolve, variation_params
+from singularity.evolution.synthesizer import _best, evolve, variation_params
 from singularity.evolution.variation import random_tree
 
 
@@ -102,3 +102,19 @@ def test_packed_metrics_cache_equals_the_evaluator_and_never_serves_a_failed_bat
     again, computed2, nodes2 = E.cached_metrics_packed(key, data, cfg, pack(trees[30:]))
     assert computed2 == len({program_key(t) for t in trees[40:]}) and nodes2 > 0
     assert again.tolist() == E.evaluate_programs(data, cfg, trees[30:])[0].tolist()
+
+
+def test_elites_are_the_head_of_a_full_stable_sort() -> None:
+    """The elites (best first, ties by index) from the partitioned candidates equal the first
+    k of a stable sort of the whole population: ties, signed zeros, -inf, all equal."""
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n = int(rng.integers(1, 40))
+        sel = np.round(rng.normal(size=n), trial % 3)
+        sel[rng.random(n) < 0.1] = -0.0
+        if trial % 7 == 0:
+            sel[rng.integers(0, n)] = -np.inf
+        if trial % 11 == 0:
+            sel[:] = 1.0
+        for k in range(n + 1):
+            assert np.array_equal(_best(sel, k), np.lexsort((np.arange(n), -sel))[:k])
