@@ -137,3 +137,17 @@ def test_read_arrays_gives_the_range_read_as_plain_arrays(tmp_path: Path) -> Non
         assert t.tolist() == frame.index.as_unit("ns").asi8.tolist()
         for c in frame.columns:
             assert cols[c].tolist() == frame[c].tolist()
+
+
+def test_range_bounds_keep_their_nanoseconds(tmp_path: Path) -> None:
+    # pyarrow turns a pandas Timestamp filter into a Python datetime (microseconds): start
+    # T + 1 ns used to read the candle at T, and end U + 1 ns to leave U out
+    store = CandleStore(tmp_path)
+    df = hourly(24 * 40, start="2024-01-01 00:00")
+    store.write("binance", "BTC/USDT", "1h", df)
+    ns = pd.Timedelta(1, "ns")
+    t, u = df.index[100], df.index[200]
+    out = store.read("binance", "BTC/USDT", "1h", start=t + ns, end=u + ns)
+    pd.testing.assert_frame_equal(out, df.iloc[101:201])
+    times, _ = store.read_arrays("binance", "BTC/USDT", "1h", start=t + ns, end=u + ns)
+    assert times[0] == df.index[101].value and times[-1] == u.value and len(times) == 100

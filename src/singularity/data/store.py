@@ -200,11 +200,14 @@ class CandleStore:
             raise DataError(self._absent_message(exchange, symbol, timeframe))
         lo = _utc(start).value if start is not None else None
         hi = _utc(end).value if end is not None else None
+        # bounds as nanosecond Arrow scalars: a pandas Timestamp reaches pyarrow as a Python
+        # datetime, which drops the nanoseconds (start T + 1 ns read as T)
+        stamp = _SCHEMA.field(INDEX_NAME).type
         filters = []
-        if start is not None:
-            filters.append((INDEX_NAME, ">=", _utc(start)))
-        if end is not None:
-            filters.append((INDEX_NAME, "<", _utc(end)))
+        if lo is not None:
+            filters.append((INDEX_NAME, ">=", pa.scalar(lo, type=stamp)))
+        if hi is not None:
+            filters.append((INDEX_NAME, "<", pa.scalar(hi, type=stamp)))
         with self._lock(path, shared=True):
             m = _manifest(path)
             files = [path / p.file for p in m.partitions
