@@ -149,24 +149,32 @@ def run_forge(settings: Settings, opts: ForgeOptions, *, say: Callable[[str], No
     t_start = time.perf_counter()
     exchange, universe = load_candles(settings, opts)
     candles = universe[opts.symbol]
-    # the market's champion now (the run's parent in the lineage; a seed only if its data allows)
-    same_market = registry.run_windows(exchange=exchange, symbol=opts.symbol, timeframe=opts.timeframe)
-    current = registry.reborn_seeds(opts.symbol, opts.timeframe, run_ids=same_market, limit=1)
-    run_id = registry.start_run(
-        symbol=opts.symbol, timeframe=opts.timeframe, seed=opts.seed,
-        settings={"settings": settings.public_dump(), "options": _jsonable(opts.__dict__)},
-        dataset_id=registry.upsert_dataset(
-            fingerprint=fingerprint(universe), exchange=exchange, symbol=opts.symbol, timeframe=opts.timeframe,
-            first=candles.index[0].to_pydatetime(), last=candles.index[-1].to_pydatetime(), rows=len(candles)),
-        parent_champion_id=next((s.id for s in current if s.status == "champion"), None))
+    # one worker: in this process (a pool of one would only add a process and its imports).
+    # Started now: the workers start and import while this process does its bookkeeping.
+    pool = None if opts.inline or resolve_workers(opts.workers) == 1 else WorkerPool(opts.workers)
+    try:
+        if pool is not None:
+            pool.preload(_worker_modules(settings))
+        # the market's champion now (the run's parent in the lineage; a seed only if its data allows)
+        same_market = registry.run_windows(exchange=exchange, symbol=opts.symbol, timeframe=opts.timeframe)
+        current = registry.reborn_seeds(opts.symbol, opts.timeframe, run_ids=same_market, limit=1)
+        run_id = registry.start_run(
+            symbol=opts.symbol, timeframe=opts.timeframe, seed=opts.seed,
+            settings={"settings": settings.public_dump(), "options": _jsonable(opts.__dict__)},
+            dataset_id=registry.upsert_dataset(
+                fingerprint=fingerprint(universe), exchange=exchange, symbol=opts.symbol, timeframe=opts.timeframe,
+                first=candles.index[0].to_pydatetime(), last=candles.index[-1].to_pydatetime(), rows=len(candles)),
+            parent_champion_id=next((s.id for s in current if s.status == "champion"), None))
+    except BaseException:
+        if pool is not None:
+            pool.shutdown(kill=True)
+        raise
     st = _Stages(registry, run_id, say)
     try:
-        # one worker: in this process (a pool of one would only add a process and its imports)
-        if opts.inline or resolve_workers(opts.workers) == 1:
+        if pool is None:
             outcome = _cycle(settings, opts, exchange, universe, registry, run_id, st, None)
         else:
-            with WorkerPool(opts.workers) as pool:
-                pool.preload(_worker_modules(settings))
+            with pool:
                 outcome = _cycle(settings, opts, exchange, universe, registry, run_id, st, pool)
         outcome.seconds = time.perf_counter() - t_start
         outcome.stage_seconds = dict(st.seconds)
@@ -183,7 +191,7 @@ def run_forge(settings: Settings, opts: ForgeOptions, *, say: Callable[[str], No
 def _worker_modules(settings: Settings) -> list[str]:
     """What the workers import first: CEEMDAN's windows are the pool's first tasks, and torch
     (about 1.5 CPU-s per process) comes with the GNN's and the Transformer's fits. Loaded while
-    this process computes the symbol's indicators and particle filter, when the pool is idle."""
+    this process records the run and computes the symbol's indicators and particle filter."""
     mods = ["singularity.features.ceemdan"] if settings.features.ceemdan.enabled else []
     if (settings.features.graph.enabled and settings.features.graph.gnn_enabled) or "transformer" in settings.bakeoff.models:
         mods.append("torch")
