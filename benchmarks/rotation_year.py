@@ -192,6 +192,7 @@ async def _replay(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                               "holdout": champ.get("holdout"),
                               "gauntlet_failed": [g.get("test") for g in (res.output or {}).get("gauntlet", [])
                                                   if not g.get("passed")],
+                              "details": {g.get("test"): g.get("detail") for g in (res.output or {}).get("gauntlet", [])},
                               "t_s": round(time.monotonic() - t0, 1)}, default=str), flush=True)
 
     async def reporter(eng: Any) -> None:
