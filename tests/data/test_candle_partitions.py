@@ -151,3 +151,44 @@ def test_range_bounds_keep_their_nanoseconds(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(out, df.iloc[101:201])
     times, _ = store.read_arrays("binance", "BTC/USDT", "1h", start=t + ns, end=u + ns)
     assert times[0] == df.index[101].value and times[-1] == u.value and len(times) == 100
+
+
+def test_a_polling_reader_reads_only_the_new_log_batches_and_sees_every_change(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store that reads again and again (the engine's regime worker) keeps the manifest and
+    the log rows it read: an append costs a read of the new batch only (the whole log is not
+    read again), and what it reads equals a fresh store's read after appends, a torn batch,
+    its completion, and a rewrite of the months (a new manifest and log)."""
+    writer, reader = CandleStore(tmp_path), CandleStore(tmp_path)
+    df = hourly(24 * 3, start="2024-01-30 00:00")  # two months
+    path = writer.write("binance", "BTC/USDT", "1h", df).path
+    whole_reads = []
+    real = sf.read_log
+    monkeypatch.setattr(sf, "read_log", lambda p: whole_reads.append(p) or real(p))
+
+    def same() -> None:
+        for start, end in ((None, None), ("2024-02-01 05:00", None), ("2024-02-02 01:00", "2024-02-02 04:00")):
+            want = CandleStore(tmp_path).read("binance", "BTC/USDT", "1h", start, end)
+            pd.testing.assert_frame_equal(reader.read("binance", "BTC/USDT", "1h", start, end), want)
+
+    same()
+    assert len(whole_reads) == 4  # the reader's first read, then one per fresh store
+    t = df.index[-1].tz_localize(None)
+    for i in range(1, 4):
+        writer.write("binance", "BTC/USDT", "1h", hourly(1, start=str(t + pd.Timedelta(hours=i)), base=50.0 + i))
+        whole_reads.clear()
+        ts, cols = reader.read_arrays("binance", "BTC/USDT", "1h", start=str(t + pd.Timedelta(hours=i)))
+        assert not whole_reads  # only the new batch was read
+        assert ts.tolist() == [(t + pd.Timedelta(hours=i)).value] and cols["close"].tolist() == [51.0 + i]
+        same()
+    (log,) = path.glob("log.*.bin")
+    with open(log, "ab") as fh:  # an append caught half-written
+        fh.write(b"\x01\x00\x00\x00\x00\x00\x00\x00" + b"\x07" * 20)
+    same()
+    writer.write("binance", "BTC/USDT", "1h", hourly(1, start=str(t + pd.Timedelta(hours=4)), base=60.0))
+    same()  # the torn bytes were cut and the batch written where they began
+    assert len(reader.read("binance", "BTC/USDT", "1h")) == 24 * 3 + 4
+    writer.write("binance", "BTC/USDT", "1h", hourly(1, start="2024-01-30 05:00", base=3.0))  # the past
+    assert not list(path.glob("log.*"))
+    same()
+    assert reader.read("binance", "BTC/USDT", "1h").loc["2024-01-30 05:00", "close"] == 4.0

@@ -127,6 +127,27 @@ def read_log(path: Path) -> LogState:
         raw = path.read_bytes()
     except FileNotFoundError:
         return LogState(np.empty(0, dtype=ROW), 0, -1)
+    rows, pos = _parse_log(raw)
+    return LogState(rows, pos, len(raw))
+
+
+def read_log_after(path: Path, offset: int) -> tuple[np.ndarray, int]:
+    """The complete, intact batches after byte ``offset`` (the end of an intact batch, as
+    ``LogState.valid`` or an earlier call gave it) and the offset after them: a reader that
+    keeps the rows it has read pays only for the log's new batches (the log is append-only
+    under one name; a rewrite of the series gives the log a new name)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            raw = f.read()
+    except FileNotFoundError:
+        return np.empty(0, dtype=ROW), offset
+    rows, pos = _parse_log(raw)
+    return rows, offset + pos
+
+
+def _parse_log(raw: bytes) -> tuple[np.ndarray, int]:
+    """The rows of the intact batches at the start of ``raw`` and their length in bytes."""
     bodies = []
     pos = 0
     view = memoryview(raw)
@@ -135,11 +156,11 @@ def read_log(path: Path) -> LogState:
         end = pos + _HEADER.size + n * ROW.itemsize
         body = view[pos + _HEADER.size : end]
         if end > len(raw) or zlib.crc32(body) != crc:
-            break  # torn by a crash mid-append: that batch was never acknowledged
+            break  # torn by a crash mid-append (or being appended now): never acknowledged
         bodies.append(body)
         pos = end
     rows = np.frombuffer(b"".join(bodies), dtype=ROW) if bodies else np.empty(0, dtype=ROW)
-    return LogState(rows, pos, len(raw))
+    return rows, pos
 
 
 def append_log(path: Path, state: LogState, rows: np.ndarray) -> None:

@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -109,6 +110,19 @@ def _ts_or_none(v: object) -> pd.Timestamp | None:
     return None if v is None else pd.Timestamp(v)
 
 
+@dataclass(frozen=True)
+class _ReadCache:
+    """What ``CandleStore._manifest_and_log`` read of one series."""
+
+    key: tuple[int, int, int, int]
+    """The manifest file's inode, size, mtime and ctime (ns) when it was read."""
+    manifest: sf.Manifest
+    rows: np.ndarray
+    """The append log's rows read so far."""
+    log_end: int
+    """Bytes of the log's intact batches read so far."""
+
+
 @dataclass
 class _Plan:
     """What a write would do: its report, and (unless nothing changes) either rows to append
@@ -128,6 +142,7 @@ class CandleStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.ohlcv_dir = self.root / "ohlcv"
+        self._read_cache: dict[Path, _ReadCache] = {}
         self._migrate_all()
 
     def __repr__(self) -> str:
@@ -209,7 +224,7 @@ class CandleStore:
         if hi is not None:
             filters.append((INDEX_NAME, "<", pa.scalar(hi, type=stamp)))
         with self._lock(path, shared=True):
-            m = _manifest(path)
+            m, rows = self._manifest_and_log(path)
             files = [path / p.file for p in m.partitions
                      if not ((lo is not None and p.last < lo) or (hi is not None and p.first >= hi))]
 
@@ -219,12 +234,33 @@ class CandleStore:
 
             # months in parallel threads (pyarrow reads and decompresses without the GIL)
             tables = _io_map(read_one, files)
-            rows = sf.read_log(path / m.log).rows
         if lo is not None:
             rows = rows[rows["t"] >= lo]
         if hi is not None:
             rows = rows[rows["t"] < hi]
         return tables, rows
+
+    def _manifest_and_log(self, path: Path) -> tuple[sf.Manifest, np.ndarray]:
+        """The series' manifest and its append log's rows (under the series' shared lock),
+        from what this store read before when the manifest file is the same (inode, size,
+        mtime: a commit replaces it) and only the log's new batches (it is append-only under
+        one name): a caller polling for each new candle reads a few bytes, not the whole log."""
+        try:
+            st = os.stat(path / sf.MANIFEST)
+        except OSError:
+            return _manifest(path), sf.read_log(path / _manifest(path).log).rows  # says why
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        cached = self._read_cache.get(path)
+        if cached is None or cached.key != key:
+            m = _manifest(path)
+            state = sf.read_log(path / m.log)
+            cached = _ReadCache(key, m, state.rows, state.valid)
+        else:
+            new, end = sf.read_log_after(path / cached.manifest.log, cached.log_end)
+            if len(new):
+                cached = _ReadCache(key, cached.manifest, np.concatenate([cached.rows, new]), end)
+        self._read_cache[path] = cached  # replaced whole: a concurrent reader sees one or the other
+        return cached.manifest, cached.rows
 
     def last_timestamp(self, exchange: str, symbol: str, timeframe: str) -> pd.Timestamp | None:
         """Open time of the newest stored candle, or None when nothing is stored."""
