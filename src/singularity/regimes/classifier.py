@@ -128,6 +128,93 @@ def regime_stats(features: pd.DataFrame | Mapping[str, np.ndarray],
     }
 
 
+_MEAN_COLUMNS = ("trend", "efficiency", "autocorr", "drawdown")
+
+
+class RunningRegimeStats:
+    """``regime_stats`` of a growing history at a cost per call that does not grow with it:
+    the rows whose labels are final are folded once into kept per-regime sums (and a sorted
+    copy of their volatilities for the median); each call adds only the rows after them.
+
+    Exact: ``np.bincount`` adds each row's weight to its bin's one float64 accumulator in row
+    order, starting from 0.0. Bins seeded with the kept sums (a leading row per bin weighing
+    that sum: 0.0 + s == s, and a kept sum is never -0.0) then fed the later rows in order
+    are the accumulators of a bincount over the whole history, bit for bit; the median is
+    picked from the merged order as ``np.median`` picks it, ``(a + b) / 2`` for an even
+    count. A folded row's label or features must never change afterwards."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.col = {c: columns.index(c) for c in ("log_vol_short", *_MEAN_COLUMNS)}
+        self.folded = 0
+        """Rows folded into the sums."""
+        self.bars = np.zeros(0, dtype=np.int64)
+        self.sums: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        """Per column: (sum of the non-NaN values, count of them) per regime id."""
+        self.sorted_vol = np.empty(0)
+        """Volatilities (not NaN) of the labelled folded rows, sorted."""
+
+    def _add(self, x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
+        lab = labels >= 0
+        ids = labels[lab]
+        k = max(len(self.bars), int(ids.max()) + 1 if len(ids) else 0)
+        bars = np.bincount(ids, minlength=k)
+        bars[:len(self.bars)] += self.bars
+        seed_ids = np.arange(len(self.bars))
+        all_ids = np.concatenate([seed_ids, ids])
+        sums = {}
+        vol = None
+        for c, i in self.col.items():
+            v = x[lab, i]
+            if c == "log_vol_short":
+                v = vol = np.exp(v)
+            nan = np.isnan(v)
+            s0, n0 = self.sums.get(c, (np.zeros(0), np.zeros(0)))
+            sums[c] = (np.bincount(all_ids, weights=np.concatenate([s0, np.where(nan, 0.0, v)]), minlength=k),
+                       np.bincount(all_ids, weights=np.concatenate([n0, ~nan]), minlength=k))
+        assert vol is not None
+        return bars, sums, vol[~np.isnan(vol)]
+
+    def fold(self, x: np.ndarray, labels: np.ndarray) -> None:
+        """Fold the next rows (feature rows ``x``, their final ``labels``) into the sums."""
+        if not len(labels):
+            return
+        self.bars, self.sums, vol = self._add(x, labels)
+        self.sorted_vol = np.sort(np.concatenate([self.sorted_vol, vol]))
+        self.folded += len(labels)
+
+    def stats(self, x: np.ndarray, labels: np.ndarray) -> dict[int, dict[str, float]]:
+        """``regime_stats`` of the folded rows followed by these (rows not yet final)."""
+        bars, sums, vol = self._add(x, labels)
+        if not bars.any():
+            return {}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = {c: s / n for c, (s, n) in sums.items()}
+        median_vol = _merged_median(self.sorted_vol, np.sort(vol))
+        mean_vol = means["log_vol_short"]
+        return {
+            int(r): {"bars": int(bars[r]), "volatility": float(mean_vol[r]),
+                     "relative_volatility": float(mean_vol[r] / median_vol),
+                     **{c: float(means[c][r]) for c in _MEAN_COLUMNS}}
+            for r in np.flatnonzero(bars)
+        }
+
+
+def _merged_median(a: np.ndarray, b: np.ndarray) -> float:
+    """``np.median`` of the union of two sorted arrays (NaN when both are empty), picking
+    from the merged order: O(len(b) log len(a)), not a pass over ``a``."""
+    n = len(a) + len(b)
+    if n == 0:
+        return float("nan")
+    at_b = np.searchsorted(a, b) + np.arange(len(b))  # merged ranks of b's values
+
+    def kth(r: int) -> float:
+        j = int(np.searchsorted(at_b, r))
+        return float(b[j]) if j < len(b) and at_b[j] == r else float(a[r - j])
+
+    h = n // 2
+    return kth(h) if n % 2 else (kth(h - 1) + kth(h)) / 2
+
+
 def regime_name(stats: dict[str, float]) -> str:
     """Words for one regime's statistics (thresholds in the units of ``regime_stats``)."""
     rv = stats["relative_volatility"]

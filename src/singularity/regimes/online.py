@@ -10,7 +10,8 @@ HDBSCAN refits once per ``refit_every`` bars) and the walk-forward state after t
 complete refit block (stable ids, fill prototypes, classifier, persistence filter). A new
 candle costs a range read of the newer candles, the features of the new rows from a trailing
 slice (the features are window-local, so these equal the whole history's bit for bit), and
-the labels of the open block; the regime names come from every bar's statistics (vectorised).
+the labels of the open block; the regime names come from per-regime sums kept over the closed
+blocks' bars plus the open block's (``RunningRegimeStats``: equal to sums over every bar).
 The result equals ``analyse_symbol`` on the store cut at ``until``. When it cannot continue
 exactly (``until`` moved back, another asset's candles arrived for bars whose refit block is
 closed, an asset's first candles appeared), it starts again from the whole store. Not seen:
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from singularity.errors import DataError
+from singularity.regimes.classifier import RunningRegimeStats
 from singularity.regimes.model import (
     UNCLASSIFIED,
     DynamicRegimeModel,
@@ -141,6 +143,7 @@ class SymbolRegimes:
         self.labels = _Rows((), np.int64, UNCLASSIFIED)
         self.proba = _Rows((s.max_regimes,), np.float64, np.nan)
         self.known = _Rows((s.max_regimes,), bool, False)
+        self.stats: RunningRegimeStats | None = None  # the regimes' statistics (``names``)
 
     # -- candles and features ------------------------------------------------------------
 
@@ -304,11 +307,19 @@ class SymbolRegimes:
         return -(-(self.times.n - self.start) // self.s.refit_every)
 
     def names(self) -> dict[int, str]:
-        from singularity.regimes.classifier import regime_name, regime_stats
+        """``regime_stats``' names of every row's labels: the rows of the closed refit blocks
+        (their labels and features final) are folded into running sums once, each call adds
+        the open block's rows (the persistence filter may still relabel them)."""
+        from singularity.regimes.classifier import regime_name
 
-        x = self.x.view()  # type: ignore[union-attr]
-        feats = {c: x[:, i] for i, c in enumerate(self.columns)}
-        return {k: regime_name(v) for k, v in regime_stats(feats, self.labels.view()).items()}
+        x, lab = self.x.view(), self.labels.view()  # type: ignore[union-attr]
+        if self.stats is None:
+            self.stats = RunningRegimeStats(self.columns)
+        st = self.stats
+        final = self.open_at if self.walk is not None else 0
+        if final > st.folded:
+            st.fold(x[st.folded:final], lab[st.folded:final])
+        return {k: regime_name(v) for k, v in st.stats(x[st.folded:], lab[st.folded:]).items()}
 
     def bars(self, since: pd.Timestamp | None) -> list[list[Any]]:
         """[time, id or None, probability or None] of the rows after ``since``."""
