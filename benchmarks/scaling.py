@@ -78,6 +78,9 @@ def measure(workers: int, *, bars: int, features: int, population: int, generati
         "parent_cpu_share": round(parent_cpu / max(tree_cpu, 1e-9), 4),
         "parent_overlapped_cpu_seconds": round(overlapped, 3),
         "parent_serial_cpu_share": round(serial_cpu / max(tree_cpu, 1e-9), 4),
+        "parent_serial_cpu_ms_per_generation": round(serial_cpu / len(r.generations) * 1e3, 2),
+        "worker_cpu_ms_per_generation": round(
+            (tree_cpu - parent_cpu) / len(r.generations) * 1e3, 1),
         "cpu_utilisation": round(
             sum(g.cpu_utilisation * g.seconds for g in r.generations)
             / max(sum(g.seconds for g in r.generations), 1e-9), 3),

@@ -63,6 +63,9 @@ def run_gp_bench(
         "evals_per_s": round(result.evaluations / wall, 1),
         "computed_evals_per_s": round(sum(g.computed for g in gens) / wall, 1),
         "cpu_utilisation": round(cpu / (wall * n_workers), 3),
+        # CPU of the whole process tree per evaluation: the figure to compare between runs
+        # on a shared machine (it does not count waits for a core).
+        "cpu_us_per_evaluation": round(cpu / max(result.evaluations, 1) * 1e6, 2),
         "mean_tree_size": round(tree_nodes / max(evaluated, 1), 2),
         # Only nodes actually computed (each distinct subtree of a batch once; trees served
         # by the cache count nothing): the interpreter's real work.
