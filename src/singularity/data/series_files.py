@@ -137,6 +137,8 @@ def read_log_after(path: Path, offset: int) -> tuple[np.ndarray, int]:
     keeps the rows it has read pays only for the log's new batches (the log is append-only
     under one name; a rewrite of the series gives the log a new name)."""
     try:
+        if os.stat(path).st_size <= offset:  # nothing new (a stat costs less than an open)
+            return np.empty(0, dtype=ROW), offset
         with open(path, "rb") as f:
             f.seek(offset)
             raw = f.read()

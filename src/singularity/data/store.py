@@ -258,7 +258,9 @@ class CandleStore:
         else:
             new, end = sf.read_log_after(path / cached.manifest.log, cached.log_end)
             if len(new):
-                cached = _ReadCache(key, cached.manifest, np.concatenate([cached.rows, new]), end)
+                rows = np.empty(len(cached.rows) + len(new), dtype=sf.ROW)  # (np.concatenate
+                rows[:len(cached.rows)], rows[len(cached.rows):] = cached.rows, new  # promotes
+                cached = _ReadCache(key, cached.manifest, rows, end)  # the record fields: slower)
         self._read_cache[path] = cached  # replaced whole: a concurrent reader sees one or the other
         return cached.manifest, cached.rows
 
