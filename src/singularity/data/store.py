@@ -17,7 +17,6 @@ import contextlib
 import itertools
 import json
 import logging
-import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -114,8 +113,7 @@ def _ts_or_none(v: object) -> pd.Timestamp | None:
 class _ReadCache:
     """What ``CandleStore._manifest_and_log`` read of one series."""
 
-    key: tuple[int, int, int, int]
-    """The manifest file's inode, size, mtime and ctime (ns) when it was read."""
+    manifest_bytes: bytes
     manifest: sf.Manifest
     rows: np.ndarray
     """The append log's rows read so far."""
@@ -242,25 +240,26 @@ class CandleStore:
 
     def _manifest_and_log(self, path: Path) -> tuple[sf.Manifest, np.ndarray]:
         """The series' manifest and its append log's rows (under the series' shared lock),
-        from what this store read before when the manifest file is the same (inode, size,
-        mtime: a commit replaces it) and only the log's new batches (it is append-only under
-        one name): a caller polling for each new candle reads a few bytes, not the whole log."""
+        from what this store read before when the manifest's bytes are the same (parsing it
+        is what costs), plus only the log's new batches: the log is append-only under its name
+        and any rewrite commits a new manifest with a new log name. A caller polling for each
+        new candle reads the small manifest and a few log bytes, not the whole log."""
+        f = path / sf.MANIFEST
         try:
-            st = os.stat(path / sf.MANIFEST)
-        except OSError:
-            return _manifest(path), sf.read_log(path / _manifest(path).log).rows  # says why
-        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            raw = f.read_bytes()
+        except OSError as e:
+            raise DataError(f"{f}: unreadable candle manifest ({type(e).__name__}: {e})") from e
         cached = self._read_cache.get(path)
-        if cached is None or cached.key != key:
-            m = _manifest(path)
+        if cached is None or cached.manifest_bytes != raw:
+            m = _parse_manifest(f, raw)
             state = sf.read_log(path / m.log)
-            cached = _ReadCache(key, m, state.rows, state.valid)
+            cached = _ReadCache(raw, m, state.rows, state.valid)
         else:
             new, end = sf.read_log_after(path / cached.manifest.log, cached.log_end)
             if len(new):
                 rows = np.empty(len(cached.rows) + len(new), dtype=sf.ROW)  # (np.concatenate
                 rows[:len(cached.rows)], rows[len(cached.rows):] = cached.rows, new  # promotes
-                cached = _ReadCache(key, cached.manifest, rows, end)  # the record fields: slower)
+                cached = _ReadCache(raw, cached.manifest, rows, end)  # the record fields: slower)
         self._read_cache[path] = cached  # replaced whole: a concurrent reader sees one or the other
         return cached.manifest, cached.rows
 
@@ -458,8 +457,16 @@ def _legacy(path: Path) -> Path:
 def _manifest(path: Path) -> sf.Manifest:
     f = path / sf.MANIFEST
     try:
-        return sf.Manifest.from_bytes(f.read_bytes())
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        raw = f.read_bytes()
+    except OSError as e:
+        raise DataError(f"{f}: unreadable candle manifest ({type(e).__name__}: {e})") from e
+    return _parse_manifest(f, raw)
+
+
+def _parse_manifest(f: Path, raw: bytes) -> sf.Manifest:
+    try:
+        return sf.Manifest.from_bytes(raw)
+    except (ValueError, KeyError, TypeError) as e:
         raise DataError(f"{f}: unreadable candle manifest ({type(e).__name__}: {e})") from e
 
 
