@@ -8,7 +8,8 @@ worker (a spawned process) and keeps a ``SymbolRegimes`` per symbol: the candles
 (only the recent ones), the regime features of every bar, the fitted windows (``FitCache``:
 HDBSCAN refits once per ``refit_every`` bars) and the walk-forward state after the last
 complete refit block (stable ids, fill prototypes, classifier, persistence filter). A new
-candle costs a range read of the newer candles, the features of the new rows from a trailing
+candle costs a range read of the newer candles (the store keeps the manifest and the log rows it
+read: only the log's new batches are read), the features of the new rows from a trailing
 slice (the features are window-local, so these equal the whole history's bit for bit), and
 the labels of the open block; the regime names come from per-regime sums kept over the closed
 blocks' bars plus the open block's (``RunningRegimeStats``: equal to sums over every bar).
