@@ -18,24 +18,6 @@ from numba import njit
 
 
 @njit(cache=True)
-def window_mean(x: np.ndarray, w: int) -> np.ndarray:
-    """Mean of x[k-w+1..k]; NaN until w rows, or where the window holds a NaN."""
-    n = len(x)
-    out = np.full(n, np.nan)
-    for k in range(w - 1, n):
-        s = 0.0
-        ok = True
-        for i in range(k - w + 1, k + 1):
-            if not np.isfinite(x[i]):
-                ok = False
-                break
-            s += x[i]
-        if ok:
-            out[k] = s / w
-    return out
-
-
-@njit(cache=True)
 def window_sum(x: np.ndarray, w: int) -> np.ndarray:
     """Sum of x[k-w+1..k]; NaN until w rows, or where the window holds a NaN."""
     n = len(x)
@@ -54,21 +36,22 @@ def window_sum(x: np.ndarray, w: int) -> np.ndarray:
 
 
 @njit(cache=True)
+def window_mean(x: np.ndarray, w: int) -> np.ndarray:
+    """Mean of x[k-w+1..k] (``window_sum`` / w); NaN until w rows, or where the window holds a NaN."""
+    return window_sum(x, w) / w
+
+
+@njit(cache=True)
 def window_std(x: np.ndarray, w: int) -> np.ndarray:
-    """Sample standard deviation (ddof 1) of x[k-w+1..k], two-pass; NaN as ``window_mean``."""
+    """Sample standard deviation (ddof 1) of x[k-w+1..k], two-pass (the mean from
+    ``window_sum``); NaN as ``window_mean``."""
     n = len(x)
     out = np.full(n, np.nan)
+    sums = window_sum(x, w)
     for k in range(w - 1, n):
-        s = 0.0
-        ok = True
-        for i in range(k - w + 1, k + 1):
-            if not np.isfinite(x[i]):
-                ok = False
-                break
-            s += x[i]
-        if not ok:
+        if np.isnan(sums[k]):  # a non-finite value in the window (finite ones never sum to NaN)
             continue
-        m = s / w
+        m = sums[k] / w
         ss = 0.0
         for i in range(k - w + 1, k + 1):
             d = x[i] - m
@@ -140,14 +123,8 @@ def window_lag1_corr(r: np.ndarray, w: int) -> np.ndarray:
     out = np.full(n, np.nan)
     lag = np.full(n, np.nan)
     lag[1:] = r[:-1]
-    for k in range(w - 1, n):
-        ok = True
-        for i in range(k - w + 1, k + 1):
-            if not (np.isfinite(r[i]) and np.isfinite(lag[i])):
-                ok = False
-                break
-        if ok:
-            out[k] = _pair_corr(r, lag, k - w + 1, k + 1, w)
+    for k in range(w - 1, n):  # min_obs w: NaN unless all w pairs are finite
+        out[k] = _pair_corr(r, lag, k - w + 1, k + 1, w)
     return out
 
 
