@@ -91,6 +91,20 @@ STAT_COLUMNS = {
 }
 
 
+_MEAN_COLUMNS = ("trend", "efficiency", "autocorr", "drawdown")
+
+
+def _per_regime(bars: np.ndarray, mean_vol: np.ndarray, median_vol: float,
+                means: Mapping[str, np.ndarray]) -> dict[int, dict[str, float]]:
+    """``regime_stats``' dict from the per-regime bar counts and means."""
+    return {
+        int(r): {"bars": int(bars[r]), "volatility": float(mean_vol[r]),
+                 "relative_volatility": float(mean_vol[r] / median_vol),
+                 **{c: float(means[c][r]) for c in _MEAN_COLUMNS}}
+        for r in np.flatnonzero(bars)
+    }
+
+
 def regime_stats(features: pd.DataFrame | Mapping[str, np.ndarray],
                  labels: np.ndarray) -> dict[int, dict[str, float]]:
     """Per regime id: bars, mean per-bar volatility (its realised volatility relative to the
@@ -118,17 +132,8 @@ def regime_stats(features: pd.DataFrame | Mapping[str, np.ndarray],
         warnings.simplefilter("ignore", RuntimeWarning)  # every value NaN: NaN
         median_vol = float(np.nanmedian(vol[lab]))
     mean_vol = means(vol)
-    cols = {c: means(np.asarray(features[c], dtype=np.float64))
-            for c in ("trend", "efficiency", "autocorr", "drawdown")}
-    return {
-        int(r): {"bars": int(bars[r]), "volatility": float(mean_vol[r]),
-                 "relative_volatility": float(mean_vol[r] / median_vol),
-                 **{c: float(v[r]) for c, v in cols.items()}}
-        for r in np.flatnonzero(bars)
-    }
-
-
-_MEAN_COLUMNS = ("trend", "efficiency", "autocorr", "drawdown")
+    return _per_regime(bars, mean_vol, median_vol,
+                       {c: means(np.asarray(features[c], dtype=np.float64)) for c in _MEAN_COLUMNS})
 
 
 class RunningRegimeStats:
@@ -190,13 +195,7 @@ class RunningRegimeStats:
         with np.errstate(invalid="ignore", divide="ignore"):
             means = {c: s / n for c, (s, n) in sums.items()}
         median_vol = _merged_median(self.sorted_vol, np.sort(vol))
-        mean_vol = means["log_vol_short"]
-        return {
-            int(r): {"bars": int(bars[r]), "volatility": float(mean_vol[r]),
-                     "relative_volatility": float(mean_vol[r] / median_vol),
-                     **{c: float(means[c][r]) for c in _MEAN_COLUMNS}}
-            for r in np.flatnonzero(bars)
-        }
+        return _per_regime(bars, means["log_vol_short"], median_vol, means)
 
 
 def _merged_median(a: np.ndarray, b: np.ndarray) -> float:
