@@ -97,16 +97,15 @@ def check_history(symbol: str, bars: int, settings: RegimeSettings) -> None:
 
 def analyse_symbol(
     universe: Mapping[str, pd.DataFrame], symbol: str, settings: RegimeSettings, *,
-    pool: Any = None, cache: Any = None,
+    pool: Any = None,
 ) -> RegimeAnalysis:
-    """Regimes of ``symbol``; the other assets of ``universe`` feed the cross-asset level.
-    ``cache`` (a ``model.FitCache``) keeps refits between calls on a growing history."""
+    """Regimes of ``symbol``; the other assets of ``universe`` feed the cross-asset level."""
     if symbol not in universe:
         raise DataError(f"{symbol}: not in the given assets ({', '.join(universe)})")
     check_history(symbol, len(universe[symbol]), settings)
     feats, notes = symbol_regime_features(universe, symbol, settings)
     result = DynamicRegimeModel(settings).label_history(
-        feats.to_numpy(), columns=list(feats.columns), pool=pool, name=symbol, cache=cache)
+        feats.to_numpy(), columns=list(feats.columns), pool=pool, name=symbol)
     if result.fallback_blocks:
         notes.append(f"{symbol}: {result.fallback_blocks} refit(s) found no cluster; "
                      "the previous classifier labelled their bars")

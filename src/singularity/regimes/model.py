@@ -141,19 +141,13 @@ class FitCache:
     worker): the results of complete blocks, and the newest window's fitted model with the
     labels of its block so far; a call labels only the rows added since (and those from
     ``redo_from`` on, whose features changed). A refit happens once per refit point, as in one
-    call over the whole history. ``key`` names the history (its first bar): another history
-    starts afresh."""
+    call over the whole history. One cache per history (the worker starts another with it)."""
 
     def __init__(self) -> None:
-        self.key: Any = None
         self.done: dict[tuple[int, int], FitResult] = {}
         self.open: WindowFit | None = None
         self.partial: FitResult | None = None
         self.refits = 0
-
-    def reset(self, key: Any) -> None:
-        if key != self.key:
-            self.key, self.done, self.open, self.partial = key, {}, None, None
 
     def result(self, x: np.ndarray, t: int, end: int, s: RegimeSettings,
                cols: tuple[int, ...], redo_from: int | None = None) -> FitResult:
@@ -382,12 +376,10 @@ class DynamicRegimeModel:
 
     def label_history(
         self, x: np.ndarray, *, columns: Sequence[str] | None = None, pool: Any = None,
-        name: str = "series", cache: FitCache | None = None,
+        name: str = "series",
     ) -> RegimeLabels:
         """Walk-forward labels of feature rows ``x`` (n, d) named ``columns`` (default: every
-        column is clustered); ``pool`` runs the refits. With ``cache`` (a process that labels a
-        growing history again and again: the engine's regime worker) the refits of earlier
-        calls are reused and only new refit points are fitted, here."""
+        column is clustered); ``pool`` runs the refits."""
         from singularity.runtime.pool import run_map, share_arrays
 
         s = self.settings
@@ -396,16 +388,13 @@ class DynamicRegimeModel:
         n = x.shape[0]
         start = self.start_row(x, name)
         points = list(range(start, n, s.refit_every))
-        if cache is not None:
-            fits = [cache.result(x, t, min(t + s.refit_every, n), s, cols) for t in points]
-        else:
-            handle = share_arrays({"x": x}, pool)
-            try:
-                tasks = [(handle, t, min(t + s.refit_every, n), s.window, s, cols) for t in points]
-                fits = run_map(pool, fit_block, tasks)
-            finally:
-                if pool is not None:
-                    pool.release(handle)
+        handle = share_arrays({"x": x}, pool)
+        try:
+            tasks = [(handle, t, min(t + s.refit_every, n), s.window, s, cols) for t in points]
+            fits = run_map(pool, fit_block, tasks)
+        finally:
+            if pool is not None:
+                pool.release(handle)
         walk = Walk(s, cols)
         raw = np.full(n, UNCLASSIFIED, dtype=np.int64)
         proba = np.full((n, s.max_regimes), np.nan)
