@@ -245,10 +245,7 @@ class CandleStore:
         and any rewrite commits a new manifest with a new log name. A caller polling for each
         new candle reads the small manifest and a few log bytes, not the whole log."""
         f = path / sf.MANIFEST
-        try:
-            raw = f.read_bytes()
-        except OSError as e:
-            raise DataError(f"{f}: unreadable candle manifest ({type(e).__name__}: {e})") from e
+        raw = _manifest_bytes(f)
         cached = self._read_cache.get(path)
         if cached is None or cached.manifest_bytes != raw:
             m = _parse_manifest(f, raw)
@@ -456,11 +453,14 @@ def _legacy(path: Path) -> Path:
 
 def _manifest(path: Path) -> sf.Manifest:
     f = path / sf.MANIFEST
+    return _parse_manifest(f, _manifest_bytes(f))
+
+
+def _manifest_bytes(f: Path) -> bytes:
     try:
-        raw = f.read_bytes()
+        return f.read_bytes()
     except OSError as e:
         raise DataError(f"{f}: unreadable candle manifest ({type(e).__name__}: {e})") from e
-    return _parse_manifest(f, raw)
 
 
 def _parse_manifest(f: Path, raw: bytes) -> sf.Manifest:
