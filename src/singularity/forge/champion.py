@@ -297,18 +297,6 @@ def run_candidates(ctx: GauntletContext, candidates: list[str],
     return picked, reports
 
 
-def training_regime_names(ctx: GauntletContext, settings: Settings) -> dict[int, str] | None:
-    """Names of the regimes the training inputs' one-hot columns label ("high volatility,
-    down-trend, mean-reverting"), from the training candles' statistics; None without them."""
-    from singularity.regimes.classifier import names_of_labels
-    from singularity.validation.regimes import regime_ids
-
-    ids = regime_ids(ctx.train_inputs)
-    if ids is None:
-        return None
-    return names_of_labels(ctx.train_candles, ids, settings.features.regimes)
-
-
 def record(registry: Registry, run_id: int, settings: Settings, opts: Any, evo: Any,
            reports: list[GauntletReport], picked: GauntletReport | None, ctx: GauntletContext,
            fs: Any, *, parents: list[int]) -> dict[str, int]:
@@ -321,7 +309,7 @@ def record(registry: Registry, run_id: int, settings: Settings, opts: Any, evo: 
     descriptions["model_signal"] = "the bake-off winner's P(up) − P(down), out of fold"
     ppy = periods_per_year(opts.timeframe)
     ids: dict[str, int] = {}
-    regime_names = training_regime_names(ctx, settings)
+    regime_names = ctx.regime_names() or None  # as the gauntlet's regime test named them
     for h in evo.hall_of_fame:
         rep = by_expr.get(h.expression)
         holdout: dict[str, Any] = {}
