@@ -111,7 +111,8 @@ def estimate_effective_trials(returns_matrix: np.ndarray, *, total: int,
     n = m.shape[1] if m.ndim == 2 else 0
     if n == 0:
         return 1, {"sampled": 0, "clusters": 0, "singletons": 0, "doubletons": 0}
-    labels = cluster_labels(m, max_correlation=max_correlation)
+    live, corr = _live_correlation(m)  # once for both counts
+    labels = _cluster_labels(live, corr, max_correlation)
     sizes = np.bincount(labels)[1:] if labels.size else np.zeros(0, dtype=np.int64)
     sizes = sizes[sizes > 0]
     k = int(sizes.size)
@@ -120,7 +121,7 @@ def estimate_effective_trials(returns_matrix: np.ndarray, *, total: int,
     chao = k + (f1 * f1 / (2.0 * f2) if f2 > 0 else f1 * (f1 - 1) / 2.0)
     est = int(min(max(total, 1), max(1, math.ceil(chao)))) if n < total else k
     return est, {"sampled": n, "clusters": k, "singletons": f1, "doubletons": f2,
-                 "eigen": eigen_effective_trials(m)}
+                 "eigen": _eigen_count(live, corr)}
 
 
 def eigen_effective_trials(returns_matrix: np.ndarray) -> int:
@@ -132,30 +133,41 @@ def eigen_effective_trials(returns_matrix: np.ndarray) -> int:
     m = np.asarray(returns_matrix, dtype=np.float64)
     if m.ndim != 2 or m.shape[1] == 0:
         return 0
-    live = m.std(axis=0) > 0
+    return _eigen_count(*_live_correlation(m))
+
+
+def _eigen_count(live: np.ndarray, corr: np.ndarray | None) -> int:
     flat = int((~live).any())
     k = int(live.sum())
-    if k < 2:
+    if corr is None:
         return k + flat
-    corr = np.corrcoef(m[:, live], rowvar=False)
     return round(k * k / float(np.sum(corr * corr))) + flat
 
 
 def cluster_labels(returns_matrix: np.ndarray, *, max_correlation: float = 0.7) -> np.ndarray:
     """Cluster id (from 1) per column: average linkage on 1 − ρ cut at 1 − ``max_correlation``;
     columns without variance (flat) form one cluster of their own."""
+    m = np.asarray(returns_matrix, dtype=np.float64)
+    return _cluster_labels(*_live_correlation(m), max_correlation)
+
+
+def _live_correlation(m: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Which columns have variance, and the correlation matrix of those (None with fewer
+    than two)."""
+    live = m.std(axis=0) > 0
+    if live.sum() < 2:
+        return live, None
+    return live, np.clip(np.corrcoef(m[:, live], rowvar=False), -1.0, 1.0)
+
+
+def _cluster_labels(live: np.ndarray, corr: np.ndarray | None, max_correlation: float) -> np.ndarray:
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
 
-    m = np.asarray(returns_matrix, dtype=np.float64)
-    n = m.shape[1]
-    labels = np.zeros(n, dtype=np.int64)
-    live = m.std(axis=0) > 0
-    n_live = int(live.sum())
-    if n_live == 1:
-        labels[live] = 1
-    elif n_live > 1:
-        corr = np.clip(np.corrcoef(m[:, live], rowvar=False), -1.0, 1.0)
+    labels = np.zeros(live.size, dtype=np.int64)
+    if corr is None:
+        labels[live] = 1  # one live column at most
+    else:
         dist = 1.0 - corr
         np.fill_diagonal(dist, 0.0)
         labels[live] = fcluster(linkage(squareform(dist, checks=False), method="average"),
