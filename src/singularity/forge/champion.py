@@ -181,7 +181,7 @@ def pbo_matrix(evo: Any, g: Any, seed: int, *, candidate: tuple[str, ...], posit
         used += len(take)
     if not sample:
         return np.empty((len(candles), 0))
-    labels = cluster_labels(np.column_stack(sample), max_correlation=PBO_CLUSTER_CORRELATION) if len(sample) > 1 else np.ones(1, dtype=np.int64)
+    labels = cluster_labels(np.column_stack(sample), max_correlation=PBO_CLUSTER_CORRELATION)
     cols: list[np.ndarray] = []
     taken: set[int] = set()
     for col, lab in zip(sample, labels.tolist(), strict=True):
@@ -191,8 +191,8 @@ def pbo_matrix(evo: Any, g: Any, seed: int, *, candidate: tuple[str, ...], posit
             if len(cols) >= width:
                 break
     if len(cols) < PBO_MIN_COLUMNS:  # too few distinct ideas among the sample: new clusters fill in
-        drawn, pooled = set(pool[:used]), set(pool)
-        rest = pool[used:] + [e for e in evo.trials_by_sharpe() if e not in drawn and e not in pooled]
+        pooled = set(pool)
+        rest = pool[used:] + [e for e in evo.trials_by_sharpe() if e not in pooled]
         for lo in range(0, len(rest), width):
             for col in series(rest[lo: lo + width], first):
                 if _max_corr(col, cols) <= PBO_CLUSTER_CORRELATION:
