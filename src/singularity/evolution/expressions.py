@@ -21,15 +21,23 @@ from singularity.evolution.fitness import (
 from singularity.timeframes import periods_per_year
 
 
-def _run(expr: str, inputs: pd.DataFrame, candles: pd.DataFrame | None, cfg: EvalConfig):  # type: ignore[no-untyped-def]
+def _run_many(exprs: list[str], inputs: pd.DataFrame, candles: pd.DataFrame | None,
+              cfg: EvalConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Metrics and outputs of the trees ``exprs`` from one evaluator call (shared subtrees are
+    computed once, by the same kernels: each tree's output is as it is alone)."""
     codec = codec_for([str(c) for c in inputs.columns])
-    prog = codec.encode(codec.parse(expr))
+    progs = [codec.encode(codec.parse(e)) for e in exprs]
     if candles is None:  # positions only: prices are not read before scoring
         ones = pd.DataFrame({"open": 1.0, "close": 1.0}, index=inputs.index)
         data = market_arrays(inputs, ones)
     else:
         data = market_arrays(inputs, candles)
-    metrics, outputs, _ = evaluate_programs(data, cfg, [prog], keep_outputs=True)
+    metrics, outputs, _ = evaluate_programs(data, cfg, progs, keep_outputs=True)
+    return metrics, outputs
+
+
+def _run(expr: str, inputs: pd.DataFrame, candles: pd.DataFrame | None, cfg: EvalConfig):  # type: ignore[no-untyped-def]
+    metrics, outputs = _run_many([expr], inputs, candles, cfg)
     return metrics[0], outputs[0]
 
 
@@ -47,6 +55,21 @@ def evaluate_expression(
     target = np.empty(len(out))
     positions_from_output(out, long_only, target)
     return pd.Series(target, index=inputs.index, name="position")
+
+
+def expressions_positions(exprs: list[str], inputs: pd.DataFrame, *, long_only: bool = False) -> list[np.ndarray]:
+    """``evaluate_expression``'s positions (as arrays) of each of ``exprs``, from ONE evaluator
+    call: the input arrays are built once, not once per expression."""
+    if not exprs:
+        return []
+    cfg = EvalConfig(cost_rate=0.0, periods_per_year=1.0, long_only=long_only)
+    _, outputs = _run_many(exprs, inputs, None, cfg)
+    out = []
+    for row in outputs:
+        target = np.empty(len(row))
+        positions_from_output(row, long_only, target)
+        out.append(target)
+    return out
 
 
 def expression_metrics(

@@ -63,28 +63,9 @@ class Positions:
         return evaluate_expression(expr, inputs, long_only=self.long_only).to_numpy(np.float64)
 
     def many(self, exprs: list[str], inputs: pd.DataFrame) -> list[np.ndarray]:
-        from singularity.evolution.evaluator import (
-            EvalConfig,
-            codec_for,
-            evaluate_programs,
-            market_arrays,
-        )
-        from singularity.evolution.fitness import positions_from_output
+        from singularity.evolution.expressions import expressions_positions
 
-        if not exprs:
-            return []
-        codec = codec_for([str(c) for c in inputs.columns])
-        programs = [codec.encode(codec.parse(e)) for e in exprs]
-        # positions only: prices are not read before scoring (as evaluate_expression does)
-        data = market_arrays(inputs, pd.DataFrame({"open": 1.0, "close": 1.0}, index=inputs.index))
-        cfg = EvalConfig(cost_rate=0.0, periods_per_year=1.0, long_only=self.long_only)
-        _, outputs, _ = evaluate_programs(data, cfg, programs, keep_outputs=True)
-        out = []
-        for row in outputs:
-            target = np.empty(len(row))
-            positions_from_output(row, self.long_only, target)
-            out.append(target)
-        return out
+        return expressions_positions(exprs, inputs, long_only=self.long_only)
 
 
 def positions_fn(settings: Settings) -> Positions:
