@@ -33,6 +33,18 @@ def test_child_env_has_no_secrets() -> None:
     assert child_env(env) == {"PATH": "/bin", "SINGULARITY_CONFIG": "/x.toml", "SINGULARITY_FORGE__POPULATION": "8"}
 
 
+def test_child_env_gets_the_database_url_without_its_password() -> None:
+    env = {"PATH": "/bin",
+           "SINGULARITY_DATABASE_URL": "postgresql+psycopg://forge:db-pass-789@db.example:5432/singularity"}
+    assert child_env(env) == {"PATH": "/bin",
+                              "SINGULARITY_DATABASE_URL": "postgresql+psycopg://forge@db.example:5432/singularity"}
+    sqlite = {"SINGULARITY_DATABASE_URL": "sqlite:////tmp/x/singularity.db"}
+    assert child_env(sqlite) == sqlite  # nothing to remove
+    assert child_env({"SINGULARITY_DATABASE_URL": "forge:db-pass-789"}) == {}  # not a URL: dropped
+    nested = {"SINGULARITY_DATABASE__URL": "postgresql+psycopg://forge:db-pass-789@db/singularity"}
+    assert child_env(nested) == {"SINGULARITY_DATABASE__URL": "postgresql+psycopg://forge@db/singularity"}
+
+
 # A child that starts a grandchild in its group, prints noise then a JSON line.
 _OK = ("import subprocess, sys, json; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
        "print('progress...'); print(json.dumps({'run_id': 7, 'champion': {'id': 3}})); sys.stdout.flush()")

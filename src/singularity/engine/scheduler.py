@@ -38,13 +38,16 @@ log = logging.getLogger(__name__)
 
 SECRET_MARKERS = ("API_KEY", "APIKEY", "SECRET", "TOKEN", "PASSWORD", "PASSPHRASE", "PRIVATE_KEY")
 """Environment variables whose name contains one of these never reach a forge child."""
+DATABASE_URL_VARS = ("SINGULARITY_DATABASE_URL", "SINGULARITY_DATABASE__URL")
 
 
 def child_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     """``environ`` (default: this process's) without the exchange keys, the live-trading
-    confirmation or anything named like a secret."""
-    from singularity.config import SECRET_ENV_VARS
+    confirmation or anything named like a secret; the database URL loses its password (the
+    child's driver finds it itself, e.g. PostgreSQL's ``~/.pgpass`` or ``PGPASSFILE``)."""
+    from singularity.config import SECRET_ENV_VARS, url_without_password
     from singularity.engine.guard import CONFIRM_VAR
+    from singularity.errors import ConfigError
 
     env = dict(os.environ if environ is None else environ)
     for k in list(env):
@@ -52,6 +55,12 @@ def child_env(environ: dict[str, str] | None = None) -> dict[str, str]:
         if (k in SECRET_ENV_VARS or k == CONFIRM_VAR or up.startswith("SINGULARITY_EXCHANGE__")
                 or any(m in up for m in SECRET_MARKERS)):
             del env[k]
+    for k in DATABASE_URL_VARS:
+        if k in env:
+            try:
+                env[k] = url_without_password(env[k])
+            except ConfigError:  # not a URL: nothing of it is passed on
+                del env[k]
     return env
 
 
