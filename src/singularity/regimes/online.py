@@ -225,9 +225,7 @@ class SymbolRegimes:
             ts, cols = store.read_arrays(self.exchange, k, self.timeframe,
                                          start=None if seen is None else pd.Timestamp(seen + self.bar, tz="UTC"),
                                          end=pd.Timestamp(stop + READ_AHEAD * self.bar, tz="UTC"))
-            got = (ts, cols["close"], cols["volume"])
-            if seen is not None:
-                got = _since(got, seen + 1)
+            got = (ts, cols["close"], cols["volume"])  # the read starts a bar after ``seen``
             ahead = got if ahead is None else _concat(ahead, got)
         if ahead is None:
             return None
