@@ -32,8 +32,11 @@ from singularity.validation.settings import GauntletSettings
 CONFIG_FILENAME = "singularity.toml"
 ENV_PREFIX = "SINGULARITY_"
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}(:[A-Z0-9]{1,20})?$")
+DATABASE_URL_ENV = f"{ENV_PREFIX}DATABASE_URL"
+DATABASE_URL_VARS = (DATABASE_URL_ENV, f"{ENV_PREFIX}DATABASE__URL")
+"""The variables that can set ``database.url`` (the shortcut and the section form)."""
 # Shortcut variables named in the docs, mapped to their dotted keys.
-_ENV_SHORTCUTS = {"SINGULARITY_DATA_DIR": "data.dir", "SINGULARITY_DATABASE_URL": "database.url"}
+_ENV_SHORTCUTS = {f"{ENV_PREFIX}DATA_DIR": "data.dir", DATABASE_URL_ENV: "database.url"}
 _NOT_KEYS = {"SINGULARITY_CONFIG"}
 SECRET_KEYS = ("api_key", "secret")
 """Keys of ``[exchange]`` held as secrets."""

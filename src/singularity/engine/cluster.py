@@ -41,10 +41,6 @@ from singularity.engine.scheduler import CycleResult
 log = logging.getLogger(__name__)
 
 
-WORKER_DATABASE_ENV = "SINGULARITY_DATABASE_URL"
-"""A cluster worker's own registry URL (with its password): the task's URL has none."""
-
-
 def cluster_settings_doc(settings: Any) -> dict[str, Any]:
     """What a cluster task may know of the settings: no exchange key, no notification token,
     the database URL without its password (a worker fills it in: :func:`worker_settings`)."""
@@ -58,10 +54,10 @@ def cluster_settings_doc(settings: Any) -> dict[str, Any]:
 def worker_settings(settings_doc: dict[str, Any], environ: Any = None) -> Any:
     """The settings a worker runs a cycle with: the task's, with the registry URL taken from the
     worker's own ``SINGULARITY_DATABASE_URL`` when its operator set one (it holds the password)."""
-    from singularity.config import Settings
+    from singularity.config import DATABASE_URL_ENV, Settings
 
     env = os.environ if environ is None else environ
-    url = env.get(WORKER_DATABASE_ENV)
+    url = env.get(DATABASE_URL_ENV)
     if url:
         settings_doc = {**settings_doc, "database": {**(settings_doc.get("database") or {}), "url": url}}
     return Settings.model_validate(settings_doc)

@@ -38,14 +38,13 @@ log = logging.getLogger(__name__)
 
 SECRET_MARKERS = ("API_KEY", "APIKEY", "SECRET", "TOKEN", "PASSWORD", "PASSPHRASE", "PRIVATE_KEY")
 """Environment variables whose name contains one of these never reach a forge child."""
-DATABASE_URL_VARS = ("SINGULARITY_DATABASE_URL", "SINGULARITY_DATABASE__URL")
 
 
 def child_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     """``environ`` (default: this process's) without the exchange keys, the live-trading
     confirmation or anything named like a secret; the database URL loses its password (the
     child's driver finds it itself, e.g. PostgreSQL's ``~/.pgpass`` or ``PGPASSFILE``)."""
-    from singularity.config import SECRET_ENV_VARS, url_without_password
+    from singularity.config import DATABASE_URL_VARS, SECRET_ENV_VARS, url_without_password
     from singularity.engine.guard import CONFIRM_VAR
     from singularity.errors import ConfigError
 
